@@ -1,0 +1,62 @@
+"""The data-plane VPC: private subnets in two availability zones, one private route table."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from cdktf import Fn
+from cdktf_cdktf_provider_aws.data_aws_availability_zones import DataAwsAvailabilityZones
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
+from cdktf_cdktf_provider_aws.route_table import RouteTable
+from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation
+from cdktf_cdktf_provider_aws.subnet import Subnet
+from cdktf_cdktf_provider_aws.vpc import Vpc
+from constructs import Construct
+
+ZONES = 2
+
+
+def private_subnet_cidrs(cidr: str) -> list[str]:
+    """The CIDR in quarters; the first `ZONES` quarters are the private subnets, the rest stay free."""
+    network = ipaddress.IPv4Network(cidr)
+    return [str(s) for s in network.subnets(prefixlen_diff=2)][:ZONES]
+
+
+@dataclass(frozen=True)
+class DataPlaneNetworkSettings:
+    name: str
+    cidr: str
+
+
+class DataPlaneNetwork(Construct):
+    """A VPC on the customer's chosen CIDR with DNS on and the default security group locked down.
+
+    Subnets are carved deterministically: a /19 gives two /21 private subnets in the region's
+    first two available zones::
+
+        network = DataPlaneNetwork(stack, "network", DataPlaneNetworkSettings("acme", "172.20.0.0/19"))
+        network.vpc_id, network.route_table_id, network.subnet_ids
+    """
+
+    def __init__(self, scope: Construct, id: str, settings: DataPlaneNetworkSettings):
+        super().__init__(scope, id)
+        vpc = Vpc(self, "vpc", cidr_block=settings.cidr, enable_dns_support=True, enable_dns_hostnames=True,
+                  tags={"Name": f"{settings.name}-data-plane"})
+        DefaultSecurityGroup(self, "default-security-group", vpc_id=vpc.id, ingress=[], egress=[],
+                             tags={"Name": f"{settings.name}-default-locked"})
+        zones = DataAwsAvailabilityZones(self, "zones", state="available")
+        route_table = RouteTable(self, "private-route-table", vpc_id=vpc.id,
+                                 tags={"Name": f"{settings.name}-private"})
+        subnets = []
+        for index, cidr in enumerate(private_subnet_cidrs(settings.cidr)):
+            subnet = Subnet(self, f"private-subnet-{index}", vpc_id=vpc.id, cidr_block=cidr,
+                            availability_zone=Fn.element(zones.names, index),
+                            tags={"Name": f"{settings.name}-private-{index}"})
+            RouteTableAssociation(self, f"private-subnet-{index}-routes", subnet_id=subnet.id,
+                                  route_table_id=route_table.id)
+            subnets.append(subnet)
+        self.vpc_id: str = vpc.id
+        self.cidr: str = settings.cidr
+        self.route_table_id: str = route_table.id
+        self.subnet_ids: list[str] = [s.id for s in subnets]

@@ -1,0 +1,219 @@
+"""The customer file (`customers/<name>.toml`) as a typed, immutable model, and its loader.
+
+Validation happens here, once, before any construct is built. `load_customers` reads every
+file, collects every problem in every file, and raises one `ConfigError` listing them all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Optional
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dataplane.errors import ConfigError, Problem, problems_from_validation
+
+SUPPORTED_REGIONS = frozenset({
+    "af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-southeast-1", "ap-southeast-2", "ca-central-1", "eu-central-1", "eu-south-1", "eu-west-1",
+    "eu-west-2", "eu-west-3", "me-south-1", "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+})
+OPT_IN_REGIONS = frozenset({"af-south-1", "ap-east-1", "eu-south-1", "me-south-1"})
+
+RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+LARGEST_PREFIX, SMALLEST_PREFIX = 16, 19
+
+NAME_RULE = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]", re.ASCII)
+
+
+def _pattern(regex: str, what: str):
+    rule = re.compile(regex, re.ASCII)
+
+    def check(value: str) -> str:
+        if not rule.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+    return AfterValidator(check)
+
+
+def _network(value: str) -> str:
+    if "/" not in value:
+        raise ValueError(f"{value!r} has no prefix length; write it as a CIDR such as 10.20.0.0/19")
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ipaddress.NetmaskValueError:
+        raise ValueError(f"{value!r} has an invalid prefix length") from None
+    except ValueError as e:
+        if "host bits set" in str(e):
+            raise ValueError(f"{value!r} has host bits set (did you mean "
+                             f"{ipaddress.IPv4Network(value, strict=False)}?)") from None
+        raise ValueError(f"{value!r} is not an IPv4 CIDR") from None
+
+
+def _data_plane_cidr(value: str) -> str:
+    net = ipaddress.IPv4Network(value)
+    if not any(net.subnet_of(block) for block in RFC1918):
+        raise ValueError(f"{value} is not in a private (RFC1918) range: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16")
+    if net.prefixlen > SMALLEST_PREFIX:
+        raise ValueError(f"{value} is smaller than a /{SMALLEST_PREFIX}; the data plane needs at least a /{SMALLEST_PREFIX}")
+    if net.prefixlen < LARGEST_PREFIX:
+        raise ValueError(f"{value} is larger than a /{LARGEST_PREFIX}, the largest VPC AWS allows")
+    return value
+
+
+AccountId = Annotated[str, _pattern(r"\d{12}", "a 12-digit AWS account id")]
+Region = Annotated[str, _pattern(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", "an AWS region name")]
+ExternalId = Annotated[str, _pattern(r"[A-Za-z0-9+=,.@:/_-]{2,1224}",
+                                     "2-1224 characters of A-Z a-z 0-9 + = , . @ : / _ -")]
+VpcId = Annotated[str, _pattern(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id (vpc- and 8 or 17 hex digits)")]
+RouteTableId = Annotated[str, _pattern(r"rtb-([0-9a-f]{8}|[0-9a-f]{17})",
+                                       "a route table id (rtb- and 8 or 17 hex digits)")]
+RoleArn = Annotated[str, _pattern(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}",
+                                  "an IAM role ARN (arn:aws:iam::<account>:role/<name>)")]
+Cidr = Annotated[str, AfterValidator(_network)]
+DataPlaneCidr = Annotated[Cidr, AfterValidator(_data_plane_cidr)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Network(_Strict):
+    """The data-plane VPC."""
+
+    cidr: DataPlaneCidr
+
+
+class Peering(_Strict):
+    """VPC peering from the data-plane VPC to the customer's own VPC."""
+
+    vpc_id: VpcId
+    account_id: AccountId
+    region: Optional[Region] = None
+    cidrs: tuple[Cidr, ...] = Field(min_length=1, strict=False)
+    route_table_ids: tuple[RouteTableId, ...] = Field(min_length=1, strict=False)
+    accepter_role_arn: Optional[RoleArn] = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Peering":
+        for field in ("cidrs", "route_table_ids"):
+            values = getattr(self, field)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{field} lists a value twice")
+        for a in self.cidrs:
+            for b in self.cidrs:
+                if a < b and ipaddress.IPv4Network(a).overlaps(ipaddress.IPv4Network(b)):
+                    raise ValueError(f"cidrs {a} and {b} overlap")
+        if self.accepter_role_arn and self.accepter_role_arn.split(":")[4] != self.account_id:
+            raise ValueError(f"accepter_role_arn is in account {self.accepter_role_arn.split(':')[4]}, "
+                             f"not the peer account {self.account_id}")
+        return self
+
+
+class CustomerFile(_Strict):
+    """Exactly what a customer file may contain."""
+
+    account_id: AccountId
+    region: Region
+    external_id: ExternalId
+    network: Optional[Network] = None
+    peering: Optional[Peering] = None
+
+
+class Customer(CustomerFile):
+    """A validated customer: the file's content plus its name (the file stem) and source path."""
+
+    name: str
+    source: str
+
+    @property
+    def opt_in_region(self) -> bool:
+        return self.region in OPT_IN_REGIONS
+
+    @property
+    def peer_region(self) -> Optional[str]:
+        return self.peering and (self.peering.region or self.region)
+
+    @property
+    def peering_crosses_boundary(self) -> bool:
+        """True when the peer is in another account or region, so the accepter acts there."""
+        return bool(self.peering) and (self.peering.account_id != self.account_id or self.peer_region != self.region)
+
+
+def _semantic_problems(file: str, data: CustomerFile, control_plane_account_id: str) -> list[Problem]:
+    problems = []
+    if data.region not in SUPPORTED_REGIONS:
+        problems.append(Problem(file, "region", f"{data.region!r} is not a supported Astro region "
+                                                f"(supported: {', '.join(sorted(SUPPORTED_REGIONS))})"))
+    if data.account_id == control_plane_account_id:
+        problems.append(Problem(file, "account_id", f"{data.account_id} is the control-plane account; "
+                                                    "the data plane needs the customer's own clean account"))
+    peering = data.peering
+    if peering and not data.network:
+        problems.append(Problem(file, "peering", "[peering] requires [network]: there is no data-plane VPC to peer from"))
+    if peering and data.network:
+        own = ipaddress.IPv4Network(data.network.cidr)
+        for i, cidr in enumerate(peering.cidrs):
+            if ipaddress.IPv4Network(cidr).overlaps(own):
+                problems.append(Problem(file, f"peering.cidrs[{i}]", f"{cidr} overlaps network.cidr {own}"))
+    if peering and peering.account_id != data.account_id and not peering.accepter_role_arn:
+        problems.append(Problem(file, "peering.accepter_role_arn",
+                                f"required: the peer account {peering.account_id} differs from account_id "
+                                f"{data.account_id}, so the peering must be accepted through a role there"))
+    return problems
+
+
+def load_customer(path: Path, control_plane_account_id: str, display: str | None = None) -> Customer:
+    """Load and validate one customer file; raise `ConfigError` with every problem in it."""
+    file = display or str(path)
+    name = path.stem
+    problems = []
+    if not NAME_RULE.fullmatch(name):
+        problems.append(Problem(file, "(file name)", f"customer name {name!r} must be 2-40 characters of lowercase "
+                                                     "letters, digits and hyphens, start with a letter and not end "
+                                                     "with a hyphen"))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(problems + [Problem(file, "(file)", f"not valid TOML: {e}")]) from None
+    try:
+        data = CustomerFile.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(problems + problems_from_validation(file, e)) from None
+    problems += _semantic_problems(file, data, control_plane_account_id)
+    if problems:
+        raise ConfigError(problems)
+    return Customer(name=name, source=file, **dict(data))
+
+
+def load_customers(directory: Path, control_plane_account_id: str, display_root: Path | None = None) -> list[Customer]:
+    """Load every `*.toml` in `directory`, sorted by name; all-or-nothing.
+
+    Refuses two customers that would give the same stack: the same name, or the same
+    account (both stacks would manage the same role in it).
+    """
+    if not directory.is_dir():
+        raise ConfigError([Problem(str(directory), "customersDir", "directory does not exist")])
+    customers, problems = [], []
+    for path in sorted(directory.glob("*.toml")):
+        display = str(path.relative_to(display_root)) if display_root and path.is_relative_to(display_root) else str(path)
+        try:
+            customers.append(load_customer(path, control_plane_account_id, display))
+        except ConfigError as e:
+            problems += e.problems
+    seen_names: dict[str, Customer] = {}
+    seen_accounts: dict[str, Customer] = {}
+    for c in customers:
+        if (other := seen_names.get(c.name.casefold())) is not None:
+            problems.append(Problem(c.source, "(file name)", f"customer {c.name!r} is already defined by {other.source}"))
+        if (other := seen_accounts.get(c.account_id)) is not None:
+            problems.append(Problem(c.source, "account_id", f"{c.account_id} is already activated by {other.source}; "
+                                                            "both stacks would manage the same role in one account"))
+        seen_names.setdefault(c.name.casefold(), c)
+        seen_accounts.setdefault(c.account_id, c)
+    if problems:
+        raise ConfigError(problems)
+    return customers

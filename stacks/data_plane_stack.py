@@ -1,0 +1,91 @@
+"""The data plane of one customer: providers, state backend, role, network, peering, outputs."""
+
+from __future__ import annotations
+
+from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderAssumeRole, AwsProviderDefaultTags
+from constructs import Construct
+
+from constructs_lib import (
+    CrossAccountRole, CrossAccountRoleSettings,
+    DataPlaneNetwork, DataPlaneNetworkSettings,
+    VpcPeering, VpcPeeringSettings,
+)
+from dataplane.customer import Customer
+from dataplane.settings import MANAGED_BY, Settings
+
+
+class DataPlaneStack(TerraformStack):
+    """Everything activation creates in one customer's account, named after the customer."""
+
+    def __init__(self, scope: Construct, customer: Customer, settings: Settings):
+        super().__init__(scope, customer.name)
+        self.customer, self.settings = customer, settings
+        self._backend()
+        self.provider, self.peer_provider = self._providers()
+        self.role = self._role()
+        self.network = self._network()
+        self.peering = self._peering()
+        self._outputs()
+
+    def _backend(self) -> None:
+        backend, name = self.settings.backend, self.customer.name
+        if backend.type == "s3":
+            s3 = S3Backend(self, bucket=backend.bucket, region=backend.region, key=backend.key(name), encrypt=True)
+            s3.add_override("use_lockfile", True)
+        else:
+            # Terraform runs in <outdir>/stacks/<name>; state lives beside the outdir, never inside it.
+            LocalBackend(self, path=f"../../../{backend.state_dir}/{name}.tfstate")
+
+    def _providers(self) -> tuple[AwsProvider, AwsProvider | None]:
+        c = self.customer
+        tags = [AwsProviderDefaultTags(tags={"customer": c.name, "managed-by": MANAGED_BY})]
+        provider = AwsProvider(self, "aws", region=c.region, allowed_account_ids=[c.account_id], default_tags=tags)
+        if not c.peering_crosses_boundary:
+            return provider, None
+        assume = c.peering.accepter_role_arn and [AwsProviderAssumeRole(
+            role_arn=c.peering.accepter_role_arn, session_name=f"{MANAGED_BY}-{c.name}")]
+        peer = AwsProvider(self, "aws-peer", alias="peer", region=c.peer_region, assume_role=assume or None,
+                           allowed_account_ids=[c.peering.account_id], default_tags=tags)
+        return provider, peer
+
+    def _role(self) -> CrossAccountRole:
+        s = self.settings
+        return CrossAccountRole(self, "cross-account-role", CrossAccountRoleSettings(
+            role_name=s.role_name,
+            trusted_principal=s.trusted_principal,
+            external_id=self.customer.external_id,
+            max_session_duration=s.max_session_duration,
+            permissions_boundary_arn=s.permissions_boundary_arn,
+        ))
+
+    def _network(self) -> DataPlaneNetwork | None:
+        if not self.customer.network:
+            return None
+        return DataPlaneNetwork(self, "network", DataPlaneNetworkSettings(
+            name=self.customer.name, cidr=self.customer.network.cidr))
+
+    def _peering(self) -> VpcPeering | None:
+        c, peering = self.customer, self.customer.peering
+        if not peering:
+            return None
+        return VpcPeering(self, "peering", VpcPeeringSettings(
+            name=c.name,
+            vpc_id=self.network.vpc_id,
+            route_table_id=self.network.route_table_id,
+            data_plane_cidr=self.network.cidr,
+            peer_vpc_id=peering.vpc_id,
+            peer_account_id=peering.account_id,
+            peer_region=c.peer_region,
+            peer_cidrs=peering.cidrs,
+            peer_route_table_ids=peering.route_table_ids,
+            accepter_provider=self.peer_provider,
+        ))
+
+    def _outputs(self) -> None:
+        TerraformOutput(self, "role_arn", value=self.role.role_arn, description="Role the control plane assumes")
+        TerraformOutput(self, "role_name", value=self.role.role_name)
+        if self.network:
+            TerraformOutput(self, "vpc_id", value=self.network.vpc_id)
+        if self.peering:
+            TerraformOutput(self, "peering_connection_id", value=self.peering.peering_connection_id)

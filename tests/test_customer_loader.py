@@ -1,0 +1,166 @@
+"""The customer file contract: what loads, and what is refused with file and field named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataplane.customer import load_customer, load_customers
+from dataplane.errors import ConfigError
+
+CONTROL_PLANE = "406882777402"
+BASE = 'account_id = "123456789012"\nregion = "us-east-1"\nexternal_id = "astro-3f9c2b7e"\n'
+NETWORK = '[network]\ncidr = "172.20.0.0/19"\n'
+PEERING = ('[peering]\nvpc_id = "vpc-0a1b2c3d4e5f60718"\naccount_id = "111122223333"\ncidrs = ["10.10.0.0/16"]\n'
+           'route_table_ids = ["rtb-0a1b2c3d"]\naccepter_role_arn = "arn:aws:iam::111122223333:role/peering-accepter"\n')
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refusal(tmp_path: Path, text: str, name: str = "acme") -> list[str]:
+    path = write(tmp_path, name, text)
+    with pytest.raises(ConfigError) as caught:
+        load_customer(path, CONTROL_PLANE)
+    return [str(p) for p in caught.value.problems]
+
+
+def assert_refused(tmp_path: Path, text: str, field: str, words: str, name: str = "acme") -> None:
+    problems = refusal(tmp_path, text, name)
+    expected = f"{tmp_path / name}.toml: {field}: "
+    matching = [p for p in problems if p.startswith(expected)]
+    assert matching, f"no problem for {field}: {problems}"
+    assert any(words in p for p in matching), matching
+
+
+def test_full_file_loads_with_defaults(tmp_path):
+    customer = load_customer(write(tmp_path, "acme-2", BASE + NETWORK + PEERING), CONTROL_PLANE)
+    assert customer.name == "acme-2"
+    assert customer.network.cidr == "172.20.0.0/19"
+    assert customer.peering.cidrs == ("10.10.0.0/16",)
+    assert customer.peer_region == "us-east-1"
+    assert customer.peering_crosses_boundary
+    assert not customer.opt_in_region
+
+
+def test_role_only_file_loads(tmp_path):
+    customer = load_customer(write(tmp_path, "acme", BASE), CONTROL_PLANE)
+    assert (customer.account_id, customer.region, customer.external_id) == ("123456789012", "us-east-1", "astro-3f9c2b7e")
+    assert customer.network is None and customer.peering is None
+
+
+def test_customer_is_immutable(tmp_path):
+    customer = load_customer(write(tmp_path, "acme", BASE), CONTROL_PLANE)
+    with pytest.raises(Exception):
+        customer.account_id = "000000000000"
+
+
+def test_opt_in_region_is_accepted_and_flagged(tmp_path):
+    customer = load_customer(write(tmp_path, "acme", BASE.replace("us-east-1", "me-south-1")), CONTROL_PLANE)
+    assert customer.opt_in_region
+
+
+def test_same_account_peering_needs_no_accepter_role(tmp_path):
+    text = BASE + NETWORK + PEERING.replace('account_id = "111122223333"', 'account_id = "123456789012"').replace(
+        'accepter_role_arn = "arn:aws:iam::111122223333:role/peering-accepter"\n', "")
+    customer = load_customer(write(tmp_path, "acme", text), CONTROL_PLANE)
+    assert not customer.peering_crosses_boundary
+
+
+@pytest.mark.parametrize("name", ["ab", "acme", "a1-b2", "a" * 40])
+def test_valid_names(tmp_path, name):
+    assert load_customer(write(tmp_path, name, BASE), CONTROL_PLANE).name == name
+
+
+@pytest.mark.parametrize("name", ["a", "a" * 41, "Acme", "1acme", "acme-", "ac_me", "acmé", "ac.me"])
+def test_invalid_names(tmp_path, name):
+    assert_refused(tmp_path, BASE, "(file name)", "2-40 characters", name=name)
+
+
+@pytest.mark.parametrize("text, field, words", [
+    (BASE + "colour = 'blue'\n", "colour", "unknown key"),
+    (BASE + NETWORK + "size = 19\n", "network.size", "unknown key"),
+    (BASE + NETWORK + PEERING + "extra = 1\n", "peering.extra", "unknown key"),
+    (BASE.replace('"123456789012"', "123456789012"), "account_id", "must be a quoted string"),
+    (BASE.replace('"123456789012"', '"12345678901"'), "account_id", "12-digit"),
+    (BASE.replace('"123456789012"', '"406882777402"'), "account_id", "control-plane account"),
+    (BASE.replace('region = "us-east-1"\n', ""), "region", "required"),
+    (BASE.replace("us-east-1", "us-east-7"), "region", "not a supported Astro region"),
+    (BASE.replace("us-east-1", "mars"), "region", "not an AWS region"),
+    (BASE.replace("astro-3f9c2b7e", "a"), "external_id", "2-1224 characters"),
+    (BASE.replace("astro-3f9c2b7e", "astro 3f9c"), "external_id", "2-1224 characters"),
+    (BASE.replace("astro-3f9c2b7e", "x" * 1225), "external_id", "2-1224 characters"),
+    (BASE.replace("astro-3f9c2b7e", "${var.x}"), "external_id", "2-1224 characters"),
+    (BASE + '[network]\ncidr = "8.8.0.0/19"\n', "network.cidr", "RFC1918"),
+    (BASE + '[network]\ncidr = "10.0.0.0/20"\n', "network.cidr", "smaller than a /19"),
+    (BASE + '[network]\ncidr = "10.0.0.0/15"\n', "network.cidr", "larger than a /16"),
+    (BASE + '[network]\ncidr = "10.0.0.1/19"\n', "network.cidr", "host bits set"),
+    (BASE + '[network]\ncidr = "10.0.0.0"\n', "network.cidr", "no prefix length"),
+    (BASE + '[network]\ncidr = "10.0.0.0/33"\n', "network.cidr", "invalid prefix length"),
+    (BASE + '[network]\ncidr = "not-a-cidr/19"\n', "network.cidr", "not an IPv4 CIDR"),
+    (BASE + PEERING, "peering", "requires [network]"),
+    (BASE + NETWORK + PEERING.replace("vpc-0a1b2c3d4e5f60718", "vpc-0a1b2c3d4e"), "peering.vpc_id", "8 or 17 hex"),
+    (BASE + NETWORK + PEERING.replace("vpc-0a1b2c3d4e5f60718", "vpc-0A1B2C3D"), "peering.vpc_id", "8 or 17 hex"),
+    (BASE + NETWORK + PEERING.replace("rtb-0a1b2c3d", "rtb-0a1b2c3"), "peering.route_table_ids[0]", "8 or 17 hex"),
+    (BASE + NETWORK + PEERING.replace('["rtb-0a1b2c3d"]', "[]"), "peering.route_table_ids", "at least 1"),
+    (BASE + NETWORK + PEERING.replace('["10.10.0.0/16"]', "[]"), "peering.cidrs", "at least 1"),
+    (BASE + NETWORK + PEERING.replace("10.10.0.0/16", "172.20.16.0/20"), "peering.cidrs[0]", "overlaps network.cidr"),
+    (BASE + NETWORK + PEERING.replace('["10.10.0.0/16"]', '["10.10.0.0/16", "10.10.0.0/16"]'), "peering", "twice"),
+    (BASE + NETWORK + PEERING.replace('["10.10.0.0/16"]', '["10.10.0.0/16", "10.10.1.0/24"]'), "peering",
+     "overlap"),
+    (BASE + NETWORK + PEERING.replace("role/peering-accepter", "user/peering-accepter"),
+     "peering.accepter_role_arn", "IAM role ARN"),
+    (BASE + NETWORK + PEERING.replace("iam::111122223333:role", "iam::999999999999:role"), "peering",
+     "not the peer account"),
+    (BASE + NETWORK + PEERING.replace('accepter_role_arn = "arn:aws:iam::111122223333:role/peering-accepter"\n', ""),
+     "peering.accepter_role_arn", "required: the peer account 111122223333 differs"),
+    (BASE + NETWORK + PEERING.replace('account_id = "111122223333"', "account_id = 111122223333"),
+     "peering.account_id", "must be a quoted string"),
+    (BASE + NETWORK + PEERING.replace('cidrs = ["10.10.0.0/16"]', 'cidrs = "10.10.0.0/16"'), "peering.cidrs",
+     "must be an array"),
+    ("account_id = \n", "(file)", "not valid TOML"),
+])
+def test_refusals_name_file_and_field(tmp_path, text, field, words):
+    assert_refused(tmp_path, text, field, words)
+
+
+def test_every_problem_in_a_file_is_reported(tmp_path):
+    problems = refusal(tmp_path, 'account_id = 1\nregion = "mars"\nexternal_id = "a"\n', name="Bad")
+    fields = sorted(p.split(": ")[1] for p in problems)
+    assert fields == ["(file name)", "account_id", "external_id", "region"]
+
+
+def test_fleet_loads_sorted(tmp_path):
+    write(tmp_path, "zeta", BASE)
+    write(tmp_path, "alpha", BASE.replace("123456789012", "223456789012"))
+    (tmp_path / "README.md").write_text("not a customer")
+    assert [c.name for c in load_customers(tmp_path, CONTROL_PLANE)] == ["alpha", "zeta"]
+
+
+def test_fleet_is_all_or_nothing_and_lists_every_file(tmp_path):
+    write(tmp_path, "good", BASE)
+    write(tmp_path, "bad-one", BASE.replace('"123456789012"', "1"))
+    write(tmp_path, "bad-two", BASE.replace("us-east-1", "us-east-9"))
+    with pytest.raises(ConfigError) as caught:
+        load_customers(tmp_path, CONTROL_PLANE)
+    assert [(Path(p.file).name, p.field) for p in caught.value.problems] == [
+        ("bad-one.toml", "account_id"), ("bad-two.toml", "region")]
+
+
+def test_two_customers_in_one_account_are_refused(tmp_path):
+    write(tmp_path, "first", BASE)
+    write(tmp_path, "second", BASE)
+    with pytest.raises(ConfigError) as caught:
+        load_customers(tmp_path, CONTROL_PLANE)
+    [problem] = caught.value.problems
+    assert (Path(problem.file).name, problem.field) == ("second.toml", "account_id")
+    assert "already activated by" in problem.message and "first.toml" in problem.message
+
+
+def test_missing_directory_is_a_problem(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_customers(tmp_path / "nope", CONTROL_PLANE)

@@ -1,0 +1,68 @@
+"""The synthesized customer stacks, as `make synth` writes them, and the stack's own wiring."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cdktf import Testing
+
+from dataplane.settings import Settings
+from stacks import DataPlaneStack
+from tests.conftest import stack_json
+from tests.snapshot import StackSnapshot, readable
+
+EXAMPLES = ["acme", "globex"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_snapshot(synthesized, snapshot, name):
+    assert readable(stack_json(synthesized, name)) == snapshot(extension_class=StackSnapshot)
+
+
+def test_only_the_example_stacks_are_synthesized(synthesized):
+    assert sorted(p.name for p in (synthesized / "stacks").iterdir()) == EXAMPLES
+
+
+def test_provider_pins_the_customer_account_and_region(synthesized, customers):
+    for name in EXAMPLES:
+        [provider] = [p for p in stack_json(synthesized, name)["provider"]["aws"] if "alias" not in p]
+        assert provider["allowed_account_ids"] == [customers[name].account_id]
+        assert provider["region"] == customers[name].region
+        assert provider["default_tags"] == [{"tags": {"customer": name, "managed-by": "dataplane-activation"}}]
+
+
+def test_peer_provider_assumes_the_accepter_role_in_the_peer_account(synthesized, customers):
+    peering = customers["globex"].peering
+    [peer] = [p for p in stack_json(synthesized, "globex")["provider"]["aws"] if p.get("alias") == "peer"]
+    assert peer["allowed_account_ids"] == [peering.account_id]
+    assert peer["assume_role"][0]["role_arn"] == peering.accepter_role_arn
+
+
+def test_each_customer_has_its_own_local_state(synthesized):
+    paths = [stack_json(synthesized, n)["terraform"]["backend"]["local"]["path"] for n in EXAMPLES]
+    assert paths == ["../../../terraform-state/acme.tfstate", "../../../terraform-state/globex.tfstate"]
+
+
+def test_outputs_for_the_control_plane(synthesized):
+    assert sorted(stack_json(synthesized, "acme")["output"]) == ["role_arn", "role_name"]
+    assert sorted(stack_json(synthesized, "globex")["output"]) == [
+        "peering_connection_id", "role_arn", "role_name", "vpc_id"]
+
+
+def test_s3_backend_encrypts_locks_and_keys_per_customer(settings, customers):
+    s3 = Settings.model_validate({"backend": {"type": "s3", "bucket": "astro-state", "region": "us-east-1",
+                                              "keyPrefix": "activation"}})
+    app = Testing.app()
+    backends = {name: json.loads(Testing.synth(DataPlaneStack(app, customers[name], s3)))["terraform"]["backend"]
+                for name in EXAMPLES}
+    assert backends == {name: {"s3": {"bucket": "astro-state", "region": "us-east-1", "encrypt": True,
+                                      "use_lockfile": True, "key": f"activation/{name}.tfstate"}}
+                        for name in EXAMPLES}
+
+
+def test_control_plane_role_arn_replaces_the_account_root(customers):
+    arn = "arn:aws:iam::406882777402:role/control-plane"
+    stack = DataPlaneStack(Testing.app(), customers["acme"], Settings.model_validate({"controlPlaneRoleArn": arn}))
+    [role] = json.loads(Testing.synth(stack))["resource"]["aws_iam_role"].values()
+    assert json.loads(role["assume_role_policy"])["Statement"][0]["Principal"] == {"AWS": arn}
