@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CUSTOMER ?=
+CDKTF_OUT ?= cdktf.out
+OUTPUTS ?= outputs
+CDKTF := cdktf --output $(CDKTF_OUT)
 
 export CHECKPOINT_DISABLE := 1
 export JSII_NODE := $(CURDIR)/node_modules/node/bin/node
@@ -36,14 +39,15 @@ test: setup
 require-customer:
 	@test -n "$(CUSTOMER)" || { echo "usage: make $(MAKECMDGOALS) CUSTOMER=<name>" >&2; exit 2; }
 
-plan: setup require-customer
-	cdktf plan $(CUSTOMER)
+plan: require-customer setup
+	$(CDKTF) plan $(CUSTOMER)
 
-deploy: setup require-customer
-	cdktf deploy $(CUSTOMER) --auto-approve --outputs-file outputs/$(CUSTOMER).json --outputs-file-include-sensitive-outputs=false
+deploy: require-customer setup
+	mkdir -p $(OUTPUTS)
+	$(CDKTF) deploy $(CUSTOMER) --auto-approve --outputs-file $(OUTPUTS)/$(CUSTOMER).json
 
-destroy: setup require-customer
-	cdktf destroy $(CUSTOMER) --auto-approve
+destroy: require-customer setup
+	$(CDKTF) destroy $(CUSTOMER) --auto-approve
 
 clean:
 	rm -rf cdktf.out .terraformrc

@@ -1,9 +1,13 @@
 """The cdktf app: one DataPlaneStack per customer file, all validated before anything is built."""
 
+import shutil
 import sys
+from pathlib import Path
 
 from dataplane.errors import ConfigError
-from dataplane.settings import load_project
+from dataplane.settings import PROJECT_ROOT, load_project
+
+PROVIDER_LOCK = PROJECT_ROOT / ".terraform.lock.hcl"
 
 
 def main() -> int:
@@ -23,6 +27,8 @@ def main() -> int:
     for customer in customers:
         DataPlaneStack(app, customer, settings)
     app.synth()
+    for customer in customers:  # every `terraform init` uses the checked-in provider hashes
+        shutil.copyfile(PROVIDER_LOCK, Path(app.outdir) / "stacks" / customer.name / PROVIDER_LOCK.name)
     return 0
 
 

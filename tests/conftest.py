@@ -13,6 +13,7 @@ import pytest
 import dataplane  # noqa: F401  (first: it prepares the jsii runtime)
 from dataplane.settings import PROJECT_ROOT, Settings, load_project
 from dataplane.toolchain import tool_environment
+from tests.emulator import Emulator
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,11 @@ def synthesized(tmp_path_factory) -> Path:
 
 def stack_json(outdir: Path, name: str) -> dict:
     return json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """One moto server per test module on 127.0.0.1, reset after each module."""
+    server = Emulator()
+    yield server
+    server.stop()

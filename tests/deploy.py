@@ -1,0 +1,77 @@
+"""Deploy example customers for real, through the cdktf CLI, against the emulator.
+
+A customer's pre-existing resources (its VPC, route tables, the accepter role) are created in
+the emulator first; their ids are generated there, so the example file is staged with them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataplane.customer import Customer, load_customer
+from dataplane.settings import PROJECT_ROOT, Settings
+from dataplane.toolchain import tool_environment
+from tests.emulator import Emulator
+
+ACCEPTER_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One customer staged in `workdir`, ready for `cdktf` commands against the emulator."""
+
+    customer: Customer
+    workdir: Path
+    env: dict[str, str]
+
+    @property
+    def outputs_file(self) -> Path:
+        return self.workdir / "outputs.json"
+
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "terraform-state" / f"{self.customer.name}.tfstate"
+
+    def cdktf(self, command: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run `npx cdktf <command> <customer>` from the project, output under `workdir`."""
+        argv = ["npx", "cdktf", command, self.customer.name, "--output", str(self.workdir / "cdktf.out"), *args]
+        result = subprocess.run(argv, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=900)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def deploy(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.cdktf("deploy", "--auto-approve", "--outputs-file", str(self.outputs_file), *args, check=check)
+
+    def outputs(self) -> dict:
+        return json.loads(self.outputs_file.read_text())[self.customer.name]
+
+
+def stage(emulator: Emulator, example: Customer, settings: Settings, workdir: Path) -> Deployment:
+    """Create what the customer already has, and write its file with the emulator's ids."""
+    text = (PROJECT_ROOT / example.source).read_text()
+    if example.peering:
+        peering = example.peering
+        ec2 = emulator.client("ec2", peering.account_id, example.peer_region)
+        vpc_id = ec2.create_vpc(CidrBlock=peering.cidrs[0])["Vpc"]["VpcId"]
+        for extra in peering.cidrs[1:]:
+            ec2.associate_vpc_cidr_block(VpcId=vpc_id, CidrBlock=extra)
+        text = text.replace(peering.vpc_id, vpc_id)
+        for route_table_id in peering.route_table_ids:
+            created = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+            text = text.replace(route_table_id, created)
+        if peering.accepter_role_arn:
+            emulator.client("iam", peering.account_id, example.peer_region).create_role(
+                RoleName=peering.accepter_role_arn.rsplit("/", 1)[1],
+                AssumeRolePolicyDocument=json.dumps(ACCEPTER_TRUST))
+    customers = workdir / "customers"
+    customers.mkdir(parents=True)
+    path = customers / f"{example.name}.toml"
+    path.write_text(text)
+    env = emulator.env(example.account_id, example.region, tool_environment())
+    env["DATAPLANE_CUSTOMERS_DIR"] = str(customers)
+    return Deployment(load_customer(path, settings.control_plane_account_id), workdir, env)

@@ -1,0 +1,139 @@
+"""End to end: `cdktf deploy`, `plan`, `destroy` of each example against the emulator, checked with boto3."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from constructs_lib.data_plane_network import private_subnet_cidrs
+from dataplane.activation import ACTIVATION_ACTIONS, trust_policy
+from tests.deploy import Deployment, stage
+
+EXAMPLES = ["acme", "globex"]
+
+
+@pytest.fixture(scope="module", params=EXAMPLES)
+def deployment(request, emulator, customers, settings, tmp_path_factory) -> Deployment:
+    """The example deployed once into a fresh emulator; its tests below run in file order."""
+    emulator.reset()
+    staged = stage(emulator, customers[request.param], settings, tmp_path_factory.mktemp(request.param))
+    staged.deploy()
+    return staged
+
+
+def client(emulator, deployment, service, peer=False):
+    c = deployment.customer
+    return emulator.client(service, c.peering.account_id if peer else c.account_id, c.peer_region if peer else c.region)
+
+
+def data_plane_vpc(emulator, deployment) -> dict | None:
+    vpcs = client(emulator, deployment, "ec2").describe_vpcs(
+        Filters=[{"Name": "tag:customer", "Values": [deployment.customer.name]}])["Vpcs"]
+    return vpcs[0] if vpcs else None
+
+
+def routes(ec2, route_table_id) -> dict[str, str]:
+    [table] = ec2.describe_route_tables(RouteTableIds=[route_table_id])["RouteTables"]
+    return {r["DestinationCidrBlock"]: r.get("VpcPeeringConnectionId", r.get("GatewayId"))
+            for r in table["Routes"] if "DestinationCidrBlock" in r}
+
+
+def test_role_trusts_only_the_control_plane_with_the_external_id(emulator, deployment, settings):
+    role = client(emulator, deployment, "iam").get_role(RoleName=settings.role_name)["Role"]
+    document = role["AssumeRolePolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert document == trust_policy(settings.trusted_principal, deployment.customer.external_id)
+    assert role["MaxSessionDuration"] == settings.max_session_duration
+    assert {t["Key"]: t["Value"] for t in role["Tags"]} == {"customer": deployment.customer.name,
+                                                            "managed-by": "dataplane-activation"}
+
+
+def test_role_has_exactly_the_activation_permissions(emulator, deployment, settings):
+    iam = client(emulator, deployment, "iam")
+    assert iam.list_role_policies(RoleName=settings.role_name)["PolicyNames"] == ["data-plane-activation"]
+    assert iam.list_attached_role_policies(RoleName=settings.role_name)["AttachedPolicies"] == []
+    document = iam.get_role_policy(RoleName=settings.role_name, PolicyName="data-plane-activation")["PolicyDocument"]
+    [statement] = document["Statement"]
+    assert (statement["Effect"], statement["Resource"]) == ("Allow", "*")
+    assert statement["Action"] == list(ACTIVATION_ACTIONS)
+
+
+def test_network_has_the_configured_cidr_subnets_and_route_table(emulator, deployment):
+    network = deployment.customer.network
+    vpc = data_plane_vpc(emulator, deployment)
+    if network is None:
+        assert vpc is None
+        return
+    ec2 = client(emulator, deployment, "ec2")
+    assert vpc["CidrBlock"] == network.cidr
+    for attribute in ("enableDnsSupport", "enableDnsHostnames"):
+        key = attribute[0].upper() + attribute[1:]
+        assert ec2.describe_vpc_attribute(VpcId=vpc["VpcId"], Attribute=attribute)[key]["Value"] is True
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+    assert sorted(s["CidrBlock"] for s in subnets) == private_subnet_cidrs(network.cidr)
+    assert len({s["AvailabilityZone"] for s in subnets}) == 2
+    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id",
+                                                 "Values": [s["SubnetId"] for s in subnets]}])["RouteTables"]
+    assert len(tables) == 1
+    assert sorted(a["SubnetId"] for a in tables[0]["Associations"]) == sorted(s["SubnetId"] for s in subnets)
+
+
+def test_peering_is_active_with_routes_both_ways_and_dns(emulator, deployment):
+    c = deployment.customer
+    if c.peering is None:
+        assert client(emulator, deployment, "ec2").describe_vpc_peering_connections()["VpcPeeringConnections"] == []
+        return
+    ec2, peer_ec2 = client(emulator, deployment, "ec2"), client(emulator, deployment, "ec2", peer=True)
+    pcx_id = deployment.outputs()["peering_connection_id"]
+    [pcx] = ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pcx_id])["VpcPeeringConnections"]
+    assert pcx["Status"]["Code"] == "active"
+    assert pcx["AccepterVpcInfo"]["VpcId"] == c.peering.vpc_id
+    assert pcx["AccepterVpcInfo"]["OwnerId"] == c.peering.account_id
+    assert pcx["RequesterVpcInfo"]["VpcId"] == data_plane_vpc(emulator, deployment)["VpcId"]
+    assert pcx["RequesterVpcInfo"]["PeeringOptions"]["AllowDnsResolutionFromRemoteVpc"] is True
+    [accepted] = peer_ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pcx_id])["VpcPeeringConnections"]
+    assert accepted["AccepterVpcInfo"]["PeeringOptions"]["AllowDnsResolutionFromRemoteVpc"] is True
+    vpc_id = data_plane_vpc(emulator, deployment)["VpcId"]
+    [table] = [t for t in ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
+               if not any(a.get("Main") for a in t.get("Associations", []))]
+    to_customer = routes(ec2, table["RouteTableId"])
+    assert {cidr: to_customer.get(cidr) for cidr in c.peering.cidrs} == {cidr: pcx_id for cidr in c.peering.cidrs}
+    for route_table_id in c.peering.route_table_ids:
+        assert routes(peer_ec2, route_table_id).get(c.network.cidr) == pcx_id
+
+
+def test_outputs_file_has_role_arn_and_ids(deployment, settings):
+    c = deployment.customer
+    outputs = deployment.outputs()
+    assert outputs["role_arn"] == f"arn:aws:iam::{c.account_id}:role/{settings.role_name}"
+    assert outputs["role_name"] == settings.role_name
+    expected = {"role_arn", "role_name"} | ({"vpc_id"} if c.network else set()) | (
+        {"peering_connection_id"} if c.peering else set())
+    assert set(outputs) == expected
+    if c.peering:
+        assert outputs["peering_connection_id"].startswith("pcx-")
+
+
+def test_plan_right_after_deploy_reports_no_changes(deployment):
+    assert "No changes." in deployment.cdktf("plan", "--skip-synth").stdout
+
+
+def test_destroy_removes_what_the_stack_created_and_keeps_the_customers_resources(emulator, deployment, settings):
+    c = deployment.customer
+    pcx_id = deployment.outputs().get("peering_connection_id")
+    deployment.cdktf("destroy", "--auto-approve", "--skip-synth")
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        client(emulator, deployment, "iam").get_role(RoleName=settings.role_name)
+    assert data_plane_vpc(emulator, deployment) is None
+    assert json.loads(deployment.state_file.read_text())["resources"] == []
+    if c.peering:
+        peer_ec2 = client(emulator, deployment, "ec2", peer=True)
+        pcxs = peer_ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pcx_id])["VpcPeeringConnections"]
+        assert [p["Status"]["Code"] for p in pcxs] in ([], ["deleted"])
+        assert peer_ec2.describe_vpcs(VpcIds=[c.peering.vpc_id])["Vpcs"][0]["CidrBlock"] == c.peering.cidrs[0]
+        for route_table_id in c.peering.route_table_ids:
+            assert c.network.cidr not in routes(peer_ec2, route_table_id)
+        accepter_role = c.peering.accepter_role_arn.rsplit("/", 1)[1]
+        assert client(emulator, deployment, "iam", peer=True).get_role(RoleName=accepter_role)["Role"]
