@@ -192,8 +192,8 @@ def load_customer(path: Path, control_plane_account_id: str, display: str | None
 def load_customers(directory: Path, control_plane_account_id: str, display_root: Path | None = None) -> list[Customer]:
     """Load every `*.toml` in `directory`, sorted by name; all-or-nothing.
 
-    Refuses two customers that would give the same stack: the same name, or the same
-    account (both stacks would manage the same role in it).
+    Names are file stems, so stack ids and state keys are unique; two files for the same
+    account are refused (both stacks would manage the same role in it).
     """
     if not directory.is_dir():
         raise ConfigError([Problem(str(directory), "customersDir", "directory does not exist")])
@@ -204,16 +204,11 @@ def load_customers(directory: Path, control_plane_account_id: str, display_root:
             customers.append(load_customer(path, control_plane_account_id, display))
         except ConfigError as e:
             problems += e.problems
-    seen_names: dict[str, Customer] = {}
-    seen_accounts: dict[str, Customer] = {}
+    seen: dict[str, Customer] = {}
     for c in customers:
-        if (other := seen_names.get(c.name.casefold())) is not None:
-            problems.append(Problem(c.source, "(file name)", f"customer {c.name!r} is already defined by {other.source}"))
-        if (other := seen_accounts.get(c.account_id)) is not None:
+        if (other := seen.setdefault(c.account_id, c)) is not c:
             problems.append(Problem(c.source, "account_id", f"{c.account_id} is already activated by {other.source}; "
                                                             "both stacks would manage the same role in one account"))
-        seen_names.setdefault(c.name.casefold(), c)
-        seen_accounts.setdefault(c.account_id, c)
     if problems:
         raise ConfigError(problems)
     return customers

@@ -15,6 +15,14 @@ from dataplane.settings import PROJECT_ROOT, Settings, load_project
 from dataplane.toolchain import tool_environment
 from tests.emulator import Emulator
 
+SUMMARY = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Figures tests recorded for the closing summary (for example the property tests' tally)."""
+    for line in config.stash.get(SUMMARY, []):
+        terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope="session")
 def project():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from cdktf import Testing
@@ -66,3 +67,13 @@ def test_control_plane_role_arn_replaces_the_account_root(customers):
     stack = DataPlaneStack(Testing.app(), customers["acme"], Settings.model_validate({"controlPlaneRoleArn": arn}))
     [role] = json.loads(Testing.synth(stack))["resource"]["aws_iam_role"].values()
     assert json.loads(role["assume_role_policy"])["Statement"][0]["Principal"] == {"AWS": arn}
+
+
+def test_no_customer_value_becomes_a_terraform_interpolation(synthesized):
+    """Only the stack's own references are interpolations; the loader refuses `${` and `%{` in values."""
+    for name in EXAMPLES:
+        text = (synthesized / "stacks" / name / "cdk.tf.json").read_text()
+        assert "%{" not in text
+        for expression in re.findall(r"\$\{(.*?)\}", text):
+            assert re.fullmatch(r"aws_[a-z_]+\.[\w-]+\.\w+|element\(data\.aws_availability_zones\.[\w-]+\.names, \d\)",
+                                expression), expression
