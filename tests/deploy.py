@@ -30,7 +30,7 @@ class Deployment:
 
     @property
     def outputs_file(self) -> Path:
-        return self.workdir / "outputs.json"
+        return self.workdir / f"{self.customer.name}.json"
 
     @property
     def state_file(self) -> Path:
@@ -46,6 +46,12 @@ class Deployment:
 
     def deploy(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.cdktf("deploy", "--auto-approve", "--outputs-file", str(self.outputs_file), *args, check=check)
+
+    def make(self, target: str) -> subprocess.CompletedProcess:
+        """Run `make <target> CUSTOMER=<customer>` with synth output and outputs file under `workdir`."""
+        argv = ["make", "--no-print-directory", target, f"CUSTOMER={self.customer.name}",
+                f"CDKTF_OUT={self.workdir / 'cdktf.out'}", f"OUTPUTS={self.workdir}"]
+        return subprocess.run(argv, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=900)
 
     def outputs(self) -> dict:
         return json.loads(self.outputs_file.read_text())[self.customer.name]

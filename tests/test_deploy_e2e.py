@@ -120,6 +120,12 @@ def test_plan_right_after_deploy_reports_no_changes(deployment):
     assert "No changes." in deployment.cdktf("plan", "--skip-synth").stdout
 
 
+def test_second_deploy_changes_nothing(deployment):
+    redeployed = deployment.deploy().stdout
+    assert "No changes." in redeployed or "0 added, 0 changed, 0 destroyed" in redeployed
+    assert "No changes." in deployment.cdktf("plan", "--skip-synth").stdout
+
+
 def test_destroy_removes_what_the_stack_created_and_keeps_the_customers_resources(emulator, deployment, settings):
     c = deployment.customer
     pcx_id = deployment.outputs().get("peering_connection_id")

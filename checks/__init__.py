@@ -1,0 +1,1 @@
+"""Our own checkov checks, loaded with `--external-checks-dir checks` (see .checkov.yaml)."""

@@ -1,0 +1,215 @@
+"""The PR review report over base/head pairs of real synthesized stacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cdktf import Testing
+
+from dataplane.customer import Customer, Network
+from dataplane.review import Report, StackReview, render, review
+from dataplane.settings import PROJECT_ROOT, Settings
+from stacks import DataPlaneStack
+
+ROOT = "arn:aws:iam::406882777402:root"
+CONTROL_PLANE_ROLE = "arn:aws:iam::406882777402:role/control-plane"
+PEER = "`vpc-0a1b2c3d4e5f60718` (account 111122223333, us-west-2)"
+
+
+def synth(customer: Customer, settings: Settings) -> bytes:
+    """The stack's `cdk.tf.json` as `make synth` writes it (with cdktf's `//` metadata)."""
+    outdir = Path(Testing.full_synth(DataPlaneStack(Testing.app(), customer, settings)))
+    return (outdir / "stacks" / customer.name / "cdk.tf.json").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def fleet(customers, settings) -> dict[str, bytes]:
+    """The example stacks as synthesized today: the base of every pair."""
+    return {name: synth(c, settings) for name, c in customers.items()}
+
+
+def outdir(root: Path, stacks: dict[str, bytes]) -> Path:
+    """A `cdktf.out` layout holding `stacks`."""
+    for name, raw in stacks.items():
+        (root / "stacks" / name).mkdir(parents=True)
+        (root / "stacks" / name / "cdk.tf.json").write_bytes(raw)
+    return root
+
+
+def compare(tmp_path: Path, base: dict[str, bytes], head: dict[str, bytes]) -> Report:
+    return review(outdir(tmp_path / "base", base), outdir(tmp_path / "head", head))
+
+
+def only(report: Report, name: str) -> StackReview:
+    [stack] = [s for s in report.stacks if s.name == name]
+    return stack
+
+
+def with_action(raw: bytes, action: str) -> bytes:
+    doc = json.loads(raw)
+    [policy] = doc["resource"]["aws_iam_role_policy"].values()
+    document = json.loads(policy["policy"])
+    document["Statement"][0]["Action"].append(action)
+    policy["policy"] = json.dumps(document)
+    return json.dumps(doc).encode()
+
+
+def test_nothing_changed_is_one_line(tmp_path, fleet):
+    report = compare(tmp_path, fleet, fleet)
+    assert report.summary() == {"added": 0, "removed": 0, "changed": 0, "unchanged": 2}
+    assert report.affected == []
+    assert render(report) == ("## Data plane review\n\n**Customers:** 0 added, 0 removed, 0 changed, 2 unchanged\n\n"
+                              "Unchanged (2): acme, globex\n")
+
+
+def test_only_cdktf_metadata_changed_is_unchanged(tmp_path, fleet):
+    doc = json.loads(fleet["acme"])
+    doc["//"]["metadata"]["version"] = "0.22.0"
+    assert compare(tmp_path, fleet, {**fleet, "acme": json.dumps(doc).encode()}).summary()["unchanged"] == 2
+
+
+def test_customer_added_shows_who_may_assume_what_where(tmp_path, fleet, customers, settings):
+    initech = customers["acme"].model_copy(update={"name": "initech", "account_id": "999999999999",
+                                                   "external_id": "astro-new1"})
+    report = compare(tmp_path, fleet, {**fleet, "initech": synth(initech, settings)})
+    stack = only(report, "initech")
+    assert (stack.status, stack.warnings, report.affected) == ("added", [], ["initech"])
+    assert stack.changes == [
+        "account `999999999999`, region `us-east-1`",
+        "role `astronomer-remote-management` created",
+        f"trust principal set: `{ROOT}`",
+        "ExternalId set: `astro-new1`",
+        "IAM actions granted: `cloudformation:*`, `iam:CreateRole`, `iam:DeleteRolePolicy`, `iam:GetRole`, "
+        "`iam:GetRolePolicy`, `iam:ListRoles`, `iam:PutRolePolicy`, `iam:UpdateAssumeRolePolicy`",
+        "outputs added: `role_arn`, `role_name`",
+    ]
+    assert stack.added == ["aws_iam_role.cross-account-role_F7C11791",
+                           "aws_iam_role_policy.cross-account-role_activation_635287FC"]
+
+
+def test_customer_removed_warns_that_the_whole_stack_is_destroyed(tmp_path, fleet):
+    report = compare(tmp_path, fleet, {"globex": fleet["globex"]})
+    stack = only(report, "acme")
+    assert stack.status == "removed"
+    assert stack.warnings == ["customer removed: its whole stack in account `123456789012` would be destroyed "
+                              "(2 resources)"]
+    assert report.affected == []
+    markdown = render(report)
+    assert "> 1 change(s) replace or destroy something" in markdown
+    assert "- `- aws_iam_role.cross-account-role_F7C11791`" in markdown
+
+
+def test_network_cidr_change_warns_of_replacement(tmp_path, fleet, customers, settings):
+    globex = customers["globex"].model_copy(update={"network": Network(cidr="172.24.0.0/19")})
+    stack = only(compare(tmp_path, fleet, {**fleet, "globex": synth(globex, settings)}), "globex")
+    assert stack.warnings == ["network CIDR changed `172.20.0.0/19` → `172.24.0.0/19`: replaces the VPC "
+                              "(`aws_vpc.network_vpc_4E8F0223`) and everything in it: subnets, route table, routes "
+                              "and the peering"]
+    assert stack.changes == []
+    changed = {c.address: c.attributes for c in stack.changed}
+    assert changed["aws_vpc.network_vpc_4E8F0223"] == ("cidr_block",)
+    assert changed["aws_subnet.network_private-subnet-0_0C797916"] == ("cidr_block",)
+    assert changed["aws_route.peering_from-customer-rtb-0a1b2c3d4e5f60718_A2E09BD5"] == ("destination_cidr_block",)
+
+
+def test_action_added_is_granted_and_nothing_else(tmp_path, fleet):
+    report = compare(tmp_path, fleet, {**fleet, "acme": with_action(fleet["acme"], "ec2:DescribeVpcs")})
+    stack = only(report, "acme")
+    assert (stack.status, stack.warnings, stack.changes) == ("changed", [], ["IAM actions granted: `ec2:DescribeVpcs`"])
+    assert [(c.address, c.attributes) for c in stack.changed] == [
+        ("aws_iam_role_policy.cross-account-role_activation_635287FC", ("policy",))]
+    assert (stack.added, stack.removed) == ([], [])
+    reverted = compare(tmp_path / "back", {"acme": with_action(fleet["acme"], "ec2:DescribeVpcs")},
+                       {"acme": fleet["acme"]})
+    assert only(reverted, "acme").changes == ["IAM actions revoked: `ec2:DescribeVpcs`"]
+
+
+def test_trust_principal_change_on_every_stack(tmp_path, fleet, customers):
+    narrowed = Settings.model_validate({"controlPlaneRoleArn": CONTROL_PLANE_ROLE})
+    report = compare(tmp_path, fleet, {name: synth(c, narrowed) for name, c in customers.items()})
+    assert report.affected == ["acme", "globex"]
+    for stack in report.stacks:
+        assert stack.warnings == []
+        assert stack.changes == [f"trust principal changed: `{ROOT}` → `{CONTROL_PLANE_ROLE}`"]
+
+
+def test_external_id_change(tmp_path, fleet, customers, settings):
+    acme = customers["acme"].model_copy(update={"external_id": "astro-rotated"})
+    stack = only(compare(tmp_path, fleet, {**fleet, "acme": synth(acme, settings)}), "acme")
+    assert stack.changes == ["ExternalId changed: `astro-3f9c2b7e` → `astro-rotated`"]
+
+
+def test_role_name_and_region_changes_warn_of_replacement(tmp_path, fleet, customers):
+    renamed = Settings.model_validate({"roleName": "astro-activation"})
+    acme = customers["acme"].model_copy(update={"region": "eu-west-1"})
+    stack = only(compare(tmp_path, fleet, {**fleet, "acme": synth(acme, renamed)}), "acme")
+    assert stack.warnings == [
+        "region changed `us-east-1` → `eu-west-1`: replaces every regional resource (network, peering); the old "
+        "region's are left behind, not destroyed",
+        "role name changed `astronomer-remote-management` → `astro-activation`: replaces the role "
+        "(`aws_iam_role.cross-account-role_F7C11791`); the control plane cannot assume it in between",
+    ]
+
+
+def test_peering_removed_warns_and_lists_what_goes_with_it(tmp_path, fleet, customers, settings):
+    globex = customers["globex"].model_copy(update={"peering": None})
+    stack = only(compare(tmp_path, fleet, {**fleet, "globex": synth(globex, settings)}), "globex")
+    assert stack.warnings[0] == (f"peering to {PEER} destroyed (`aws_vpc_peering_connection.peering_connection_E7A626F9`)"
+                                 ": traffic to the customer's VPC stops")
+    assert stack.warnings[1].startswith("also destroys: `aws_route.peering_from-customer-")
+    assert len(stack.warnings) == 2
+    assert stack.changes == [
+        "peer CIDRs removed: `10.10.0.0/16`",
+        "customer route tables routed to the data plane removed: `rtb-0a1b2c3d4e5f60718`",
+        "outputs removed: `peering_connection_id`",
+        "providers removed: `aws.peer`",
+    ]
+
+
+def test_peering_target_and_cidrs_changed(tmp_path, fleet, customers, settings):
+    c = customers["globex"]
+    peering = c.peering.model_copy(update={"vpc_id": "vpc-0fedcba9876543210", "cidrs": ("10.30.0.0/16",)})
+    stack = only(compare(tmp_path, fleet, {**fleet, "globex": synth(c.model_copy(update={"peering": peering}), settings)}),
+                 "globex")
+    assert stack.warnings == [
+        f"peering target changed {PEER} → `vpc-0fedcba9876543210` (account 111122223333, us-west-2): replaces the "
+        "peering connection (`aws_vpc_peering_connection.peering_connection_E7A626F9`); traffic stops until the new "
+        "one is accepted",
+        "also destroys: `aws_route.peering_to-customer-101000-16_45B24935`",
+    ]
+    assert stack.changes == ["peer CIDRs added: `10.30.0.0/16`", "peer CIDRs removed: `10.10.0.0/16`"]
+
+
+def test_cli_is_deterministic_and_lists_affected_stacks(tmp_path, fleet, customers, settings):
+    initech = customers["acme"].model_copy(update={"name": "initech", "account_id": "999999999999"})
+    base = outdir(tmp_path / "base", fleet)
+    head = outdir(tmp_path / "head", {"globex": with_action(fleet["globex"], "ec2:DescribeVpcs"),
+                                      "initech": synth(initech, settings)})
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "dataplane", "review", "--base", str(base), "--head", str(head),
+                               *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stderr) == (0, "")
+        return done.stdout
+
+    for args in ((), ("--format", "json")):
+        assert cli(*args) == cli(*args)
+    assert cli("--affected") == "globex\ninitech\n"
+    report = json.loads(cli("--format", "json"))
+    assert report["summary"] == {"added": 1, "removed": 1, "changed": 1, "unchanged": 0}
+    assert [(s["name"], s["status"]) for s in report["stacks"]] == [
+        ("acme", "removed"), ("globex", "changed"), ("initech", "added")]
+    markdown = cli()
+    assert markdown.index("### `acme`: removed") < markdown.index("### `globex`: changed") < markdown.index(
+        "### `initech`: added")
+
+
+def test_cli_refuses_a_missing_directory(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "dataplane", "review", "--base", str(tmp_path / "nope"),
+                           "--head", str(tmp_path)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "nope: not a directory" in done.stderr
