@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from cdktf import Fn
+from cdktf import Fn, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.data_aws_availability_zones import DataAwsAvailabilityZones
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.route_table import RouteTable
@@ -52,7 +52,9 @@ class DataPlaneNetwork(Construct):
         for index, cidr in enumerate(private_subnet_cidrs(settings.cidr)):
             subnet = Subnet(self, f"private-subnet-{index}", vpc_id=vpc.id, cidr_block=cidr,
                             availability_zone=Fn.element(zones.names, index),
-                            tags={"Name": f"{settings.name}-private-{index}"})
+                            tags={"Name": f"{settings.name}-private-{index}"},
+                            # a zone leaving the "available" list later must not replace the subnets
+                            lifecycle=TerraformResourceLifecycle(ignore_changes=["availability_zone"]))
             RouteTableAssociation(self, f"private-subnet-{index}-routes", subnet_id=subnet.id,
                                   route_table_id=route_table.id)
             subnets.append(subnet)

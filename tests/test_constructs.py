@@ -98,6 +98,7 @@ def test_network_private_subnets_in_two_zones(network_json):
     assert [s["availability_zone"] for s in subnets] == [
         f"${{element(data.aws_availability_zones.{zones}.names, 0)}}",
         f"${{element(data.aws_availability_zones.{zones}.names, 1)}}"]
+    assert all(s["lifecycle"] == {"ignore_changes": ["availability_zone"]} for s in subnets)
     [route_table] = network_json["resource"]["aws_route_table"]
     associations = resources(network_json, "aws_route_table_association")
     assert sorted(a["subnet_id"] for a in associations) == sorted(
