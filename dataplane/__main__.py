@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dataplane import toolchain
+from dataplane import commands as operations, toolchain
 
 
 def _terraformrc(args: argparse.Namespace) -> int:
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     adopt.add_argument("customer")
     adopt.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synthesized output (cdktf.out)")
     adopt.set_defaults(run=_adopt)
+    operations.register(commands)
     review = commands.add_parser("review", help="review synthesized plans: what changes between two cdktf.out dirs")
     review.add_argument("--base", type=Path, required=True, help="synthesized output of the base (cdktf.out layout)")
     review.add_argument("--head", type=Path, required=True, help="synthesized output of the head (cdktf.out layout)")

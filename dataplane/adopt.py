@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 import boto3
 
+from dataplane.checks import assume
 from dataplane.toolchain import tool_environment
 
 IMPORTS_FILE = "adopt.tf.json"
@@ -132,11 +133,7 @@ def _clients(stack: dict) -> Callable[[str, Optional[str]], object]:
             [config] = [p for p in stack["provider"]["aws"] if p.get("alias") == alias]
             session = boto3.Session(region_name=config["region"])
             if config.get("assume_role"):
-                creds = session.client("sts").assume_role(RoleArn=config["assume_role"][0]["role_arn"],
-                                                          RoleSessionName="dataplane-adopt")["Credentials"]
-                session = boto3.Session(region_name=config["region"], aws_access_key_id=creds["AccessKeyId"],
-                                        aws_secret_access_key=creds["SecretAccessKey"],
-                                        aws_session_token=creds["SessionToken"])
+                session = assume(session, config["assume_role"][0]["role_arn"], "dataplane-adopt")
             sessions[alias] = session
         return sessions[alias].client(service)
     return client

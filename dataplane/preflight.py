@@ -1,0 +1,216 @@
+"""`python -m dataplane preflight <customer>`: is the target account ready for activation?
+
+Run with the deployer's credentials before `cdktf deploy`. If the credentials are for another
+account, only the identity row is reported: every other answer would describe the wrong account.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+
+import boto3
+from botocore.exceptions import ClientError
+
+from dataplane.checks import Report, Status, check, home_region, listing, peer_session
+from dataplane.customer import Customer
+from dataplane.settings import MANAGED_BY, Settings
+
+# The seed's activation permissions; `cloudformation:*` is simulated as the stack operations it covers.
+ACTIVATION_PERMISSIONS = (
+    "cloudformation:CreateStack", "cloudformation:UpdateStack", "cloudformation:DeleteStack",
+    "cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents",
+    "cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet",
+    "iam:GetRole", "iam:GetRolePolicy", "iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePolicy",
+    "iam:ListRoles", "iam:UpdateAssumeRolePolicy",
+)
+NETWORK_PERMISSIONS = (
+    "ec2:CreateVpc", "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:ModifyVpcAttribute", "ec2:CreateTags",
+    "ec2:DescribeAvailabilityZones", "ec2:CreateSubnet", "ec2:DescribeSubnets", "ec2:CreateRouteTable",
+    "ec2:DescribeRouteTables", "ec2:AssociateRouteTable", "ec2:DescribeSecurityGroups",
+    "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress",
+)
+PEERING_PERMISSIONS = (
+    "ec2:CreateVpcPeeringConnection", "ec2:DescribeVpcPeeringConnections",
+    "ec2:ModifyVpcPeeringConnectionOptions", "ec2:CreateRoute",
+)
+VCPU_QUOTAS = {"L-1216C47A": "On-Demand Standard vCPUs", "L-34B43A08": "Standard Spot vCPUs"}
+MIN_VCPUS = 40
+
+
+def required_permissions(customer: Customer) -> tuple[str, ...]:
+    """What the deployer needs: activation, plus EC2 for the network and peering when configured.
+
+    Without an accepter role the deployer accepts the peering itself; with one, it assumes that role.
+    """
+    actions = ACTIVATION_PERMISSIONS
+    if customer.network:
+        actions += NETWORK_PERMISSIONS
+    if customer.peering:
+        actions += PEERING_PERMISSIONS
+        if not customer.peering.accepter_role_arn:
+            actions += ("ec2:AcceptVpcPeeringConnection",)
+    return actions
+
+
+def preflight(customer: Customer, settings: Settings, session: boto3.Session) -> Report:
+    """Check the account `session` acts in against everything activating `customer` needs."""
+    checks = _Preflight(customer, settings, session)
+    identity = checks.identity()
+    if identity.status is Status.FAIL:
+        return Report("preflight", customer, (identity,))
+    rows = [identity, checks.region(), checks.vpcs(), checks.stacks(), checks.role(), checks.permissions(),
+            checks.quotas()]
+    if customer.peering:
+        rows += [checks.peer_vpc(), checks.peer_route_tables()]
+    return Report("preflight", customer, tuple(rows))
+
+
+class _Preflight:
+    def __init__(self, customer: Customer, settings: Settings, session: boto3.Session):
+        self.customer, self.settings, self.session = customer, settings, session
+        self.caller_arn = ""
+
+    def _client(self, service: str, region: str | None = None):
+        return self.session.client(service, region_name=region or self.customer.region)
+
+    @cached_property
+    def _iam(self):
+        return self._client("iam", home_region(self.session))
+
+    @check("identity")
+    def identity(self) -> tuple[Status, str]:
+        caller = self._client("sts", home_region(self.session)).get_caller_identity()
+        self.caller_arn = caller["Arn"]
+        if caller["Account"] != self.customer.account_id:
+            return Status.FAIL, (f"credentials are for account {caller['Account']} ({caller['Arn']}), not "
+                                 f"{self.customer.name}'s {self.customer.account_id}; nothing else was checked")
+        return Status.PASS, f"{caller['Arn']} in account {caller['Account']}"
+
+    @check("region")
+    def region(self) -> tuple[Status, str]:
+        region = self.customer.region
+        found = self._client("ec2", home_region(self.session)).describe_regions(
+            AllRegions=True, RegionNames=[region])["Regions"]
+        status = found[0].get("OptInStatus") if found else None
+        if status == "opt-in-not-required":
+            return Status.PASS, f"{region} is enabled (no opt-in needed)"
+        if status == "opted-in":
+            return Status.PASS, f"{region} is opted in"
+        return Status.FAIL, f"{region} is not enabled for this account ({status or 'unknown region'}): opt in first"
+
+    @check("vpcs")
+    def vpcs(self) -> tuple[Status, str]:
+        c = self.customer
+        pages = self._client("ec2").get_paginator("describe_vpcs").paginate()
+        found = [v for page in pages for v in page["Vpcs"] if not v.get("IsDefault")]
+        if c.peering and not c.peering_crosses_boundary:  # the customer's own VPC to peer with is expected here
+            found = [v for v in found if v["VpcId"] != c.peering.vpc_id]
+        ours = [v for v in found if _tags(v).get("managed-by") == MANAGED_BY and _tags(v).get("customer") == c.name]
+        foreign = [f"{v['VpcId']} ({v['CidrBlock']})" for v in found if v not in ours]
+        if foreign:
+            return Status.FAIL, f"not a clean account: VPCs in {c.region} besides the default: {listing(foreign)}"
+        if ours:
+            return Status.WARN, f"re-activation: {listing(v['VpcId'] for v in ours)} already deployed for {c.name}"
+        return Status.PASS, f"no VPCs in {c.region} besides the default"
+
+    @check("cloudformation")
+    def stacks(self) -> tuple[Status, str]:
+        pages = self._client("cloudformation").get_paginator("list_stacks").paginate()
+        found = [f"{s['StackName']} ({s['StackStatus']})" for page in pages for s in page["StackSummaries"]
+                 if s["StackStatus"] != "DELETE_COMPLETE"]
+        if found:
+            return Status.FAIL, (f"not a clean account: CloudFormation stacks in {self.customer.region}: "
+                                 f"{listing(found)}")
+        return Status.PASS, f"no CloudFormation stacks in {self.customer.region}"
+
+    @check("role")
+    def role(self) -> tuple[Status, str]:
+        name = self.settings.role_name
+        try:
+            role = self._iam.get_role(RoleName=name)["Role"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return Status.PASS, f"no role named {name} yet"
+            raise
+        if _tags(role).get("managed-by") == MANAGED_BY:
+            return Status.WARN, f"re-activation: {role['Arn']} exists and is managed by this tool; deploy updates it"
+        return Status.FAIL, f"{role['Arn']} already exists and was not created by this tool (no managed-by tag)"
+
+    @check("permissions")
+    def permissions(self) -> tuple[Status, str]:
+        arn = self.caller_arn
+        if arn.endswith(":root"):
+            return Status.WARN, "the account root user has every permission, but should not be used to activate"
+        if ":assumed-role/" in arn:
+            arn = self._iam.get_role(RoleName=arn.split("/")[1])["Role"]["Arn"]
+        elif ":user/" not in arn:
+            return Status.WARN, f"cannot simulate the policies of {arn}; check the activation permissions by hand"
+        actions = required_permissions(self.customer)
+        pages = self._iam.get_paginator("simulate_principal_policy").paginate(
+            PolicySourceArn=arn, ActionNames=list(actions))
+        denied = [r["EvalActionName"] for page in pages for r in page["EvaluationResults"]
+                  if r["EvalDecision"] != "allowed"]
+        if denied:
+            return Status.FAIL, f"{arn} is denied {len(denied)} of {len(actions)} actions: {', '.join(denied)}"
+        return Status.PASS, f"{arn} is allowed all {len(actions)} actions activation needs"
+
+    @check("quotas")
+    def quotas(self) -> tuple[Status, str]:
+        quotas = self._client("service-quotas")
+        values = {}
+        for code, name in VCPU_QUOTAS.items():
+            try:
+                quota = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)
+            except quotas.exceptions.NoSuchResourceException:
+                quota = quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)
+            values[name] = quota["Quota"]["Value"]
+        found = ", ".join(f"{name} {value:g}" for name, value in values.items())
+        low = [name for name, value in values.items() if value < MIN_VCPUS]
+        if low:
+            return Status.WARN, f"{found}; below {MIN_VCPUS}: {', '.join(low)} (request an increase)"
+        return Status.PASS, f"{found} (at least {MIN_VCPUS})"
+
+    @cached_property
+    def _peer_ec2(self):
+        return peer_session(self.session, self.customer).client("ec2", region_name=self.customer.peer_region)
+
+    @check("peer vpc")
+    def peer_vpc(self) -> tuple[Status, str]:
+        c, peering = self.customer, self.customer.peering
+        vpcs = self._peer_ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [peering.vpc_id]}])["Vpcs"]
+        if not vpcs:
+            return Status.FAIL, f"{peering.vpc_id} not found in account {peering.account_id} ({c.peer_region})"
+        actual = {a["CidrBlock"] for a in vpcs[0]["CidrBlockAssociationSet"]
+                  if a["CidrBlockState"]["State"] == "associated"}
+        problems = []
+        if missing := sorted(set(peering.cidrs) - actual):
+            problems.append(f"the file lists {', '.join(missing)}, which the VPC does not have")
+        if extra := sorted(actual - set(peering.cidrs)):
+            problems.append(f"the VPC also has {', '.join(extra)}, which the file does not list")
+        network = ipaddress.IPv4Network(c.network.cidr)
+        if overlap := sorted(a for a in actual if ipaddress.IPv4Network(a).overlaps(network)):
+            problems.append(f"{', '.join(overlap)} overlaps network.cidr {network}")
+        if problems:
+            return Status.FAIL, f"{peering.vpc_id}: {'; '.join(problems)}"
+        where = f"{peering.vpc_id} in {peering.account_id} ({c.peer_region})"
+        return Status.PASS, f"{where} has {', '.join(sorted(actual))}"
+
+    @check("peer route tables")
+    def peer_route_tables(self) -> tuple[Status, str]:
+        peering = self.customer.peering
+        found = {t["RouteTableId"]: t for t in self._peer_ec2.describe_route_tables(
+            Filters=[{"Name": "route-table-id", "Values": list(peering.route_table_ids)}])["RouteTables"]}
+        problems = []
+        for table_id in peering.route_table_ids:
+            if table_id not in found:
+                problems.append(f"{table_id} not found")
+            elif found[table_id]["VpcId"] != peering.vpc_id:
+                problems.append(f"{table_id} belongs to {found[table_id]['VpcId']}, not {peering.vpc_id}")
+        if problems:
+            return Status.FAIL, "; ".join(problems)
+        return Status.PASS, f"{', '.join(peering.route_table_ids)} in {peering.vpc_id}"
+
+
+def _tags(resource: dict) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}

@@ -1,0 +1,250 @@
+"""`python -m dataplane verify <customer>`: after deploy, does the account hold what activation promised?
+
+Runs as the control plane would: the caller's credentials (the control plane's) assume the
+cross-account role with the customer's ExternalId. The deployed resources are found in the live
+account, not in a local outputs file: the role by its configured name, the data-plane VPC and
+route table by the `customer` and `managed-by` tags every resource of the stack carries, and the
+peering connection by its two VPCs. So verify checks what is really there, wherever and however
+the stack was deployed, and a missing or stale `outputs/<customer>.json` cannot mislead it.
+
+The account is read through the assumed role unless `inspect` credentials are given: the role
+may read itself (`iam:GetRole`, `iam:GetRolePolicy`), but in a real account it cannot list its
+policies or describe EC2, so pass credentials with read access to the customer's account for that.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from functools import cached_property
+from typing import Callable, TypeVar
+
+import boto3
+from botocore.exceptions import ClientError
+
+from dataplane.activation import ACTIVATION_ACTIONS
+from dataplane.checks import Report, Status, assume, aws_error, check, home_region, listing, peer_session
+from dataplane.customer import Customer
+from dataplane.settings import MANAGED_BY, Settings
+
+ROLE_SESSION_NAME = "dataplane-verify"
+PROPAGATION_WAIT = 60.0  # seconds of retrying AssumeRole while IAM propagates a new role or trust
+T = TypeVar("T")
+
+
+def verify(customer: Customer, settings: Settings, session: boto3.Session, inspect: boto3.Session | None = None,
+           sleep: Callable[[float], None] = time.sleep) -> Report:
+    """Assume `customer`'s role from `session` and check the role, network and peering that are live."""
+    checks = _Verify(customer, settings, session, inspect, sleep)
+    rows = [checks.assume_role()]
+    if checks.reader is None:
+        return Report("verify", customer, tuple(rows))
+    rows += [checks.trust_policy(), checks.permissions()]
+    if customer.network:
+        rows.append(checks.network())
+    if customer.peering:
+        rows += [checks.peering(), checks.routes(), checks.dns()]
+    return Report("verify", customer, tuple(rows))
+
+
+def trust_problems(document: dict, principal: str, external_id: str) -> list[str]:
+    """What lets anyone but `principal` in, anything but `sts:AssumeRole`, or anyone without the ExternalId."""
+    allows = [s for s in _statements(document) if s.get("Effect") == "Allow"]
+    if not allows:
+        return [f"no statement allows {principal}"]
+    problems = []
+    for index, statement in enumerate(allows):
+        sid = statement.get("Sid") or f"statement {index}"
+        if "NotPrincipal" in statement or "NotAction" in statement:
+            problems.append(f"{sid} uses NotPrincipal or NotAction")
+        if others := sorted(_principals(statement) - {principal}):
+            problems.append(f"{sid} trusts {listing(others)}")
+        if others := sorted(a for a in _as_list(statement.get("Action")) if a.lower() != "sts:assumerole"):
+            problems.append(f"{sid} allows {listing(others)}")
+        required = [v for op, keys in statement.get("Condition", {}).items() if op == "StringEquals"
+                    for key, v in keys.items() if key.lower() == "sts:externalid"]
+        if not required:
+            problems.append(f"{sid} does not require the sts:ExternalId")
+        elif _as_list(required[0]) != [external_id]:
+            problems.append(f"{sid} requires ExternalId {listing(_as_list(required[0]))}, not {external_id}")
+    if not any(principal in _principals(s) for s in allows):
+        problems.append(f"{principal} is not trusted")
+    return problems
+
+
+def retry_while_denied(call: Callable[[], T], sleep: Callable[[float], None],
+                       budget: float = PROPAGATION_WAIT) -> tuple[T, int]:
+    """`call()` and the attempts it took, retried after 1, 2, 4... s while AccessDenied, for up to `budget` s."""
+    attempts, waited, delay = 1, 0.0, 1.0
+    while True:
+        try:
+            return call(), attempts
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "AccessDenied" or waited >= budget:
+                raise
+            pause = min(delay, budget - waited)
+            sleep(pause)
+            attempts, waited, delay = attempts + 1, waited + pause, delay * 2
+
+
+class _Verify:
+    def __init__(self, customer: Customer, settings: Settings, session: boto3.Session,
+                 inspect: boto3.Session | None, sleep: Callable[[float], None]):
+        self.customer, self.settings, self.session, self.sleep = customer, settings, session, sleep
+        self.reader = inspect
+        self.role_arn = f"arn:aws:iam::{customer.account_id}:role/{settings.role_name}"
+        self.vpc_id: str | None = None
+        self.connection: dict | None = None
+
+    @check("assume role")
+    def assume_role(self) -> tuple[Status, str]:
+        caller = self.session.client("sts", region_name=home_region(self.session)).get_caller_identity()
+        try:
+            role_session, attempts = retry_while_denied(
+                lambda: assume(self.session, self.role_arn, ROLE_SESSION_NAME, self.customer.external_id), self.sleep)
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "AccessDenied":
+                raise
+            return Status.FAIL, f"{aws_error(e)} (as {caller['Arn']}, still denied after {PROPAGATION_WAIT:g}s)"
+        self.reader = self.reader or role_session
+        done = f"assumed {self.role_arn} with the ExternalId as {caller['Arn']} ({attempts} attempt(s))"
+        if caller["Account"] != self.settings.control_plane_account_id:
+            return Status.WARN, f"{done}, which is not the control plane {self.settings.control_plane_account_id}"
+        return Status.PASS, done
+
+    @cached_property
+    def _iam(self):
+        return self.reader.client("iam", region_name=home_region(self.session))
+
+    @cached_property
+    def _ec2(self):
+        return self.reader.client("ec2", region_name=self.customer.region)
+
+    @check("trust policy")
+    def trust_policy(self) -> tuple[Status, str]:
+        document = self._iam.get_role(RoleName=self.settings.role_name)["Role"]["AssumeRolePolicyDocument"]
+        principal = self.settings.trusted_principal
+        if problems := trust_problems(document, principal, self.customer.external_id):
+            return Status.FAIL, "; ".join(problems)
+        return Status.PASS, f"only {principal}, only sts:AssumeRole, ExternalId required"
+
+    @check("permissions")
+    def permissions(self) -> tuple[Status, str]:
+        name = self.settings.role_name
+        attached = [p["PolicyName"] for page in self._iam.get_paginator("list_attached_role_policies").paginate(
+            RoleName=name) for p in page["AttachedPolicies"]]
+        inline = [p for page in self._iam.get_paginator("list_role_policies").paginate(RoleName=name)
+                  for p in page["PolicyNames"]]
+        granted, problems = set(), []
+        for policy in inline:
+            for statement in _statements(self._iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]):
+                if "NotAction" in statement:
+                    problems.append(f"{policy} uses NotAction")
+                if statement.get("Effect") == "Allow":
+                    granted |= set(_as_list(statement.get("Action")))
+        expected = set(ACTIVATION_ACTIONS)
+        if extra := sorted(granted - expected):
+            problems.append(f"extra actions: {', '.join(extra)}")
+        if missing := sorted(expected - granted):
+            problems.append(f"missing actions: {', '.join(missing)}")
+        if attached:
+            problems.append(f"managed policies attached: {', '.join(attached)}")
+        if problems:
+            return Status.FAIL, "; ".join(problems)
+        return Status.PASS, f"exactly the {len(expected)} activation actions ({', '.join(inline)})"
+
+    @check("network")
+    def network(self) -> tuple[Status, str]:
+        c = self.customer
+        vpcs = self._ec2.describe_vpcs(Filters=self._tag_filters)["Vpcs"]
+        if len(vpcs) != 1:
+            return Status.FAIL, f"{len(vpcs)} VPCs tagged customer={c.name}, managed-by={MANAGED_BY} in {c.region}"
+        vpc = vpcs[0]
+        self.vpc_id = vpc["VpcId"]
+        problems = [] if vpc["CidrBlock"] == c.network.cidr else [f"CIDR {vpc['CidrBlock']}, not {c.network.cidr}"]
+        for attribute in ("enableDnsSupport", "enableDnsHostnames"):
+            answer = self._ec2.describe_vpc_attribute(VpcId=self.vpc_id, Attribute=attribute)
+            if not answer[attribute[0].upper() + attribute[1:]]["Value"]:
+                problems.append(f"{attribute} is off")
+        if problems:
+            return Status.FAIL, f"{self.vpc_id}: {'; '.join(problems)}"
+        return Status.PASS, f"{self.vpc_id} on {c.network.cidr}, DNS support and hostnames on"
+
+    @check("peering")
+    def peering(self) -> tuple[Status, str]:
+        if not self.vpc_id:
+            return Status.FAIL, "not checked: no data-plane VPC"
+        peer_vpc = self.customer.peering.vpc_id
+        found = [p for page in self._ec2.get_paginator("describe_vpc_peering_connections").paginate()
+                 for p in page["VpcPeeringConnections"]
+                 if p["RequesterVpcInfo"]["VpcId"] == self.vpc_id and p["AccepterVpcInfo"]["VpcId"] == peer_vpc]
+        active = [p for p in found if p["Status"]["Code"] == "active"]
+        if not active:
+            seen = listing(f"{p['VpcPeeringConnectionId']} {p['Status']['Code']}" for p in found) or "none"
+            return Status.FAIL, f"no active peering from {self.vpc_id} to {peer_vpc} (found: {seen})"
+        self.connection = active[0]
+        return Status.PASS, f"{self.connection['VpcPeeringConnectionId']} active: {self.vpc_id} to {peer_vpc}"
+
+    @check("routes")
+    def routes(self) -> tuple[Status, str]:
+        if not self.connection:
+            return Status.FAIL, "not checked: no active peering connection"
+        c, pcx = self.customer, self.connection["VpcPeeringConnectionId"]
+        ours = self._ec2.describe_route_tables(
+            Filters=[{"Name": "vpc-id", "Values": [self.vpc_id]}, *self._tag_filters])["RouteTables"]
+        peer_ec2 = peer_session(self.reader, c).client("ec2", region_name=c.peer_region)
+        theirs = peer_ec2.describe_route_tables(
+            Filters=[{"Name": "route-table-id", "Values": list(c.peering.route_table_ids)}])["RouteTables"]
+        wanted = [(t, cidr) for t in ours for cidr in c.peering.cidrs] + [(t, c.network.cidr) for t in theirs]
+        missing = [f"{t['RouteTableId']} -> {cidr}" for t, cidr in wanted if not _routes(t, cidr, pcx)]
+        found = {t["RouteTableId"] for t in theirs}
+        missing += [f"{t} not found" for t in c.peering.route_table_ids if t not in found]
+        if not ours:
+            missing.append(f"no route table tagged customer={c.name} in {self.vpc_id}")
+        if missing:
+            return Status.FAIL, f"missing via {pcx}: {', '.join(missing)}"
+        tables = ", ".join(t["RouteTableId"] for t in ours + theirs)
+        return Status.PASS, f"{len(wanted)} route(s) via {pcx} both ways, in {tables}"
+
+    @check("dns")
+    def dns(self) -> tuple[Status, str]:
+        if not self.connection:
+            return Status.FAIL, "not checked: no active peering connection"
+        sides = (("requester (data plane)", "RequesterVpcInfo"), ("accepter (customer)", "AccepterVpcInfo"))
+        off = [side for side, info in sides
+               if not self.connection[info].get("PeeringOptions", {}).get("AllowDnsResolutionFromRemoteVpc")]
+        if off:
+            return Status.FAIL, f"remote DNS resolution is off for the {' and '.join(off)} side"
+        return Status.PASS, "remote DNS resolution on for both sides"
+
+    @property
+    def _tag_filters(self) -> list[dict]:
+        return [{"Name": "tag:customer", "Values": [self.customer.name]},
+                {"Name": "tag:managed-by", "Values": [MANAGED_BY]}]
+
+
+def _routes(table: dict, cidr: str, connection_id: str) -> bool:
+    return any(r.get("DestinationCidrBlock") == cidr and r.get("VpcPeeringConnectionId") == connection_id
+               and r.get("State") == "active" for r in table["Routes"])
+
+
+def _statements(document: dict) -> list[dict]:
+    return _as_list(document.get("Statement"))
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _principals(statement: dict) -> set[str]:
+    """`Principal` as a set; `*` stays `*`, and an account id becomes that account's root ARN."""
+    principal = statement.get("Principal", {})
+    if principal == "*":
+        return {"*"}
+    found = set()
+    for kind, values in principal.items():
+        for value in _as_list(values):
+            if kind == "AWS" and re.fullmatch(r"\d{12}", value):
+                value = f"arn:aws:iam::{value}:root"
+            found.add(value if kind == "AWS" else f"{kind}:{value}")
+    return found

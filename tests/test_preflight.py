@@ -1,0 +1,225 @@
+"""`preflight` against the moto server: a clean account passes, each problem fails its own row."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from dataplane.__main__ import main
+from dataplane.checks import Report, Row, Status
+from dataplane.preflight import VCPU_QUOTAS, preflight, required_permissions
+from dataplane.settings import MANAGED_BY
+from tests.deploy import stage
+from tests.emulator import FAKE_KEYS, SCRUBBED
+
+DEPLOYER_ROLE = "emulator-admin"  # the role Emulator.credentials() assumes
+
+
+@dataclass
+class UnemulatedCalls:
+    """Answers for the two calls moto does not implement; a test sets what they say."""
+
+    denied: set[str] = field(default_factory=set)
+    quotas: dict[str, float] = field(default_factory=lambda: dict.fromkeys(VCPU_QUOTAS, 64.0))
+    simulated: list[dict] = field(default_factory=list)
+
+    def install(self, session: boto3.Session) -> boto3.Session:
+        for operation in ("iam.SimulatePrincipalPolicy", "service-quotas.GetServiceQuota"):
+            session.events.register(f"before-parameter-build.{operation}", self._remember)
+            session.events.register(f"before-call.{operation}", self._answer)
+        return session
+
+    @staticmethod
+    def _remember(params: dict, context: dict, **_) -> None:
+        context["stubbed-params"] = params
+
+    def _answer(self, model, context: dict, **_) -> tuple[AWSResponse, dict]:
+        params = context["stubbed-params"]
+        if model.name == "SimulatePrincipalPolicy":
+            self.simulated.append(params)
+            body = {"IsTruncated": False, "EvaluationResults": [
+                {"EvalActionName": a, "EvalResourceName": "*",
+                 "EvalDecision": "implicitDeny" if a in self.denied else "allowed"} for a in params["ActionNames"]]}
+        else:
+            code = params["QuotaCode"]
+            body = {"Quota": {"ServiceCode": "ec2", "QuotaCode": code, "Value": self.quotas[code]}}
+        return AWSResponse(None, 200, {}, None), body
+
+
+@pytest.fixture
+def unemulated_calls() -> UnemulatedCalls:
+    """The only stubbed AWS calls in preflight: iam:SimulatePrincipalPolicy and service-quotas:GetServiceQuota.
+
+    moto implements neither; every other call goes to the emulator.
+    """
+    return UnemulatedCalls()
+
+
+@pytest.fixture(autouse=True)
+def fresh(emulator, monkeypatch, tmp_path):
+    """An empty emulator, reached through AWS_ENDPOINT_URL as boto3 would in real use; no local AWS config."""
+    emulator.reset()
+    for name in SCRUBBED + ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+
+
+def deployer(emulator, account_id: str) -> boto3.Session:
+    """The deployer's session in `account_id`; its role exists there, as a real caller's role would."""
+    emulator.client("iam", account_id, "us-east-1").create_role(RoleName=DEPLOYER_ROLE, AssumeRolePolicyDocument="{}")
+    c = emulator.credentials(account_id)
+    return boto3.Session(aws_access_key_id=c["AWS_ACCESS_KEY_ID"], aws_secret_access_key=c["AWS_SECRET_ACCESS_KEY"],
+                         aws_session_token=c["AWS_SESSION_TOKEN"])
+
+
+@pytest.fixture
+def run(emulator, settings, unemulated_calls):
+    def run(customer, account_id: str | None = None) -> Report:
+        session = unemulated_calls.install(deployer(emulator, account_id or customer.account_id))
+        return preflight(customer, settings, session)
+    return run
+
+
+@pytest.fixture
+def globex(emulator, customers, settings, tmp_path):
+    """Globex with its own VPC, route table and accepter role in the peer account (ids from the emulator)."""
+    return stage(emulator, customers["globex"], settings, tmp_path / "globex").customer
+
+
+def rows(report: Report) -> dict[str, Row]:
+    return {row.check: row for row in report.rows}
+
+
+def failing(report: Report) -> dict[str, str]:
+    return {row.check: row.reason for row in report.rows if row.status is Status.FAIL}
+
+
+def test_clean_account_passes(run, customers, unemulated_calls):
+    report = run(customers["acme"])
+    assert [(r.check, r.status) for r in report.rows] == [
+        (name, Status.PASS)
+        for name in ("identity", "region", "vpcs", "cloudformation", "role", "permissions", "quotas")]
+    assert report.exit_code == 0
+    [simulated] = unemulated_calls.simulated
+    assert simulated["PolicySourceArn"] == f"arn:aws:iam::123456789012:role/{DEPLOYER_ROLE}"
+    assert simulated["ActionNames"] == list(required_permissions(customers["acme"]))
+
+
+def test_clean_account_with_peering_passes(run, globex, unemulated_calls):
+    report = run(globex)
+    assert failing(report) == {} and report.ok, report.table()
+    assert {"peer vpc", "peer route tables"} <= rows(report).keys()
+    assert "ec2:CreateVpcPeeringConnection" in unemulated_calls.simulated[0]["ActionNames"]
+
+
+def test_wrong_account_fails_identity_and_checks_nothing_else(run, customers):
+    report = run(customers["acme"], account_id="999999999999")
+    assert [r.check for r in report.rows] == ["identity"]
+    assert "999999999999" in failing(report)["identity"] and "123456789012" in failing(report)["identity"]
+    assert report.exit_code == 1
+
+
+def test_opt_in_region_not_enabled_fails(run, customers):
+    customer = customers["acme"].model_copy(update={"region": "me-south-1"})
+    assert failing(run(customer)) == {
+        "region": "me-south-1 is not enabled for this account (not-opted-in): opt in first"}
+
+
+def test_leftover_vpc_fails(run, emulator, customers):
+    vpc = emulator.client("ec2", "123456789012", "us-east-1").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    assert failing(run(customers["acme"])) == {
+        "vpcs": f"not a clean account: VPCs in us-east-1 besides the default: {vpc} (10.9.0.0/16)"}
+
+
+def test_cloudformation_stack_fails(run, emulator, customers):
+    emulator.client("cloudformation", "123456789012", "us-east-1").create_stack(
+        StackName="leftover", TemplateBody=json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}))
+    assert failing(run(customers["acme"])) == {
+        "cloudformation": "not a clean account: CloudFormation stacks in us-east-1: leftover (CREATE_COMPLETE)"}
+
+
+def test_foreign_role_with_the_role_name_fails(run, emulator, customers, settings):
+    emulator.client("iam", "123456789012", "us-east-1").create_role(
+        RoleName=settings.role_name, AssumeRolePolicyDocument="{}")
+    assert failing(run(customers["acme"])) == {
+        "role": f"arn:aws:iam::123456789012:role/{settings.role_name} already exists and was not created by this "
+                "tool (no managed-by tag)"}
+
+
+def test_own_role_and_vpc_warn_reactivation(run, emulator, customers, settings, globex):
+    tags = [{"Key": "managed-by", "Value": MANAGED_BY}, {"Key": "customer", "Value": "globex"}]
+    emulator.client("iam", globex.account_id, "us-east-1").create_role(
+        RoleName=settings.role_name, AssumeRolePolicyDocument="{}", Tags=tags)
+    emulator.client("ec2", globex.account_id, globex.region).create_vpc(
+        CidrBlock=globex.network.cidr, TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}])
+    report = run(globex)
+    assert {r.check for r in report.rows if r.status is Status.WARN} == {"role", "vpcs"}
+    assert rows(report)["role"].reason.startswith("re-activation:")
+    assert report.exit_code == 0
+
+
+def test_denied_actions_fail_and_are_all_listed(run, customers, unemulated_calls):
+    unemulated_calls.denied = {"iam:CreateRole", "cloudformation:CreateStack"}
+    reason = failing(run(customers["acme"]))["permissions"]
+    assert reason == (f"arn:aws:iam::123456789012:role/{DEPLOYER_ROLE} is denied 2 of 14 actions: "
+                      "cloudformation:CreateStack, iam:CreateRole")
+
+
+def test_low_vcpu_quota_warns(run, customers, unemulated_calls):
+    unemulated_calls.quotas["L-34B43A08"] = 16
+    report = run(customers["acme"])
+    assert rows(report)["quotas"] == Row("quotas", Status.WARN, "On-Demand Standard vCPUs 64, Standard Spot vCPUs 16; "
+                                                                "below 40: Standard Spot vCPUs (request an increase)")
+    assert report.exit_code == 0
+
+
+def test_peer_cidr_overlapping_the_data_plane_fails(run, emulator, globex):
+    peer_ec2 = emulator.client("ec2", globex.peering.account_id, globex.peer_region)
+    peer_ec2.associate_vpc_cidr_block(VpcId=globex.peering.vpc_id, CidrBlock="172.20.16.0/20")
+    assert failing(run(globex)) == {"peer vpc": (
+        f"{globex.peering.vpc_id}: the VPC also has 172.20.16.0/20, which the file does not list; "
+        "172.20.16.0/20 overlaps network.cidr 172.20.0.0/19")}
+
+
+def test_missing_peer_vpc_fails(run, emulator, globex):
+    peering = globex.peering.model_copy(update={"vpc_id": "vpc-0123456789abcdef0"})
+    customer = globex.model_copy(update={"peering": peering})
+    assert failing(run(customer))["peer vpc"] == "vpc-0123456789abcdef0 not found in account 111122223333 (us-west-2)"
+
+
+def test_missing_or_foreign_route_table_fails(run, emulator, globex):
+    peer_ec2 = emulator.client("ec2", globex.peering.account_id, globex.peer_region)
+    [missing] = globex.peering.route_table_ids
+    peer_ec2.delete_route_table(RouteTableId=missing)
+    other_vpc = peer_ec2.create_vpc(CidrBlock="10.11.0.0/16")["Vpc"]["VpcId"]
+    foreign = peer_ec2.create_route_table(VpcId=other_vpc)["RouteTable"]["RouteTableId"]
+    customer = globex.model_copy(update={"peering": globex.peering.model_copy(
+        update={"route_table_ids": (missing, foreign)})})
+    assert failing(run(customer)) == {"peer route tables": (
+        f"{missing} not found; {foreign} belongs to {other_vpc}, not {globex.peering.vpc_id}")}
+
+
+def test_unreachable_endpoint_is_a_fail_row_not_a_traceback(monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    for name, value in FAKE_KEYS.items():
+        monkeypatch.setenv(name, value)
+    assert main(["preflight", "acme", "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] is False
+    [identity] = result["checks"]
+    assert identity["status"] == "FAIL" and "Could not connect to the endpoint URL" in identity["reason"]
+
+
+def test_cli_prints_the_table_and_exits_1_on_a_fail(emulator, monkeypatch, capsys):
+    for name, value in emulator.credentials("999999999999").items():
+        monkeypatch.setenv(name, value)
+    assert main(["preflight", "acme"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("preflight acme (account 123456789012, us-east-1)\n  FAIL  identity  credentials are for")
+    assert out.rstrip().endswith("FAILED: 0 pass, 0 warn, 1 fail")

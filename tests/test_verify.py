@@ -1,0 +1,307 @@
+"""`verify` against the moto server, as the control plane: resources built with boto3 as the stack builds them.
+
+moto does not enforce trust policies, so the control plane's credentials can always assume the
+role here; what verify proves about trust comes from the document check.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from dataplane.__main__ import main
+from dataplane.activation import ACTIVATION_ACTIONS, trust_policy
+from dataplane.checks import Report, Status
+from dataplane.settings import MANAGED_BY
+from dataplane.verify import PROPAGATION_WAIT, retry_while_denied, trust_problems, verify
+from tests.deploy import stage
+from tests.emulator import SCRUBBED
+
+ACTIVATION_POLICY = "data-plane-activation"
+
+
+@pytest.fixture(autouse=True)
+def fresh(emulator, monkeypatch, tmp_path):
+    """An empty emulator, reached through AWS_ENDPOINT_URL as boto3 would in real use; no local AWS config."""
+    emulator.reset()
+    for name in SCRUBBED + ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+
+
+def session(emulator, account_id: str) -> boto3.Session:
+    c = emulator.credentials(account_id)
+    return boto3.Session(aws_access_key_id=c["AWS_ACCESS_KEY_ID"], aws_secret_access_key=c["AWS_SECRET_ACCESS_KEY"],
+                         aws_session_token=c["AWS_SESSION_TOKEN"])
+
+
+def build(emulator, settings, customer) -> dict[str, str]:
+    """What DataPlaneStack creates, made with boto3: role, VPC and route table, accepted peering, routes, DNS."""
+    tags = [{"Key": "customer", "Value": customer.name}, {"Key": "managed-by", "Value": MANAGED_BY}]
+    iam = emulator.client("iam", customer.account_id, customer.region)
+    iam.create_role(RoleName=settings.role_name, Tags=tags, AssumeRolePolicyDocument=json.dumps(
+        trust_policy(settings.trusted_principal, customer.external_id)))
+    iam.put_role_policy(RoleName=settings.role_name, PolicyName=ACTIVATION_POLICY, PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Sid": "DataPlaneActivation", "Effect": "Allow",
+                                                "Action": list(ACTIVATION_ACTIONS), "Resource": "*"}]}))
+    if not customer.network:
+        return {}
+    ec2 = emulator.client("ec2", customer.account_id, customer.region)
+    vpc = ec2.create_vpc(CidrBlock=customer.network.cidr,
+                         TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}])["Vpc"]["VpcId"]
+    for attribute in ("EnableDnsSupport", "EnableDnsHostnames"):
+        ec2.modify_vpc_attribute(VpcId=vpc, **{attribute: {"Value": True}})
+    table = ec2.create_route_table(VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "route-table", "Tags": tags}])["RouteTable"]["RouteTableId"]
+    peering = customer.peering
+    peer_ec2 = emulator.client("ec2", peering.account_id, customer.peer_region)
+    pcx = ec2.create_vpc_peering_connection(VpcId=vpc, PeerVpcId=peering.vpc_id, PeerOwnerId=peering.account_id,
+                                            PeerRegion=customer.peer_region)["VpcPeeringConnection"]
+    pcx = pcx["VpcPeeringConnectionId"]
+    peer_ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+    ec2.modify_vpc_peering_connection_options(
+        VpcPeeringConnectionId=pcx, RequesterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": True})
+    peer_ec2.modify_vpc_peering_connection_options(
+        VpcPeeringConnectionId=pcx, AccepterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": True})
+    for cidr in peering.cidrs:
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock=cidr, VpcPeeringConnectionId=pcx)
+    for peer_table in peering.route_table_ids:
+        peer_ec2.create_route(RouteTableId=peer_table, DestinationCidrBlock=customer.network.cidr,
+                              VpcPeeringConnectionId=pcx)
+    return {"vpc": vpc, "route_table": table, "peering": pcx}
+
+
+@pytest.fixture
+def globex(emulator, customers, settings, tmp_path):
+    """Globex's own VPC, route table and accepter role (from the deploy helper), then the stack's resources."""
+    customer = stage(emulator, customers["globex"], settings, tmp_path / "globex").customer
+    return customer, build(emulator, settings, customer)
+
+
+@pytest.fixture
+def control_plane(emulator, settings):
+    """Runs verify with the control plane's credentials; records every wait instead of sleeping."""
+    sleeps: list[float] = []
+
+    def run(customer) -> Report:
+        report = verify(customer, settings, session(emulator, settings.control_plane_account_id), sleep=sleeps.append)
+        assert sleeps == []
+        return report
+    return run
+
+
+def failing(report: Report) -> dict[str, str]:
+    return {row.check: row.reason for row in report.rows if row.status is Status.FAIL}
+
+
+def test_role_only_activation_passes(emulator, settings, customers, control_plane):
+    build(emulator, settings, customers["acme"])
+    report = control_plane(customers["acme"])
+    assert [(r.check, r.status) for r in report.rows] == [
+        ("assume role", Status.PASS), ("trust policy", Status.PASS), ("permissions", Status.PASS)], report.table()
+    assert report.rows[0].reason.startswith(
+        f"assumed arn:aws:iam::123456789012:role/{settings.role_name} with the ExternalId as "
+        f"arn:aws:sts::{settings.control_plane_account_id}:assumed-role/")
+
+
+def test_network_and_peering_pass(globex, control_plane):
+    customer, ids = globex
+    report = control_plane(customer)
+    assert [r.check for r in report.rows] == [
+        "assume role", "trust policy", "permissions", "network", "peering", "routes", "dns"]
+    assert report.ok and all(r.status is Status.PASS for r in report.rows), report.table()
+    assert ids["vpc"] in report.rows[3].reason and ids["peering"] in report.rows[4].reason
+
+
+def test_credentials_outside_the_control_plane_warn(emulator, settings, customers):
+    build(emulator, settings, customers["acme"])
+    report = verify(customers["acme"], settings, session(emulator, "999999999999"), sleep=pytest.fail)
+    assert report.rows[0].status is Status.WARN and report.rows[0].reason.endswith(
+        f"which is not the control plane {settings.control_plane_account_id}")
+
+
+def test_missing_role_fails(customers, control_plane, settings):
+    reasons = failing(control_plane(customers["acme"]))
+    assert reasons.keys() == {"trust policy", "permissions"}
+    assert reasons["trust policy"].startswith("NoSuchEntity:")
+
+
+def rewrite_trust(document):
+    def tamper(emulator, settings, customer, ids):
+        emulator.client("iam", customer.account_id, customer.region).update_assume_role_policy(
+            RoleName=settings.role_name, PolicyDocument=json.dumps(document(settings)))
+    return tamper
+
+
+def add_policy(emulator, settings, customer, ids):
+    emulator.client("iam", customer.account_id, customer.region).put_role_policy(
+        RoleName=settings.role_name, PolicyName="extra",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["ec2:*", "iam:GetRole"], "Resource": "*"}]}))
+
+
+def attach_policy(emulator, settings, customer, ids):
+    iam = emulator.client("iam", customer.account_id, customer.region)
+    arn = iam.create_policy(PolicyName="admin", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=settings.role_name, PolicyArn=arn)
+
+
+def shrink_policy(emulator, settings, customer, ids):
+    emulator.client("iam", customer.account_id, customer.region).put_role_policy(
+        RoleName=settings.role_name, PolicyName=ACTIVATION_POLICY, PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetRole", "Resource": "*"}]}))
+
+
+def delete_route(peer: bool):
+    def tamper(emulator, settings, customer, ids):
+        if peer:
+            emulator.client("ec2", customer.peering.account_id, customer.peer_region).delete_route(
+                RouteTableId=customer.peering.route_table_ids[0], DestinationCidrBlock=customer.network.cidr)
+        else:
+            emulator.client("ec2", customer.account_id, customer.region).delete_route(
+                RouteTableId=ids["route_table"], DestinationCidrBlock=customer.peering.cidrs[0])
+    return tamper
+
+
+def dns_off(emulator, settings, customer, ids):
+    emulator.client("ec2", customer.peering.account_id, customer.peer_region).modify_vpc_peering_connection_options(
+        VpcPeeringConnectionId=ids["peering"],
+        AccepterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": False})
+
+
+def delete_peering(emulator, settings, customer, ids):
+    emulator.client("ec2", customer.account_id, customer.region).delete_vpc_peering_connection(
+        VpcPeeringConnectionId=ids["peering"])
+
+
+def no_external_id(settings):
+    document = trust_policy(settings.trusted_principal, "unused")
+    del document["Statement"][0]["Condition"]
+    return document
+
+
+def second_principal(settings):
+    document = trust_policy(settings.trusted_principal, "astro-8d41a6c0")
+    document["Statement"][0]["Principal"]["AWS"] = [settings.trusted_principal, "999999999999"]
+    return document
+
+
+@pytest.mark.parametrize("tamper, expected", [
+    (rewrite_trust(no_external_id), {"trust policy": "AstroControlPlane does not require the sts:ExternalId"}),
+    (rewrite_trust(second_principal), {"trust policy": "AstroControlPlane trusts arn:aws:iam::999999999999:root"}),
+    (rewrite_trust(lambda s: trust_policy(s.trusted_principal, "astro-other")),
+     {"trust policy": "AstroControlPlane requires ExternalId astro-other, not astro-8d41a6c0"}),
+    (add_policy, {"permissions": "extra actions: ec2:*"}),
+    (attach_policy, {"permissions": "managed policies attached: admin"}),
+    (shrink_policy, {"permissions": "missing actions: cloudformation:*, iam:CreateRole, iam:DeleteRolePolicy, "
+                                    "iam:GetRolePolicy, iam:ListRoles, iam:PutRolePolicy, iam:UpdateAssumeRolePolicy"}),
+    (delete_route(peer=False), {"routes": "missing via {peering}: {route_table} -> 10.10.0.0/16"}),
+    (delete_route(peer=True), {"routes": "missing via {peering}: {peer_route_table} -> 172.20.0.0/19"}),
+    (dns_off, {"dns": "remote DNS resolution is off for the accepter (customer) side"}),
+    (delete_peering, {"peering": "no active peering from {vpc} to {peer_vpc} (found: {peering} deleted)",
+                      "routes": "not checked: no active peering connection",
+                      "dns": "not checked: no active peering connection"}),
+], ids=["no-external-id", "second-principal", "other-external-id", "extra-action", "attached-policy",
+        "missing-actions", "route-deleted", "peer-route-deleted", "dns-off", "peering-deleted"])
+def test_tampering_fails_the_row_naming_the_change(emulator, settings, globex, control_plane, tamper, expected):
+    customer, ids = globex
+    tamper(emulator, settings, customer, ids)
+    names = {**ids, "peer_vpc": customer.peering.vpc_id, "peer_route_table": customer.peering.route_table_ids[0]}
+    assert failing(control_plane(customer)) == {row: reason.format(**names) for row, reason in expected.items()}
+
+
+def test_missing_data_plane_vpc_fails(emulator, settings, customers, control_plane, tmp_path):
+    customer = stage(emulator, customers["globex"], settings, tmp_path / "globex").customer
+    build(emulator, settings, customer.model_copy(update={"network": None, "peering": None}))
+    assert failing(control_plane(customer)) == {
+        "network": "0 VPCs tagged customer=globex, managed-by=dataplane-activation in us-west-2",
+        "peering": "not checked: no data-plane VPC",
+        "routes": "not checked: no active peering connection",
+        "dns": "not checked: no active peering connection"}
+
+
+def test_trust_problems_reads_the_document(settings):
+    principal = settings.trusted_principal
+    assert trust_problems(trust_policy(principal, "x1"), principal, "x1") == []
+    as_account_id = trust_policy(settings.control_plane_account_id, "x1")
+    assert trust_problems(as_account_id, principal, "x1") == []
+    broad = {"Statement": {"Effect": "Allow", "Principal": "*", "Action": ["sts:AssumeRole", "sts:TagSession"]}}
+    assert trust_problems(broad, principal, "x1") == [
+        "statement 0 trusts *", "statement 0 allows sts:TagSession",
+        "statement 0 does not require the sts:ExternalId", f"{principal} is not trusted"]
+    assert trust_problems({"Statement": []}, principal, "x1") == [f"no statement allows {principal}"]
+
+
+def denied(code: str = "AccessDenied") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "not yet"}}, "AssumeRole")
+
+
+def test_assume_role_backs_off_exponentially_while_denied():
+    sleeps: list[float] = []
+    outcomes = iter([denied(), denied(), "role session"])
+
+    def call():
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    assert retry_while_denied(call, sleeps.append) == ("role session", 3)
+    assert sleeps == [1, 2]
+
+
+def test_assume_role_gives_up_after_about_a_minute():
+    sleeps: list[float] = []
+    with pytest.raises(ClientError):
+        retry_while_denied(lambda: (_ for _ in ()).throw(denied()), sleeps.append)
+    assert sleeps == [1, 2, 4, 8, 16, 29] and sum(sleeps) == PROPAGATION_WAIT
+
+
+def test_other_errors_are_not_retried():
+    with pytest.raises(ClientError):
+        retry_while_denied(lambda: (_ for _ in ()).throw(denied("ExpiredToken")), pytest.fail)
+
+
+def test_cli_verify_as_the_control_plane(emulator, settings, customers, monkeypatch, capsys):
+    build(emulator, settings, customers["acme"])
+    for name, value in emulator.credentials(settings.control_plane_account_id).items():
+        monkeypatch.setenv(name, value)
+    assert main(["verify", "acme", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["command"], result["customer"], result["ok"]) == ("verify", "acme", True)
+    assert [c["status"] for c in result["checks"]] == ["PASS", "PASS", "PASS"]
+
+
+@pytest.mark.parametrize("example", ["acme", "globex"])
+def test_after_a_real_deploy_verify_passes_then_names_each_tampering(
+        emulator, settings, customers, control_plane, tmp_path, example):
+    deployment = stage(emulator, customers[example], settings, tmp_path)
+    deployment.deploy()
+    customer, outputs = deployment.customer, deployment.outputs()
+    report = control_plane(customer)
+    assert report.ok and all(r.status is Status.PASS for r in report.rows), report.table()
+    assert outputs["role_arn"] in report.rows[0].reason
+    if customer.peering:
+        assert outputs["vpc_id"] in report.rows[3].reason and outputs["peering_connection_id"] in report.rows[4].reason
+
+    iam = emulator.client("iam", customer.account_id, customer.region)
+    iam.put_role_policy(RoleName=settings.role_name, PolicyName=ACTIVATION_POLICY, PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": [*ACTIVATION_ACTIONS, "iam:PassRole"], "Resource": "*"}]}))
+    expected = {"permissions": "extra actions: iam:PassRole"}
+    assert failing(control_plane(customer)) == expected
+
+    iam.update_assume_role_policy(RoleName=settings.role_name, PolicyDocument=json.dumps(no_external_id(settings)))
+    expected["trust policy"] = "AstroControlPlane does not require the sts:ExternalId"
+    assert failing(control_plane(customer)) == expected
+
+    if customer.peering:
+        [peer_table] = customer.peering.route_table_ids
+        emulator.client("ec2", customer.peering.account_id, customer.peer_region).delete_route(
+            RouteTableId=peer_table, DestinationCidrBlock=customer.network.cidr)
+        expected["routes"] = f"missing via {outputs['peering_connection_id']}: {peer_table} -> {customer.network.cidr}"
+        assert failing(control_plane(customer)) == expected
