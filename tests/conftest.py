@@ -13,7 +13,7 @@ import pytest
 import dataplane  # noqa: F401  (first: it prepares the jsii runtime)
 from dataplane.settings import PROJECT_ROOT, Settings, load_project
 from dataplane.toolchain import tool_environment
-from tests.emulator import Emulator
+from tests.emulator import SCRUBBED, Emulator
 
 SUMMARY = pytest.StashKey[list]()
 
@@ -65,3 +65,13 @@ def emulator():
     server = Emulator()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def aws_via_emulator(emulator, monkeypatch, tmp_path):
+    """An empty emulator, reached through AWS_ENDPOINT_URL as boto3 would in real use; no local AWS config."""
+    emulator.reset()
+    for name in SCRUBBED + ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)

@@ -14,7 +14,7 @@ from dataplane.checks import Report, Row, Status
 from dataplane.preflight import VCPU_QUOTAS, preflight, required_permissions
 from dataplane.settings import MANAGED_BY
 from tests.deploy import stage
-from tests.emulator import FAKE_KEYS, SCRUBBED
+from tests.emulator import FAKE_KEYS
 
 DEPLOYER_ROLE = "emulator-admin"  # the role Emulator.credentials() assumes
 
@@ -59,14 +59,7 @@ def unemulated_calls() -> UnemulatedCalls:
     return UnemulatedCalls()
 
 
-@pytest.fixture(autouse=True)
-def fresh(emulator, monkeypatch, tmp_path):
-    """An empty emulator, reached through AWS_ENDPOINT_URL as boto3 would in real use; no local AWS config."""
-    emulator.reset()
-    for name in SCRUBBED + ("AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+pytestmark = pytest.mark.usefixtures("aws_via_emulator")
 
 
 def deployer(emulator, account_id: str) -> boto3.Session:

@@ -18,19 +18,11 @@ from dataplane.checks import Report, Status
 from dataplane.settings import MANAGED_BY
 from dataplane.verify import PROPAGATION_WAIT, retry_while_denied, trust_problems, verify
 from tests.deploy import stage
-from tests.emulator import SCRUBBED
 
 ACTIVATION_POLICY = "data-plane-activation"
 
 
-@pytest.fixture(autouse=True)
-def fresh(emulator, monkeypatch, tmp_path):
-    """An empty emulator, reached through AWS_ENDPOINT_URL as boto3 would in real use; no local AWS config."""
-    emulator.reset()
-    for name in SCRUBBED + ("AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+pytestmark = pytest.mark.usefixtures("aws_via_emulator")
 
 
 def session(emulator, account_id: str) -> boto3.Session:
