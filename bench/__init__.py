@@ -1,0 +1,1 @@
+"""Synth benchmark: stock versus fast provider import (`make bench`)."""
