@@ -38,7 +38,7 @@ node_modules/.installed: package.json package-lock.json
 FORCE:
 
 synth: setup
-	$(PY) main.py
+	$(PY) -O main.py
 
 test: setup
 	$(PY) -m pytest

@@ -41,24 +41,25 @@ class DataPlaneNetwork(Construct):
 
     def __init__(self, scope: Construct, id: str, settings: DataPlaneNetworkSettings):
         super().__init__(scope, id)
-        vpc = Vpc(self, "vpc", cidr_block=settings.cidr, enable_dns_support=True, enable_dns_hostnames=True,
-                  tags={"Name": f"{settings.name}-data-plane"})
-        DefaultSecurityGroup(self, "default-security-group", vpc_id=vpc.id, ingress=[], egress=[],
+        # Each attribute read is a round trip to jsii's Node process: read every one once.
+        vpc_id = Vpc(self, "vpc", cidr_block=settings.cidr, enable_dns_support=True, enable_dns_hostnames=True,
+                     tags={"Name": f"{settings.name}-data-plane"}).id
+        DefaultSecurityGroup(self, "default-security-group", vpc_id=vpc_id, ingress=[], egress=[],
                              tags={"Name": f"{settings.name}-default-locked"})
-        zones = DataAwsAvailabilityZones(self, "zones", state="available")
-        route_table = RouteTable(self, "private-route-table", vpc_id=vpc.id,
-                                 tags={"Name": f"{settings.name}-private"})
-        subnets = []
+        zone_names = DataAwsAvailabilityZones(self, "zones", state="available").names
+        route_table_id = RouteTable(self, "private-route-table", vpc_id=vpc_id,
+                                    tags={"Name": f"{settings.name}-private"}).id
+        subnet_ids = []
         for index, cidr in enumerate(private_subnet_cidrs(settings.cidr)):
-            subnet = Subnet(self, f"private-subnet-{index}", vpc_id=vpc.id, cidr_block=cidr,
-                            availability_zone=Fn.element(zones.names, index),
-                            tags={"Name": f"{settings.name}-private-{index}"},
-                            # a zone leaving the "available" list later must not replace the subnets
-                            lifecycle=TerraformResourceLifecycle(ignore_changes=["availability_zone"]))
-            RouteTableAssociation(self, f"private-subnet-{index}-routes", subnet_id=subnet.id,
-                                  route_table_id=route_table.id)
-            subnets.append(subnet)
-        self.vpc_id: str = vpc.id
+            subnet_id = Subnet(self, f"private-subnet-{index}", vpc_id=vpc_id, cidr_block=cidr,
+                               availability_zone=Fn.element(zone_names, index),
+                               tags={"Name": f"{settings.name}-private-{index}"},
+                               # a zone leaving the "available" list later must not replace the subnets
+                               lifecycle=TerraformResourceLifecycle(ignore_changes=["availability_zone"])).id
+            RouteTableAssociation(self, f"private-subnet-{index}-routes", subnet_id=subnet_id,
+                                  route_table_id=route_table_id)
+            subnet_ids.append(subnet_id)
+        self.vpc_id: str = vpc_id
         self.cidr: str = settings.cidr
-        self.route_table_id: str = route_table.id
-        self.subnet_ids: list[str] = [s.id for s in subnets]
+        self.route_table_id: str = route_table_id
+        self.subnet_ids: list[str] = subnet_ids

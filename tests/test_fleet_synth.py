@@ -10,6 +10,7 @@ from cdktf import Testing
 from bench.fleet import KINDS, write_fleet
 from dataplane.customer import load_customers
 from dataplane.settings import Settings
+from dataplane.shards import SHARD_MIN, WORKERS_ENV
 from stacks import DataPlaneStack
 from tests.conftest import run_main
 
@@ -37,6 +38,19 @@ def test_same_fleet_synthesizes_byte_identical_from_different_directories(fleet,
         outputs.append(files(cwd / "cdktf.out"))
     assert len([f for f in outputs[0] if f.endswith("cdk.tf.json")]) == 4 * len(KINDS)
     assert outputs[0] == outputs[1]
+
+
+def test_sharded_synth_of_a_large_fleet_is_byte_identical_to_one_process(tmp_path):
+    write_fleet(tmp_path / "customers", 2 * SHARD_MIN)
+    outputs = []
+    for workers in ("1", "2"):
+        outdir = tmp_path / f"workers-{workers}" / "cdktf.out"
+        result = run_main(outdir, DATAPLANE_CUSTOMERS_DIR=str(tmp_path / "customers"), **{WORKERS_ENV: workers})
+        assert result.returncode == 0, result.stderr
+        outputs.append(files(outdir))
+    assert len([f for f in outputs[0] if f.endswith("cdk.tf.json")]) == 2 * SHARD_MIN
+    assert outputs[0] == outputs[1]
+    assert not list(tmp_path.glob("workers-2/*.shard-*"))
 
 
 def test_every_customer_gets_its_own_encrypted_locked_s3_state(fleet, settings):

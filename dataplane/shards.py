@@ -1,0 +1,74 @@
+"""Synthesize a large fleet in parallel shards, one process each, merged into one output.
+
+Each jsii call is a synchronous round trip between Python and jsii's Node process, so one app
+uses about one core. Above `SHARD_MIN` customers per worker, `main.py` runs itself once per
+shard (`--shard i/n`, customers i, i+n, ...), each into its own directory beside the output,
+then moves the stacks into place and writes the merged `manifest.json` exactly as cdktf writes
+it (json-stable-stringify, two-space indent). Nothing reaches the output unless every shard
+succeeds. `DATAPLANE_SYNTH_WORKERS` sets the number of workers (default: the CPU count; 1
+turns sharding off).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+WORKERS_ENV = "DATAPLANE_SYNTH_WORKERS"
+SHARD_MIN = 100
+MANIFEST = "manifest.json"
+
+
+def workers(customers: int) -> int:
+    """How many shards `customers` warrant: at most the CPU count, each of at least SHARD_MIN."""
+    configured = int(os.environ.get(WORKERS_ENV) or os.cpu_count() or 1)
+    return max(1, min(configured, customers // SHARD_MIN))
+
+
+def parse(shard: str) -> tuple[int, int]:
+    """`i/n` as (i, n)."""
+    index, count = (int(part) for part in shard.split("/"))
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {shard}: expected i/n with 0 <= i < n")
+    return index, count
+
+
+def stable_json(value) -> str:
+    """JSON as cdktf writes its manifest: sorted keys, two spaces, empty containers over two lines."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return re.sub(r"^( *)(.*)(\[\]|\{\})", lambda m: f"{m[1]}{m[2]}{m[3][0]}\n{m[1]}{m[3][1]}", text, flags=re.M)
+
+
+def synthesize(count: int, outdir: Path, main: Path) -> None:
+    """Run `main` once per shard in parallel, then merge the shards into `outdir`."""
+    shard_dirs = [outdir.with_name(f"{outdir.name}.shard-{i}") for i in range(count)]
+    try:
+        processes = [subprocess.Popen([sys.executable, *_python_flags(), str(main), "--shard", f"{i}/{count}"],
+                                      env={**os.environ, "CDKTF_OUTDIR": str(shard_dir)})
+                     for i, shard_dir in enumerate(shard_dirs)]
+        failed = [i for i, p in enumerate(processes) if p.wait() != 0]
+        if failed:
+            raise SystemExit(f"synth failed in shard(s) {', '.join(map(str, failed))}; {outdir} left unchanged")
+        stacks = {}
+        for shard_dir in shard_dirs:
+            stacks.update(json.loads((shard_dir / MANIFEST).read_text())["stacks"])
+        version = json.loads((shard_dirs[0] / MANIFEST).read_text())["version"]
+        (outdir / "stacks").mkdir(parents=True, exist_ok=True)
+        for shard_dir in shard_dirs:
+            for stack in (shard_dir / "stacks").iterdir():
+                target = outdir / "stacks" / stack.name
+                shutil.rmtree(target, ignore_errors=True)
+                stack.rename(target)
+        (outdir / MANIFEST).write_text(stable_json({"stacks": stacks, "version": version}), encoding="utf-8")
+    finally:
+        for shard_dir in shard_dirs:
+            shutil.rmtree(shard_dir, ignore_errors=True)
+
+
+def _python_flags() -> list[str]:
+    return ["-O"] * sys.flags.optimize
