@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
     outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
     if args.shard is None and (count := shards.workers(len(customers))) > 1:
-        shards.synthesize(count, outdir, Path(__file__).resolve())
+        shards.synthesize(count, outdir, Path(__file__).resolve(),
+                          lambda shard_dir: synthesize(customers[::count], settings, shard_dir))
     else:
         index, count = args.shard or (0, 1)
         synthesize(customers[index::count], settings, outdir)

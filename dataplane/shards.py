@@ -1,8 +1,9 @@
 """Synthesize a large fleet in parallel shards, one process each, merged into one output.
 
 Each jsii call is a synchronous round trip between Python and jsii's Node process, so one app
-uses about one core. Above `SHARD_MIN` customers per worker, `main.py` runs itself once per
-shard (`--shard i/n`, customers i, i+n, ...), each into its own directory beside the output,
+uses about one core. Above `SHARD_MIN` customers per worker, `main.py` synthesizes shard 0
+itself and runs itself once for each other shard (`--shard i/n`: customers i, i+n, ...), each
+into its own directory beside the output (no idle parent: memory stays at one app per core),
 then moves the stacks into place and writes the merged `manifest.json` exactly as cdktf writes
 it (json-stable-stringify, two-space indent). Nothing reaches the output unless every shard
 succeeds. `DATAPLANE_SYNTH_WORKERS` sets the number of workers (default: the CPU count; 1
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 WORKERS_ENV = "DATAPLANE_SYNTH_WORKERS"
 SHARD_MIN = 100
@@ -44,14 +46,15 @@ def stable_json(value) -> str:
     return re.sub(r"^( *)(.*)(\[\]|\{\})", lambda m: f"{m[1]}{m[2]}{m[3][0]}\n{m[1]}{m[3][1]}", text, flags=re.M)
 
 
-def synthesize(count: int, outdir: Path, main: Path) -> None:
-    """Run `main` once per shard in parallel, then merge the shards into `outdir`."""
+def synthesize(count: int, outdir: Path, main: Path, first_shard: Callable[[Path], None]) -> None:
+    """Synthesize shard 0 with `first_shard(dir)` and the others by running `main`, in parallel; merge."""
     shard_dirs = [outdir.with_name(f"{outdir.name}.shard-{i}") for i in range(count)]
     try:
-        processes = [subprocess.Popen([sys.executable, *_python_flags(), str(main), "--shard", f"{i}/{count}"],
-                                      env={**os.environ, "CDKTF_OUTDIR": str(shard_dir)})
-                     for i, shard_dir in enumerate(shard_dirs)]
-        failed = [i for i, p in enumerate(processes) if p.wait() != 0]
+        processes = {i: subprocess.Popen([sys.executable, *_python_flags(), str(main), "--shard", f"{i}/{count}"],
+                                         env={**os.environ, "CDKTF_OUTDIR": str(shard_dirs[i])})
+                     for i in range(1, count)}
+        first_shard(shard_dirs[0])
+        failed = [i for i, p in processes.items() if p.wait() != 0]
         if failed:
             raise SystemExit(f"synth failed in shard(s) {', '.join(map(str, failed))}; {outdir} left unchanged")
         stacks = {}
