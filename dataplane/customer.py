@@ -29,12 +29,14 @@ LARGEST_PREFIX, SMALLEST_PREFIX = 16, 19
 NAME_RULE = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]", re.ASCII)
 
 
-def _pattern(regex: str, what: str):
+def pattern(regex: str, what: str) -> AfterValidator:
+    """A validator: the whole value matches `regex` (ASCII only), else `<value> is not <what>`."""
     rule = re.compile(regex, re.ASCII)
 
     def check(value: str) -> str:
         if not rule.fullmatch(value):
-            raise ValueError(f"{value!r} is not {what}")
+            shown = value if len(value) <= 60 else f"{value[:57]}..."
+            raise ValueError(f"{shown!r} is not {what}")
         return value
     return AfterValidator(check)
 
@@ -64,14 +66,14 @@ def _data_plane_cidr(value: str) -> str:
     return value
 
 
-AccountId = Annotated[str, _pattern(r"\d{12}", "a 12-digit AWS account id")]
-Region = Annotated[str, _pattern(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", "an AWS region name")]
-ExternalId = Annotated[str, _pattern(r"[A-Za-z0-9+=,.@:/_-]{2,1224}",
+AccountId = Annotated[str, pattern(r"\d{12}", "a 12-digit AWS account id")]
+Region = Annotated[str, pattern(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", "an AWS region name")]
+ExternalId = Annotated[str, pattern(r"[A-Za-z0-9+=,.@:/_-]{2,1224}",
                                      "2-1224 characters of A-Z a-z 0-9 + = , . @ : / _ -")]
-VpcId = Annotated[str, _pattern(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id (vpc- and 8 or 17 hex digits)")]
-RouteTableId = Annotated[str, _pattern(r"rtb-([0-9a-f]{8}|[0-9a-f]{17})",
+VpcId = Annotated[str, pattern(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id (vpc- and 8 or 17 hex digits)")]
+RouteTableId = Annotated[str, pattern(r"rtb-([0-9a-f]{8}|[0-9a-f]{17})",
                                        "a route table id (rtb- and 8 or 17 hex digits)")]
-RoleArn = Annotated[str, _pattern(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}",
+RoleArn = Annotated[str, pattern(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}",
                                   "an IAM role ARN (arn:aws:iam::<account>:role/<name>)")]
 Cidr = Annotated[str, AfterValidator(_network)]
 DataPlaneCidr = Annotated[Cidr, AfterValidator(_data_plane_cidr)]

@@ -10,20 +10,20 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from dataplane.customer import AccountId, Customer, Region, RoleArn, _pattern, load_customers
+from dataplane.customer import AccountId, Customer, Region, RoleArn, pattern, load_customers
 from dataplane.errors import ConfigError, Problem, problems_from_validation
-
 from dataplane.toolchain import PROJECT_ROOT
+
 CUSTOMERS_DIR_ENV = "DATAPLANE_CUSTOMERS_DIR"
 MANAGED_BY = "dataplane-activation"
 
-RoleName = Annotated[str, _pattern(r"[\w+=,.@-]{1,64}", "an IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -)")]
-PolicyArn = Annotated[str, _pattern(r"arn:aws(-[a-z]+)*:iam::(\d{12}|aws):policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}",
+RoleName = Annotated[str, pattern(r"[\w+=,.@-]{1,64}", "an IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -)")]
+PolicyArn = Annotated[str, pattern(r"arn:aws(-[a-z]+)*:iam::(\d{12}|aws):policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}",
                                     "an IAM policy ARN")]
-StateKeyPrefix = Annotated[str, _pattern(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
+StateKeyPrefix = Annotated[str, pattern(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
                                          "a key prefix of path segments (A-Z a-z 0-9 . _ -) without leading or "
                                          "trailing slashes")]
-BucketName = Annotated[str, _pattern(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name")]
+BucketName = Annotated[str, pattern(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name")]
 
 
 class _Context(BaseModel):
@@ -35,7 +35,7 @@ class LocalBackend(_Context):
     """One local state file per customer: `<stateDir>/<customer>.tfstate` beside the synth output dir."""
 
     type: Literal["local"] = "local"
-    state_dir: Annotated[str, _pattern(r"(?!\.\.?$)[A-Za-z0-9._-]+", "a directory name (A-Z a-z 0-9 . _ -)")] = "terraform-state"
+    state_dir: Annotated[str, pattern(r"(?!\.\.?$)[A-Za-z0-9._-]+", "a directory name (A-Z a-z 0-9 . _ -)")] = "terraform-state"
 
 
 class S3Backend(_Context):

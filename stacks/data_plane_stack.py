@@ -22,7 +22,7 @@ class DataPlaneStack(TerraformStack):
         super().__init__(scope, customer.name)
         self.customer, self.settings = customer, settings
         self._backend()
-        self.provider, self.peer_provider = self._providers()
+        self.peer_provider = self._providers()
         self.role = self._role()
         self.network = self._network()
         self.peering = self._peering()
@@ -37,17 +37,17 @@ class DataPlaneStack(TerraformStack):
             # Terraform runs in <outdir>/stacks/<name>; state lives beside the outdir, never inside it.
             LocalBackend(self, path=f"../../../{backend.state_dir}/{name}.tfstate")
 
-    def _providers(self) -> tuple[AwsProvider, AwsProvider | None]:
+    def _providers(self) -> AwsProvider | None:
+        """The customer's account and region; and the peer's, when the peering crosses into them."""
         c = self.customer
         tags = [AwsProviderDefaultTags(tags={"customer": c.name, "managed-by": MANAGED_BY})]
-        provider = AwsProvider(self, "aws", region=c.region, allowed_account_ids=[c.account_id], default_tags=tags)
+        AwsProvider(self, "aws", region=c.region, allowed_account_ids=[c.account_id], default_tags=tags)
         if not c.peering_crosses_boundary:
-            return provider, None
+            return None
         assume = c.peering.accepter_role_arn and [AwsProviderAssumeRole(
             role_arn=c.peering.accepter_role_arn, session_name=f"{MANAGED_BY}-{c.name}")]
-        peer = AwsProvider(self, "aws-peer", alias="peer", region=c.peer_region, assume_role=assume or None,
+        return AwsProvider(self, "aws-peer", alias="peer", region=c.peer_region, assume_role=assume or None,
                            allowed_account_ids=[c.peering.account_id], default_tags=tags)
-        return provider, peer
 
     def _role(self) -> CrossAccountRole:
         s = self.settings
