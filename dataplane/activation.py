@@ -14,6 +14,11 @@ ACTIVATION_ACTIONS = (
 )
 
 
+def as_list(value) -> list:
+    """A policy field that IAM lets be one value or a list (`Action`, `Statement`, principals) as a list."""
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
 def trust_policy(principal: str, external_id: str) -> dict:
     """The role's trust: one principal, `sts:AssumeRole` only, the ExternalId required."""
     return {

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
+from dataplane.activation import as_list
+
 STACK_FILE = "cdk.tf.json"
 Status = Literal["added", "removed", "changed", "unchanged"]
 Format = Literal["markdown", "json"]
@@ -90,10 +92,6 @@ def _blocks(doc: dict) -> dict[str, dict]:
     return blocks
 
 
-def _as_list(value: Any) -> list:
-    return [] if value is None else [value] if isinstance(value, (str, dict)) else list(value)
-
-
 def _policy(value: Any) -> dict:
     """An IAM policy given as a JSON string (as synthesized) or an object."""
     if isinstance(value, str):
@@ -105,14 +103,14 @@ def _policy(value: Any) -> dict:
 
 
 def _allow_statements(policy: Any) -> list[dict]:
-    return [s for s in _as_list(_policy(policy).get("Statement")) if isinstance(s, dict) and s.get("Effect") == "Allow"]
+    return [s for s in as_list(_policy(policy).get("Statement")) if isinstance(s, dict) and s.get("Effect") == "Allow"]
 
 
 def _principals(principal: Any) -> set[str]:
     if not isinstance(principal, dict):
         return {str(principal)}
     return {value if kind == "AWS" else f"{kind}:{value}"
-            for kind, values in principal.items() for value in _as_list(values)}
+            for kind, values in principal.items() for value in as_list(values)}
 
 
 @dataclass(frozen=True)
@@ -144,18 +142,18 @@ def _facts(doc: dict, blocks: dict[str, dict]) -> _Facts:
             for condition in (statement.get("Condition") or {}).values():
                 for key, value in condition.items():
                     if key.lower() == "sts:externalid":
-                        external_ids.update(map(str, _as_list(value)))
+                        external_ids.update(map(str, as_list(value)))
     actions = {str(action)
                for rtype in ("aws_iam_role_policy", "aws_iam_policy")
                for body in _of_type(blocks, rtype).values()
                for statement in _allow_statements(body.get("policy"))
-               for action in _as_list(statement.get("Action"))}
+               for action in as_list(statement.get("Action"))}
     # Routes to the customer sit in our route table (a reference); routes back sit in theirs (an id).
     peering_routes = [r for r in _of_type(blocks, "aws_route").values() if r.get("vpc_peering_connection_id")]
     ours = [r for r in peering_routes if str(r.get("route_table_id", "")).startswith("${")]
     theirs = [r for r in peering_routes if not str(r.get("route_table_id", "")).startswith("${")]
     return _Facts(
-        account=", ".join(_as_list(provider.get("allowed_account_ids"))) or None,
+        account=", ".join(as_list(provider.get("allowed_account_ids"))) or None,
         region=provider.get("region"),
         principals=frozenset(principals),
         external_ids=frozenset(external_ids),

@@ -22,7 +22,7 @@ from typing import Callable, TypeVar
 import boto3
 from botocore.exceptions import ClientError
 
-from dataplane.activation import ACTIVATION_ACTIONS
+from dataplane.activation import ACTIVATION_ACTIONS, as_list
 from dataplane.checks import Report, Status, assume, aws_error, check, home_region, listing, peer_session
 from dataplane.customer import Customer
 from dataplane.settings import MANAGED_BY, Settings
@@ -59,14 +59,14 @@ def trust_problems(document: dict, principal: str, external_id: str) -> list[str
             problems.append(f"{sid} uses NotPrincipal or NotAction")
         if others := sorted(_principals(statement) - {principal}):
             problems.append(f"{sid} trusts {listing(others)}")
-        if others := sorted(a for a in _as_list(statement.get("Action")) if a.lower() != "sts:assumerole"):
+        if others := sorted(a for a in as_list(statement.get("Action")) if a.lower() != "sts:assumerole"):
             problems.append(f"{sid} allows {listing(others)}")
         required = [v for op, keys in statement.get("Condition", {}).items() if op == "StringEquals"
                     for key, v in keys.items() if key.lower() == "sts:externalid"]
         if not required:
             problems.append(f"{sid} does not require the sts:ExternalId")
-        elif _as_list(required[0]) != [external_id]:
-            problems.append(f"{sid} requires ExternalId {listing(_as_list(required[0]))}, not {external_id}")
+        elif as_list(required[0]) != [external_id]:
+            problems.append(f"{sid} requires ExternalId {listing(as_list(required[0]))}, not {external_id}")
     if not any(principal in _principals(s) for s in allows):
         problems.append(f"{principal} is not trusted")
     return problems
@@ -141,7 +141,7 @@ class _Verify:
                 if "NotAction" in statement:
                     problems.append(f"{policy} uses NotAction")
                 if statement.get("Effect") == "Allow":
-                    granted |= set(_as_list(statement.get("Action")))
+                    granted |= set(as_list(statement.get("Action")))
         expected = set(ACTIVATION_ACTIONS)
         if extra := sorted(granted - expected):
             problems.append(f"extra actions: {', '.join(extra)}")
@@ -229,11 +229,7 @@ def _routes(table: dict, cidr: str, connection_id: str) -> bool:
 
 
 def _statements(document: dict) -> list[dict]:
-    return _as_list(document.get("Statement"))
-
-
-def _as_list(value) -> list:
-    return value if isinstance(value, list) else [] if value is None else [value]
+    return as_list(document.get("Statement"))
 
 
 def _principals(statement: dict) -> set[str]:
@@ -243,7 +239,7 @@ def _principals(statement: dict) -> set[str]:
         return {"*"}
     found = set()
     for kind, values in principal.items():
-        for value in _as_list(values):
+        for value in as_list(values):
             if kind == "AWS" and re.fullmatch(r"\d{12}", value):
                 value = f"arn:aws:iam::{value}:root"
             found.add(value if kind == "AWS" else f"{kind}:{value}")
