@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from dataplane import shards
+from dataplane.customer import Customer
 from dataplane.errors import ConfigError
-from dataplane.settings import PROJECT_ROOT, load_project
+from dataplane.settings import PROJECT_ROOT, Settings, load_project
 
 PROVIDER_LOCK = PROJECT_ROOT / ".terraform.lock.hcl"
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def synthesize(customers, settings, outdir: Path) -> None:
+def synthesize(customers: list[Customer], settings: Settings, outdir: Path) -> None:
     """One stack per customer into `outdir`, each with the checked-in provider lock file."""
     from cdktf import App
 

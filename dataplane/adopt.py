@@ -44,8 +44,8 @@ def _tag_filters(tags: dict) -> list[dict]:
 class Lookup:
     """Finds a stack resource's live id from its synthesized configuration, or None."""
 
-    def __init__(self, clients: Callable[[str, Optional[str]], object], ids: dict[str, str]):
-        self.client, self.ids = clients, ids
+    def __init__(self, clients: Callable[[str, Optional[str]], object], ids: dict[str, str], default_tags: dict):
+        self.client, self.ids, self.default_tags = clients, ids, default_tags
 
     def resolve(self, value: str) -> Optional[str]:
         match = REFERENCE.fullmatch(value) if isinstance(value, str) else None
@@ -60,15 +60,18 @@ class Lookup:
 
     def aws_iam_role_policy(self, config, provider):
         iam, role = self.client("iam", provider), self.resolve(config["role"])
+        if not role:
+            return None
         try:
-            return role and iam.get_role_policy(RoleName=role, PolicyName=config["name"]) and f"{role}:{config['name']}"
+            iam.get_role_policy(RoleName=role, PolicyName=config["name"])
         except iam.exceptions.NoSuchEntityException:
             return None
+        return f"{role}:{config['name']}"
 
-    def aws_vpc(self, config, provider, tags):
+    def aws_vpc(self, config, provider):
         vpcs = self.client("ec2", provider).describe_vpcs(Filters=[
             {"Name": "cidr-block-association.cidr-block", "Values": [config["cidr_block"]]},
-            *_tag_filters({**tags, **config.get("tags", {})})])["Vpcs"]
+            *_tag_filters({**self.default_tags, **config.get("tags", {})})])["Vpcs"]
         return _one([v["VpcId"] for v in vpcs], f"VPCs on {config['cidr_block']}")
 
     def aws_subnet(self, config, provider):
@@ -145,8 +148,8 @@ def adopt(stack_dir: Path) -> list[dict]:
     imports_file = stack_dir / IMPORTS_FILE
     imports_file.unlink(missing_ok=True)
     ids = _state(stack_dir)
-    lookup = Lookup(_clients(stack), ids)
     default_tags = stack["provider"]["aws"][0].get("default_tags", [{}])[0].get("tags", {})
+    lookup = Lookup(_clients(stack), ids, default_tags)
     imports = []
     for kind in ORDER:
         for name, config in sorted(stack.get("resource", {}).get(kind, {}).items()):
@@ -154,8 +157,7 @@ def adopt(stack_dir: Path) -> list[dict]:
             if address in ids:
                 continue
             alias = config.get("provider", "aws").removeprefix("aws").removeprefix(".") or None
-            find = getattr(lookup, kind)
-            found = find(config, alias, default_tags) if kind == "aws_vpc" else find(config, alias)
+            found = getattr(lookup, kind)(config, alias)
             if found:
                 ids[address] = found
                 imports.append({"to": address, "id": found, **({"provider": config["provider"]} if alias else {})})

@@ -49,10 +49,11 @@ def stable_json(value) -> str:
 def synthesize(count: int, outdir: Path, main: Path, first_shard: Callable[[Path], None]) -> None:
     """Synthesize shard 0 with `first_shard(dir)` and the others by running `main`, in parallel; merge."""
     shard_dirs = [outdir.with_name(f"{outdir.name}.shard-{i}") for i in range(count)]
+    processes: dict[int, subprocess.Popen] = {}
     try:
-        processes = {i: subprocess.Popen([sys.executable, *_python_flags(), str(main), "--shard", f"{i}/{count}"],
-                                         env={**os.environ, "CDKTF_OUTDIR": str(shard_dirs[i])})
-                     for i in range(1, count)}
+        for i in range(1, count):
+            processes[i] = subprocess.Popen([sys.executable, *_python_flags(), str(main), "--shard", f"{i}/{count}"],
+                                            env={**os.environ, "CDKTF_OUTDIR": str(shard_dirs[i])})
         first_shard(shard_dirs[0])
         failed = [i for i, p in processes.items() if p.wait() != 0]
         if failed:
@@ -69,6 +70,9 @@ def synthesize(count: int, outdir: Path, main: Path, first_shard: Callable[[Path
                 stack.rename(target)
         (outdir / MANIFEST).write_text(stable_json({"stacks": stacks, "version": version}), encoding="utf-8")
     finally:
+        for process in processes.values():  # only still running when shard 0 failed
+            process.kill()
+            process.wait()
         for shard_dir in shard_dirs:
             shutil.rmtree(shard_dir, ignore_errors=True)
 
