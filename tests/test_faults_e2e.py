@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -34,7 +35,11 @@ def test_deploy_with_credentials_of_another_account_is_refused_before_anything_i
 
 
 def kill_when(deployment, ready, timeout: float = 300) -> None:
-    """Start `cdktf deploy`, and once `ready()` holds, SIGKILL it and everything it started (terraform too)."""
+    """Start `cdktf deploy`, and once `ready()` holds, SIGKILL it and everything it started, as a crash would.
+
+    The tree is frozen top-down first (a stopped process starts no children), so terraform and its
+    provider plugin die too and nothing keeps creating resources after the "crash".
+    """
     argv = ["npx", "cdktf", "deploy", deployment.customer.name, "--output", str(deployment.workdir / "cdktf.out"),
             "--auto-approve"]
     process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=deployment.env, stdout=subprocess.DEVNULL,
@@ -43,10 +48,18 @@ def kill_when(deployment, ready, timeout: float = 300) -> None:
     while not ready():
         assert process.poll() is None and time.monotonic() < deadline, "deploy ended before the fault point"
         time.sleep(0.05)
-    tree = [process, *(psutil.Process(process.pid).children(recursive=True))]
-    for p in tree:
-        p.kill()
-    psutil.wait_procs([psutil.Process(p.pid) for p in tree if psutil.pid_exists(p.pid)], timeout=30)
+    frozen, frontier = [], [psutil.Process(process.pid)]
+    while frontier:
+        member = frontier.pop()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.suspend()
+            frozen.append(member)
+            frontier += member.children()
+    for member in frozen:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(frozen, timeout=30)
+    process.wait()
 
 
 def test_deploy_killed_midway_is_followed_by_a_deploy_that_converges(emulator, customers, settings, tmp_path):
