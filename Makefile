@@ -1,28 +1,40 @@
 # Data plane activation. `make synth` and `make test` set everything up on first use.
+#
+# Variables given on the command line reach recipes only as environment variables, quoted
+# ("$$CUSTOMER"), never as make text: `$(value ...)` keeps make from expanding them, so no value
+# can become make or shell code. CUSTOMER is checked against the fleet before anything runs.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 CUSTOMER ?=
+BASE ?=
 CDKTF_OUT ?= cdktf.out
 OUTPUTS ?= outputs
-CDKTF := cdktf --output $(CDKTF_OUT)
+REVIEW_ARGS ?=
+override CUSTOMER := $(value CUSTOMER)
+override BASE := $(value BASE)
+override CDKTF_OUT := $(value CDKTF_OUT)
+override OUTPUTS := $(value OUTPUTS)
+override REVIEW_ARGS := $(value REVIEW_ARGS)
+export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS
 
 export CHECKPOINT_DISABLE := 1
 export JSII_NODE := $(CURDIR)/node_modules/node/bin/node
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.terraformrc
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup synth test plan deploy destroy clean require-customer
+.PHONY: setup synth test plan deploy destroy adopt unlock clean require-customer
 
-setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed .terraformrc
+setup: $(VENV)/.installed node_modules/.installed .terraformrc
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# checkov's dependencies conflict with our pins (boto3, moto): it gets a venv of its own.
+# checkov's dependencies conflict with our pins (boto3, moto): it gets a venv of its own, used
+# only by the security gate (`make test`, `make gate`).
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
@@ -33,50 +45,57 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 .terraformrc: $(VENV)/.installed dataplane/toolchain.py FORCE
-	$(PY) -m dataplane terraformrc
+	@$(PY) -m dataplane terraformrc
 
 FORCE:
 
 synth: setup
-	$(PY) -O main.py
+	@CDKTF_OUTDIR="$$CDKTF_OUT" $(PY) -O main.py
 
-test: setup
+test: setup $(CHECKOV_VENV)/.installed
 	$(PY) -m pytest
 
-require-customer:
-	@test -n "$(CUSTOMER)" || { echo "usage: make $(MAKECMDGOALS) CUSTOMER=<name>" >&2; exit 2; }
+require-customer: $(VENV)/.installed
+	@test -n "$$CUSTOMER" || { echo "usage: make $(firstword $(MAKECMDGOALS)) CUSTOMER=<name>" >&2; exit 2; }
+	@$(PY) -m dataplane customer -- "$$CUSTOMER"
 
 plan: require-customer setup
-	$(CDKTF) plan $(CUSTOMER)
+	cdktf plan "$$CUSTOMER" --output="$$CDKTF_OUT"
 
-# Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/adopt.py), then deploy.
+# Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/adopt.py), then deploy,
+# all in a private directory beside CDKTF_OUT (dataplane/deploy.py).
 deploy: require-customer setup
-	mkdir -p $(OUTPUTS)
-	CDKTF_OUTDIR=$(CDKTF_OUT) $(PY) main.py
-	$(PY) -m dataplane adopt $(CUSTOMER) --outdir $(CDKTF_OUT)
-	$(CDKTF) deploy $(CUSTOMER) --skip-synth --auto-approve --outputs-file $(OUTPUTS)/$(CUSTOMER).json; \
-	status=$$?; rm -f $(CDKTF_OUT)/stacks/$(CUSTOMER)/adopt.tf.json; exit $$status
+	$(PY) -m dataplane deploy --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" -- "$$CUSTOMER"
+
+# What a deploy would adopt, without deploying.
+adopt: require-customer setup
+	$(PY) -m dataplane adopt --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
+
+# Show the S3 state lock a killed deploy left behind and release it once the engineer confirms.
+unlock: require-customer setup
+	$(PY) -m dataplane unlock --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
 destroy: require-customer setup
-	$(CDKTF) destroy $(CUSTOMER) --auto-approve
+	cdktf destroy "$$CUSTOMER" --auto-approve --output="$$CDKTF_OUT"
 
 .PHONY: review gate
-BASE ?=
-REVIEW_ARGS ?=
 
 # Synthesize BASE in a temporary worktree and the working tree as head, then report what changes.
 # Only the report reaches stdout (with make -s): `make -s review BASE=origin/main > review.md`.
+# REVIEW_ARGS is split into words with globbing off: arguments only, never shell code.
 review: $(VENV)/.installed node_modules/.installed
-	@test -n "$(BASE)" || { echo "usage: make review BASE=<git ref> [REVIEW_ARGS='--format json | --affected']" >&2; exit 2; }
-	@tmp=$$(mktemp -d) && trap 'git worktree remove --force "$$tmp/base" 2>/dev/null; rm -rf "$$tmp"' EXIT && \
-	git worktree add --quiet --detach "$$tmp/base" "$(BASE)" && \
-	(cd "$$tmp/base" && CDKTF_OUTDIR="$$tmp/base.out" $(CURDIR)/$(PY) main.py) && \
-	CDKTF_OUTDIR="$$tmp/head.out" $(PY) main.py && \
-	$(PY) -m dataplane review --base "$$tmp/base.out" --head "$$tmp/head.out" $(REVIEW_ARGS)
+	@test -n "$$BASE" || { echo "usage: make review BASE=<git ref> [REVIEW_ARGS='--format json | --affected']" >&2; exit 2; }
+	@commit=$$(git rev-parse --verify --quiet --end-of-options "$$BASE^{commit}") || { \
+	  printf "BASE '%s' is not a git commit (git rev-parse --verify)\n" "$$BASE" >&2; exit 2; }; \
+	tmp=$$(mktemp -d) && trap 'git worktree remove --force "$$tmp/base" 2>/dev/null; rm -rf "$$tmp"' EXIT && \
+	git worktree add --quiet --detach "$$tmp/base" "$$commit" && \
+	(cd "$$tmp/base" && CDKTF_OUTDIR="$$tmp/base.out" "$(CURDIR)/$(PY)" main.py >&2) && \
+	CDKTF_OUTDIR="$$tmp/head.out" $(PY) main.py >&2 && \
+	set -f && $(PY) -m dataplane review --base "$$tmp/base.out" --head "$$tmp/head.out" $$REVIEW_ARGS
 
-# The security gate alone, on `make synth`'s output (`make test` runs it on the examples too).
-gate: synth
-	$(PY) -m dataplane.security_gate cdktf.out
+# The security gate alone, on `make synth`'s output (`make test` runs it on the fixtures too).
+gate: synth $(CHECKOV_VENV)/.installed
+	$(PY) -m dataplane.security_gate "$$CDKTF_OUT"
 
 # Stock versus fast provider import: synth wall time and peak memory; writes bench/RESULTS.md.
 .PHONY: bench

@@ -1,8 +1,10 @@
 """The cdktf app: one DataPlaneStack per customer file, all validated before anything is built.
 
-`python main.py` synthesizes every customer into `CDKTF_OUTDIR` (default `cdktf.out`); a large
-fleet is split over parallel shards (`dataplane/shards.py`), each of which is this app run with
-`--shard i/n`.
+`python main.py` synthesizes every customer (or only those named with `--customer`) into
+`CDKTF_OUTDIR` (default `cdktf.out`). It synthesizes into a private directory first and then
+publishes the result (`dataplane/synth_output.py`), so a failed synth changes nothing and a
+running plan or deploy keeps its files. A large fleet is split over parallel shards
+(`dataplane/shards.py`), each of which is this app run with `--shard i/n` into a shard directory.
 """
 
 import argparse
@@ -11,9 +13,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from dataplane import shards
+from dataplane import shards, synth_output
 from dataplane.customer import Customer
 from dataplane.errors import ConfigError
+from dataplane.selection import UnknownCustomer, customer_named
 from dataplane.settings import PROJECT_ROOT, Settings, load_project
 
 PROVIDER_LOCK = PROJECT_ROOT / ".terraform.lock.hcl"
@@ -21,23 +24,38 @@ PROVIDER_LOCK = PROJECT_ROOT / ".terraform.lock.hcl"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shard", type=shards.parse, help="synthesize only shard i of n (i/n)")
+    parser.add_argument("--customer", action="append", default=[], metavar="NAME",
+                        help="synthesize only this customer (repeatable); the whole fleet is still validated")
+    parser.add_argument("--shard", type=shards.parse, help="synthesize only shard i of n (i/n), into CDKTF_OUTDIR")
     args = parser.parse_args(argv)
     try:
         settings, customers = load_project()
+        if args.customer:
+            wanted = {customer_named(customers, name).name for name in args.customer}
+            customers = [c for c in customers if c.name in wanted]
     except ConfigError as e:
         print(f"refusing to synthesize: {len(e.problems)} problem(s) in the configuration", file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    except UnknownCustomer as e:
+        print(e, file=sys.stderr)
+        return 2
 
     outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
-    if args.shard is None and (count := shards.workers(len(customers))) > 1:
-        shards.synthesize(count, outdir, Path(__file__).resolve(),
-                          lambda shard_dir: synthesize(customers[::count], settings, shard_dir))
-    else:
-        index, count = args.shard or (0, 1)
+    if args.shard is not None:
+        index, count = args.shard
         synthesize(customers[index::count], settings, outdir)
+        return 0
+    with synth_output.private_dir(outdir, "synth") as staged:
+        if (count := shards.workers(len(customers))) > 1:
+            worker_args = [arg for name in args.customer for arg in ("--customer", name)]
+            shards.synthesize(count, staged, Path(__file__).resolve(), worker_args,
+                              lambda shard_dir: synthesize(customers[::count], settings, shard_dir))
+        else:
+            synthesize(customers, settings, staged)
+        names = synth_output.publish(staged, outdir)
+    print(f"synthesized {len(names)} stack{'' if len(names) == 1 else 's'} into {outdir}")
     return 0
 
 
@@ -53,7 +71,7 @@ def synthesize(customers: list[Customer], settings: Settings, outdir: Path) -> N
         DataPlaneStack(app, customer, settings)
     app.synth()
     for customer in customers:  # every `terraform init` uses the checked-in provider hashes
-        shutil.copyfile(PROVIDER_LOCK, outdir / "stacks" / customer.name / PROVIDER_LOCK.name)
+        shutil.copyfile(PROVIDER_LOCK, synth_output.stack_dir(outdir, customer.name) / PROVIDER_LOCK.name)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from dataplane import commands as operations, toolchain
 
 
 def _terraformrc(args: argparse.Namespace) -> int:
-    print(f"wrote {toolchain.TERRAFORM_CLI_CONFIG.name}: aws provider from {toolchain.write_cli_config()}")
+    source, changed = toolchain.write_cli_config()
+    if changed:
+        print(f"wrote {toolchain.TERRAFORM_CLI_CONFIG.name}: aws provider from {source}")
     return 0
 
 
@@ -26,27 +28,10 @@ def _review(args: argparse.Namespace) -> int:
     return 0
 
 
-def _adopt(args: argparse.Namespace) -> int:
-    from dataplane.adopt import AdoptError, adopt
-
-    try:
-        imports = adopt(args.outdir / "stacks" / args.customer)
-    except AdoptError as e:
-        print(f"adopt {args.customer}: {e}", file=sys.stderr)
-        return 1
-    for block in imports:
-        print(f"adopting {block['to']} = {block['id']}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dataplane", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("terraformrc", help="write the project's terraform CLI config").set_defaults(run=_terraformrc)
-    adopt = commands.add_parser("adopt", help="import live resources an interrupted deploy left out of the state")
-    adopt.add_argument("customer")
-    adopt.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synthesized output (cdktf.out)")
-    adopt.set_defaults(run=_adopt)
     operations.register(commands)
     review = commands.add_parser("review", help="review synthesized plans: what changes between two cdktf.out dirs")
     review.add_argument("--base", type=Path, required=True, help="synthesized output of the base (cdktf.out layout)")

@@ -1,12 +1,23 @@
-"""Adopt what an interrupted deploy created but never recorded, so the next deploy converges.
+"""Adopt what an interrupted deploy created but never recorded, and only what provably is ours.
 
 A deploy killed mid-apply can leave resources in AWS that the state does not know: the next
 apply would create a second VPC, or fail on the role that already exists. Before deploying,
-`adopt` reads the state, looks up every resource of the synthesized stack that the state lacks
-(by the name, tags and CIDRs the stack gives it), and writes Terraform `import` blocks for the
-ones found into `adopt.tf.json` beside `cdk.tf.json`; the deploy then imports them instead of
-creating duplicates. Resources that adopt themselves (the accepter, peering options, the
-default security group) and data sources are left to Terraform.
+`adopt` checks that the credentials act in the stack's accounts (`sts:GetCallerIdentity` against
+each provider's `allowed_account_ids`), reads the state, finds the live resource for every
+resource of the stack the state lacks, and returns Terraform `import` blocks for them:
+
+- a role, VPC, subnet, route table or peering connection only when it carries the stack's
+  ownership tags (`managed-by` and `customer`); one that matches by name or CIDR without them
+  belongs to someone else;
+- a route only when it already points at this stack's peering connection: a route to the same
+  destination through anything else is the customer's;
+- an inline policy or a route-table association only between resources already proven ours.
+
+Anything that matches but is not provably ours, and every tagged resource of this stack that
+neither the state nor the stack accounts for (left by an earlier CIDR or a lost state), stops
+the deploy before terraform runs: `NotOurs` names each, why, and what the engineer can do.
+Resources that adopt themselves (the accepter, peering options, the default security group)
+and data sources are left to Terraform.
 """
 
 from __future__ import annotations
@@ -14,49 +25,95 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import boto3
 
-from dataplane.checks import assume
+from dataplane.checks import AWS_ERRORS, assume, aws_error, listing
+from dataplane.synth_output import STACK_FILE
 from dataplane.toolchain import tool_environment
 
 IMPORTS_FILE = "adopt.tf.json"
 REFERENCE = re.compile(r"\$\{([a-z0-9_]+\.[\w-]+)\.(id|vpc_peering_connection_id)\}")
 LIVE_PEERING = ["initiating-request", "pending-acceptance", "provisioning", "active"]
+SELF_ADOPTING = ("aws_vpc_peering_connection_accepter", "aws_vpc_peering_connection_options",
+                 "aws_default_security_group")
+"""Resource types Terraform takes over by itself when it creates them."""
 
 
 class AdoptError(Exception):
-    """The live account cannot be matched to the stack unambiguously."""
+    """adopt could not look (credentials for another account, an AWS error, terraform failed)."""
 
 
-def _one(found: list, what: str) -> Optional[str]:
-    if len(found) > 1:
-        raise AdoptError(f"{len(found)} {what} match; remove the duplicates by hand, then deploy again: {found}")
-    return found[0] if found else None
+@dataclass(frozen=True, order=True)
+class Finding:
+    """A live resource adopt will not take over: what it is, why, and what the engineer can do."""
+
+    resource: str
+    why: str
+    remedy: str
+
+    def __str__(self) -> str:
+        return f"{self.resource}: {self.why}. {self.remedy}"
 
 
-def _tag_filters(tags: dict) -> list[dict]:
-    return [{"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(tags.items())]
+class NotOurs(AdoptError):
+    """Live resources in the way that are not provably this stack's; nothing was changed."""
+
+    def __init__(self, findings: list[Finding]):
+        self.findings = sorted(findings)
+        super().__init__("stopped before terraform ran; nothing in the account was changed:\n"
+                         + "\n".join(f"  {f}" for f in self.findings))
+
+
+def _tags(resource: dict) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def _target(route: dict) -> str:
+    """What a route points at: its gateway, peering connection, NAT gateway, interface, ..."""
+    return next((str(v) for k, v in sorted(route.items()) if k.endswith("Id") and k != "RouteTableId"), "nothing")
 
 
 class Lookup:
-    """Finds a stack resource's live id from its synthesized configuration, or None."""
+    """Finds the live id of each stack resource from its synthesized configuration, owned or not."""
 
-    def __init__(self, clients: Callable[[str, Optional[str]], object], ids: dict[str, str], default_tags: dict):
-        self.client, self.ids, self.default_tags = clients, ids, default_tags
+    def __init__(self, client: Callable[[str, Optional[str]], object], ids: dict[str, str], ownership: dict):
+        self.client, self.ids, self.ownership = client, ids, ownership
+        self.findings: list[Finding] = []
+        self.owner = " and ".join(f"{k}={v}" for k, v in sorted(ownership.items()))
 
     def resolve(self, value: str) -> Optional[str]:
         match = REFERENCE.fullmatch(value) if isinstance(value, str) else None
         return self.ids.get(match.group(1)) if match else value
 
+    def ours(self, resource: str, tags: dict[str, str], remedy: str) -> bool:
+        """True when `tags` carry the stack's ownership tags; else record why `resource` is not ours."""
+        differing = [f"{k}={tags[k]}" if k in tags else f"no {k} tag" for k, v in sorted(self.ownership.items())
+                     if tags.get(k) != v]
+        if differing:
+            self.findings.append(Finding(resource, f"not this stack's ({', '.join(differing)}; this stack's "
+                                                   f"resources carry {self.owner})", remedy))
+        return not differing
+
+    def one(self, found: list[str], what: str) -> Optional[str]:
+        if len(found) > 1:
+            self.findings.append(Finding(what, f"{len(found)} live resources carry this stack's tags: "
+                                               f"{', '.join(found)}", "Delete the duplicates by hand, then deploy again."))
+            return None
+        return found[0] if found else None
+
     def aws_iam_role(self, config, provider):
         iam = self.client("iam", provider)
         try:
-            return iam.get_role(RoleName=config["name"])["Role"]["RoleName"]
+            role = iam.get_role(RoleName=config["name"])["Role"]
         except iam.exceptions.NoSuchEntityException:
             return None
+        remedy = ("It was not created by this tool for this customer: keep it, and set another roleName in "
+                  "cdktf.json, or remove it yourself once you know nobody uses it.")
+        return role["RoleName"] if self.ours(f"role {role['Arn']}", _tags(role), remedy) else None
 
     def aws_iam_role_policy(self, config, provider):
         iam, role = self.client("iam", provider), self.resolve(config["role"])
@@ -69,22 +126,28 @@ class Lookup:
         return f"{role}:{config['name']}"
 
     def aws_vpc(self, config, provider):
+        cidr = config["cidr_block"]
         vpcs = self.client("ec2", provider).describe_vpcs(Filters=[
-            {"Name": "cidr-block-association.cidr-block", "Values": [config["cidr_block"]]},
-            *_tag_filters({**self.default_tags, **config.get("tags", {})})])["Vpcs"]
-        return _one([v["VpcId"] for v in vpcs], f"VPCs on {config['cidr_block']}")
+            {"Name": "cidr-block-association.cidr-block", "Values": [cidr]}])["Vpcs"]
+        remedy = "Choose another network.cidr, or remove that VPC yourself if it is unused."
+        ours = [v["VpcId"] for v in vpcs if self.ours(f"VPC {v['VpcId']} on {cidr}", _tags(v), remedy)]
+        return self.one(ours, f"VPC on {cidr}")
 
     def aws_subnet(self, config, provider):
-        vpc = self.resolve(config["vpc_id"])
+        vpc, cidr = self.resolve(config["vpc_id"]), config["cidr_block"]
         subnets = vpc and self.client("ec2", provider).describe_subnets(Filters=[
-            {"Name": "vpc-id", "Values": [vpc]}, {"Name": "cidr-block", "Values": [config["cidr_block"]]}])["Subnets"]
-        return _one([s["SubnetId"] for s in subnets or []], f"subnets on {config['cidr_block']}")
+            {"Name": "vpc-id", "Values": [vpc]}, {"Name": "cidr-block", "Values": [cidr]}])["Subnets"]
+        remedy = "Someone else created it in the data-plane VPC: remove it yourself if it is unused."
+        ours = [s["SubnetId"] for s in subnets or [] if self.ours(f"subnet {s['SubnetId']} on {cidr}", _tags(s), remedy)]
+        return self.one(ours, f"subnet on {cidr}")
 
     def aws_route_table(self, config, provider):
         vpc = self.resolve(config["vpc_id"])
+        tags = {**self.ownership, **config.get("tags", {})}
         tables = vpc and self.client("ec2", provider).describe_route_tables(Filters=[
-            {"Name": "vpc-id", "Values": [vpc]}, *_tag_filters(config.get("tags", {}))])["RouteTables"]
-        return _one([t["RouteTableId"] for t in tables or []], "route tables")
+            {"Name": "vpc-id", "Values": [vpc]},
+            *({"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(tags.items()))])["RouteTables"]
+        return self.one([t["RouteTableId"] for t in tables or []], f"route table tagged {tags} in {vpc}")
 
     def aws_route_table_association(self, config, provider):
         subnet, table = self.resolve(config["subnet_id"]), self.resolve(config["route_table_id"])
@@ -95,24 +158,67 @@ class Lookup:
         return f"{subnet}/{table}" if linked else None
 
     def aws_vpc_peering_connection(self, config, provider):
-        vpc = self.resolve(config["vpc_id"])
+        vpc, peer_vpc = self.resolve(config["vpc_id"]), config["peer_vpc_id"]
         found = vpc and self.client("ec2", provider).describe_vpc_peering_connections(Filters=[
             {"Name": "requester-vpc-info.vpc-id", "Values": [vpc]},
-            {"Name": "accepter-vpc-info.vpc-id", "Values": [config["peer_vpc_id"]]},
+            {"Name": "accepter-vpc-info.vpc-id", "Values": [peer_vpc]},
             {"Name": "status-code", "Values": LIVE_PEERING}])["VpcPeeringConnections"]
-        return _one([p["VpcPeeringConnectionId"] for p in found or []], "peering connections")
+        remedy = "Someone else peered these VPCs: remove that peering yourself if it is unused."
+        ours = [p["VpcPeeringConnectionId"] for p in found or []
+                if self.ours(f"peering connection {p['VpcPeeringConnectionId']} ({vpc} to {peer_vpc})", _tags(p),
+                             remedy)]
+        return self.one(ours, f"peering connection {vpc} to {peer_vpc}")
 
     def aws_route(self, config, provider):
         table, cidr = self.resolve(config["route_table_id"]), config["destination_cidr_block"]
+        connection = self.resolve(config["vpc_peering_connection_id"])
         if not table:
             return None
-        [route_table] = self.client("ec2", provider).describe_route_tables(RouteTableIds=[table])["RouteTables"]
-        exists = any(r.get("DestinationCidrBlock") == cidr for r in route_table["Routes"])
-        return f"{table}_{cidr}" if exists else None
+        tables = self.client("ec2", provider).describe_route_tables(
+            Filters=[{"Name": "route-table-id", "Values": [table]}])["RouteTables"]
+        if not tables:
+            self.findings.append(Finding(f"route table {table}", "not found where the stack routes to the data plane",
+                                         "Check peering.route_table_ids in the customer file."))
+            return None
+        routes = [r for r in tables[0]["Routes"] if r.get("DestinationCidrBlock") == cidr]
+        if not routes:
+            return None
+        if connection and routes[0].get("VpcPeeringConnectionId") == connection:
+            return f"{table}_{cidr}"
+        self.findings.append(Finding(
+            f"route {cidr} in {table}",
+            f"already points at {_target(routes[0])}, not at this stack's peering connection ({connection or 'none yet'})",
+            "It is not this tool's route: remove or change it yourself if it is unused, or choose another CIDR."))
+        return None
 
 
 ORDER = ("aws_iam_role", "aws_iam_role_policy", "aws_vpc", "aws_subnet", "aws_route_table",
-         "aws_route_table_association", "aws_vpc_peering_connection", "aws_route")
+         "aws_route_table_association", "aws_vpc_peering_connection", "aws_vpc_peering_connection_accepter",
+         "aws_route")
+"""Resource types in dependency order (a route needs its table and its connection); all but the
+accepter are found by the `Lookup` method of their name."""
+
+TAGGED = (("VPC", "describe_vpcs", "Vpcs", "VpcId"),
+          ("subnet", "describe_subnets", "Subnets", "SubnetId"),
+          ("route table", "describe_route_tables", "RouteTables", "RouteTableId"),
+          ("peering connection", "describe_vpc_peering_connections", "VpcPeeringConnections", "VpcPeeringConnectionId"))
+"""The EC2 resources the stack tags, searched for orphans by their ownership tags."""
+
+
+def _orphans(ec2, ownership: dict, known: set[str]) -> list[Finding]:
+    """Live EC2 resources with the stack's tags that neither the state nor a lookup accounts for."""
+    filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(ownership.items())]
+    findings = []
+    for kind, call, key, id_key in TAGGED:
+        for resource in getattr(ec2, call)(Filters=filters)[key]:
+            if resource.get("Status", {}).get("Code", "active") not in LIVE_PEERING or resource[id_key] in known:
+                continue
+            findings.append(Finding(
+                f"{kind} {resource[id_key]}",
+                "carries this stack's tags, but neither the state nor the stack's configuration accounts for it "
+                "(left by an earlier configuration or a lost state)",
+                "Restore the state that records it, or delete it (and routes through it) by hand once it is unused."))
+    return findings
 
 
 def _state(stack_dir: Path) -> dict[str, str]:
@@ -121,46 +227,69 @@ def _state(stack_dir: Path) -> dict[str, str]:
     for command in (["terraform", "init", "-input=false", "-no-color"], ["terraform", "state", "pull"]):
         result = subprocess.run(command, cwd=stack_dir, env=env, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
-            raise AdoptError(f"{' '.join(command)} failed: {result.stderr or result.stdout}")
+            raise AdoptError(f"{' '.join(command)} failed: {(result.stderr or result.stdout).strip()}")
     state = json.loads(result.stdout or "{}")
     return {f"{r['type']}.{r['name']}": r["instances"][0]["attributes"]["id"]
             for r in state.get("resources", []) if r.get("mode") == "managed" and r.get("instances")}
 
 
-def _clients(stack: dict) -> Callable[[str, Optional[str]], object]:
-    """boto3 clients per provider alias, assuming the provider's role where it has one."""
+def _sessions(stack: dict) -> dict[Optional[str], boto3.Session]:
+    """One session per provider alias, each proven to act in the provider's allowed account."""
     sessions: dict[Optional[str], boto3.Session] = {}
-
-    def client(service: str, alias: Optional[str]):
-        if alias not in sessions:
-            [config] = [p for p in stack["provider"]["aws"] if p.get("alias") == alias]
-            session = boto3.Session(region_name=config["region"])
-            if config.get("assume_role"):
-                session = assume(session, config["assume_role"][0]["role_arn"], "dataplane-adopt")
-            sessions[alias] = session
-        return sessions[alias].client(service)
-    return client
+    for config in stack["provider"]["aws"]:
+        alias = config.get("alias")
+        session = boto3.Session(region_name=config["region"])
+        if config.get("assume_role"):
+            session = assume(sessions[None], config["assume_role"][0]["role_arn"], "dataplane-adopt")
+        caller = session.client("sts").get_caller_identity()
+        allowed = config["allowed_account_ids"]
+        if caller["Account"] not in allowed:
+            raise AdoptError(f"the credentials act in account {caller['Account']} ({caller['Arn']}), not "
+                             f"{' or '.join(allowed)} (provider {'aws.' + alias if alias else 'aws'}); nothing was "
+                             "looked up. Use the credentials of the customer's account.")
+        sessions[alias] = session
+    return sessions
 
 
 def adopt(stack_dir: Path) -> list[dict]:
-    """Write import blocks for live resources the state lacks; return them (none: no file)."""
-    stack = json.loads((stack_dir / "cdk.tf.json").read_text())
-    imports_file = stack_dir / IMPORTS_FILE
-    imports_file.unlink(missing_ok=True)
-    ids = _state(stack_dir)
-    default_tags = stack["provider"]["aws"][0].get("default_tags", [{}])[0].get("tags", {})
-    lookup = Lookup(_clients(stack), ids, default_tags)
+    """Import blocks for the live resources of this stack that the state lacks; raises `NotOurs`, `AdoptError`."""
+    stack = json.loads((stack_dir / STACK_FILE).read_text())
+    try:
+        sessions = _sessions(stack)
+        ids = _state(stack_dir)
+        return _imports(stack, ids, sessions)
+    except AWS_ERRORS as e:
+        raise AdoptError(f"AWS error: {aws_error(e)}") from None
+
+
+def _imports(stack: dict, ids: dict[str, str], sessions: dict[Optional[str], boto3.Session]) -> list[dict]:
+    main_provider = stack["provider"]["aws"][0]
+    ownership = main_provider.get("default_tags", [{}])[0].get("tags", {})
+    lookup = Lookup(lambda service, alias: sessions[alias].client(service), ids, ownership)
+    resources = stack.get("resource", {})
+    if unknown := sorted(set(resources) - set(ORDER) - set(SELF_ADOPTING)):
+        raise AdoptError(f"cannot look up {listing(unknown)}: add a lookup to dataplane/adopt.py")
+    known = set(ids.values())
     imports = []
     for kind in ORDER:
-        for name, config in sorted(stack.get("resource", {}).get(kind, {}).items()):
+        for name, config in sorted(resources.get(kind, {}).items()):
             address = f"{kind}.{name}"
             if address in ids:
                 continue
+            if kind == "aws_vpc_peering_connection_accepter":  # the connection's id, for routes through it
+                ids[address] = lookup.resolve(config["vpc_peering_connection_id"])
+                continue
             alias = config.get("provider", "aws").removeprefix("aws").removeprefix(".") or None
-            found = getattr(lookup, kind)(config, alias)
-            if found:
+            if found := getattr(lookup, kind)(config, alias):
                 ids[address] = found
+                known.add(found)
                 imports.append({"to": address, "id": found, **({"provider": config["provider"]} if alias else {})})
-    if imports:
-        imports_file.write_text(json.dumps({"import": imports}, indent=2, sort_keys=True) + "\n")
+    findings = lookup.findings + _orphans(sessions[None].client("ec2"), ownership, known)
+    if findings:
+        raise NotOurs(findings)
     return imports
+
+
+def write_imports(stack_dir: Path, imports: list[dict]) -> None:
+    """Write the import blocks beside the stack, for the deploy that runs there next."""
+    (stack_dir / IMPORTS_FILE).write_text(json.dumps({"import": imports}, indent=2, sort_keys=True) + "\n")

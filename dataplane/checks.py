@@ -1,24 +1,30 @@
 """What preflight and verify share: result rows, their table and JSON, and AWS session plumbing.
 
 Every check is a function returning `(Status, reason)`; the `check` decorator names its row and
-turns any AWS error (access denied, throttling after retries, no endpoint, no credentials) into
-a FAIL row carrying the reason, so a run always ends in a table, never a traceback.
+turns any AWS error (`AWS_ERRORS`: access denied, throttling after retries, no endpoint, no
+credentials, an answer that is not AWS's) into a FAIL row carrying a one-line reason, so a run
+always ends in a table, never a traceback. Every AWS call, assuming roles included, runs in a check.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import textwrap
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Callable, Iterable
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from dataplane.customer import Customer
 
 DEFAULT_HOME_REGION = "us-east-1"
+AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
+"""What an AWS call raises when it fails: an error answer, botocore's own errors, an unparseable answer."""
+REASON_LIMIT = 400  # characters of an error in a reason: an error page can be the whole answer
 
 
 class Status(str, Enum):
@@ -71,11 +77,18 @@ class Report:
 
 
 def aws_error(error: Exception) -> str:
-    """One line for an AWS error: the error code and message, or botocore's description."""
+    """One line for an AWS error: the error code and message, or botocore's description, shortened.
+
+    An unparseable answer keeps only botocore's first line: the answer's body follows it.
+    """
     if isinstance(error, ClientError):
         detail = error.response.get("Error", {})
-        return f"{detail.get('Code', 'Error')}: {detail.get('Message') or error}".replace("\n", " ")
-    return str(error).replace("\n", " ")
+        text = f"{detail.get('Code', 'Error')}: {detail.get('Message') or error}"
+    elif isinstance(error, ResponseParserError):
+        text = "unparseable answer: " + str(error).partition("\n")[0].rstrip(":")
+    else:
+        text = str(error)
+    return textwrap.shorten(text, REASON_LIMIT, placeholder=" …")
 
 
 def check(name: str) -> Callable[[Callable[..., Outcome]], Callable[..., Row]]:
@@ -85,7 +98,7 @@ def check(name: str) -> Callable[[Callable[..., Outcome]], Callable[..., Row]]:
         def run(*args, **kwargs) -> Row:
             try:
                 status, reason = fn(*args, **kwargs)
-            except (ClientError, BotoCoreError) as e:
+            except AWS_ERRORS as e:
                 return Row(name, Status.FAIL, aws_error(e))
             return Row(name, status, reason)
         return run

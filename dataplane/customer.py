@@ -7,14 +7,25 @@ file, collects every problem in every file, and raises one `ConfigError` listing
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dataplane.errors import ConfigError, Problem, problems_from_validation
+from dataplane.errors import ConfigError, Problem, problems_from_validation, shown
+
+AWS_REGIONS = frozenset({
+    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5",
+    "ap-southeast-6", "ap-southeast-7", "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-north-1",
+    "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1", "me-south-1",
+    "me-west-1", "mx-central-1", "sa-east-1", "sa-west-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+})
+"""Every region of the `aws` (commercial) partition, as botocore's partitions.json lists them (a test compares)."""
 
 SUPPORTED_REGIONS = frozenset({
     "af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
@@ -24,7 +35,14 @@ SUPPORTED_REGIONS = frozenset({
 OPT_IN_REGIONS = frozenset({"af-south-1", "ap-east-1", "eu-south-1", "me-south-1"})
 
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-LARGEST_PREFIX, SMALLEST_PREFIX = 16, 19
+NOT_IN_A_VPC = tuple((ipaddress.IPv4Network(n), what) for n, what in (
+    ("0.0.0.0/8", "\"this network\""), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/3", "multicast and reserved")))
+LARGEST_PREFIX, SMALLEST_PREFIX, SMALLEST_VPC_PREFIX = 16, 19, 28
+MAX_PEER_CIDRS = 50  # a VPC has at most 50 IPv4 CIDRs
+MAX_ROUTE_TABLES = 50
+MAX_FILE_BYTES = 64 * 1024
+DIRECTORY_RULE = "the customers directory holds only customer files (<customer>.toml) and README files"
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]", re.ASCII)
 
@@ -35,24 +53,50 @@ def pattern(regex: str, what: str) -> AfterValidator:
 
     def check(value: str) -> str:
         if not rule.fullmatch(value):
-            shown = value if len(value) <= 60 else f"{value[:57]}..."
-            raise ValueError(f"{shown!r} is not {what}")
+            raise ValueError(f"{shown(value)} is not {what}")
         return value
     return AfterValidator(check)
 
 
+def _aws_region(value: str) -> str:
+    if value not in AWS_REGIONS:
+        raise ValueError(f"{shown(value)} is not a region of the commercial AWS partition (aws), such as us-east-1; "
+                         "this tool activates commercial regions only")
+    return value
+
+
+def commercial_partition(value: str) -> str:
+    """A validator: refuse an ARN of another partition (aws-cn, aws-us-gov, ...) than commercial AWS."""
+    if value.startswith("arn:") and (partition := value.split(":")[1]) != "aws":
+        raise ValueError(f"{shown(value)} is in the {shown(partition)} partition; this tool activates commercial "
+                         "AWS regions only, so ARNs begin arn:aws:")
+    return value
+
+
 def _network(value: str) -> str:
     if "/" not in value:
-        raise ValueError(f"{value!r} has no prefix length; write it as a CIDR such as 10.20.0.0/19")
+        raise ValueError(f"{shown(value)} has no prefix length; write it as a CIDR such as 10.20.0.0/19")
     try:
         return str(ipaddress.IPv4Network(value, strict=True))
     except ipaddress.NetmaskValueError:
-        raise ValueError(f"{value!r} has an invalid prefix length") from None
+        raise ValueError(f"{shown(value)} has an invalid prefix length") from None
     except ValueError as e:
         if "host bits set" in str(e):
-            raise ValueError(f"{value!r} has host bits set (did you mean "
+            raise ValueError(f"{shown(value)} has host bits set (did you mean "
                              f"{ipaddress.IPv4Network(value, strict=False)}?)") from None
-        raise ValueError(f"{value!r} is not an IPv4 CIDR") from None
+        raise ValueError(f"{shown(value)} is not an IPv4 CIDR") from None
+
+
+def _vpc_cidr(value: str) -> str:
+    net = ipaddress.IPv4Network(value)
+    if net.prefixlen < LARGEST_PREFIX:
+        raise ValueError(f"{value} is larger than a /{LARGEST_PREFIX}, the largest VPC AWS allows")
+    if net.prefixlen > SMALLEST_VPC_PREFIX:
+        raise ValueError(f"{value} is smaller than a /{SMALLEST_VPC_PREFIX}, the smallest VPC AWS allows")
+    for block, what in NOT_IN_A_VPC:
+        if net.subnet_of(block):
+            raise ValueError(f"{value} is in {block} ({what}), which no VPC can use")
+    return value
 
 
 def _data_plane_cidr(value: str) -> str:
@@ -61,22 +105,23 @@ def _data_plane_cidr(value: str) -> str:
         raise ValueError(f"{value} is not in a private (RFC1918) range: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16")
     if net.prefixlen > SMALLEST_PREFIX:
         raise ValueError(f"{value} is smaller than a /{SMALLEST_PREFIX}; the data plane needs at least a /{SMALLEST_PREFIX}")
-    if net.prefixlen < LARGEST_PREFIX:
-        raise ValueError(f"{value} is larger than a /{LARGEST_PREFIX}, the largest VPC AWS allows")
     return value
 
 
 AccountId = Annotated[str, pattern(r"\d{12}", "a 12-digit AWS account id")]
 Region = Annotated[str, pattern(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", "an AWS region name")]
+AwsRegion = Annotated[str, AfterValidator(_aws_region)]
 ExternalId = Annotated[str, pattern(r"[A-Za-z0-9+=,.@:/_-]{2,1224}",
                                      "2-1224 characters of A-Z a-z 0-9 + = , . @ : / _ -")]
 VpcId = Annotated[str, pattern(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id (vpc- and 8 or 17 hex digits)")]
 RouteTableId = Annotated[str, pattern(r"rtb-([0-9a-f]{8}|[0-9a-f]{17})",
                                        "a route table id (rtb- and 8 or 17 hex digits)")]
-RoleArn = Annotated[str, pattern(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}",
-                                  "an IAM role ARN (arn:aws:iam::<account>:role/<name>)")]
+RoleArn = Annotated[str, AfterValidator(commercial_partition),
+                    pattern(r"arn:aws:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}",
+                            "an IAM role ARN (arn:aws:iam::<account>:role/<name>)")]
 Cidr = Annotated[str, AfterValidator(_network)]
-DataPlaneCidr = Annotated[Cidr, AfterValidator(_data_plane_cidr)]
+PeerCidr = Annotated[Cidr, AfterValidator(_vpc_cidr)]
+DataPlaneCidr = Annotated[Cidr, AfterValidator(_data_plane_cidr), AfterValidator(_vpc_cidr)]
 
 
 class _Strict(BaseModel):
@@ -94,9 +139,9 @@ class Peering(_Strict):
 
     vpc_id: VpcId
     account_id: AccountId
-    region: Optional[Region] = None
-    cidrs: tuple[Cidr, ...] = Field(min_length=1, strict=False)
-    route_table_ids: tuple[RouteTableId, ...] = Field(min_length=1, strict=False)
+    region: Optional[AwsRegion] = None
+    cidrs: tuple[PeerCidr, ...] = Field(min_length=1, max_length=MAX_PEER_CIDRS, strict=False)
+    route_table_ids: tuple[RouteTableId, ...] = Field(min_length=1, max_length=MAX_ROUTE_TABLES, strict=False)
     accepter_role_arn: Optional[RoleArn] = None
 
     @model_validator(mode="after")
@@ -154,6 +199,9 @@ def _semantic_problems(file: str, data: CustomerFile, control_plane_account_id: 
         problems.append(Problem(file, "account_id", f"{data.account_id} is the control-plane account; "
                                                     "the data plane needs the customer's own clean account"))
     peering = data.peering
+    if peering and peering.account_id == control_plane_account_id:
+        problems.append(Problem(file, "peering.account_id", f"{peering.account_id} is the control-plane account; "
+                                                            "the peer VPC must be the customer's own"))
     if peering and not data.network:
         problems.append(Problem(file, "peering", "[peering] requires [network]: there is no data-plane VPC to peer from"))
     if peering and data.network:
@@ -168,6 +216,41 @@ def _semantic_problems(file: str, data: CustomerFile, control_plane_account_id: 
     return problems
 
 
+def _kind(mode: int) -> str:
+    return {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a named pipe (FIFO)",
+            stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}.get(stat.S_IFMT(mode),
+                                                                                               "a special file")
+
+
+def _read(path: Path, file: str) -> bytes:
+    """The bytes of a regular file of at most `MAX_FILE_BYTES`; nothing else is read, and nothing blocks."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)  # a FIFO opens at once, then fails below
+    except OSError as e:
+        raise ConfigError([Problem(file, "(file)", f"cannot open: {e.strerror}")]) from None
+    with os.fdopen(fd, "rb") as f:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError([Problem(file, "(file)", f"{_kind(status.st_mode)}, not a regular file")])
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError([Problem(file, "(file)", f"file is {max(status.st_size, len(data))} bytes; "
+                                                   f"a customer file is at most {MAX_FILE_BYTES}")])
+    return data
+
+
+def _parse(data: bytes, file: str) -> CustomerFile:
+    """The file's content, typed; raises `ConfigError`, or `RecursionError` for absurdly deep nesting."""
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError([Problem(file, "(file)", f"not valid TOML: {e}")]) from None
+    try:
+        return CustomerFile.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(problems_from_validation(file, e)) from None
+
+
 def load_customer(path: Path, control_plane_account_id: str, display: str | None = None) -> Customer:
     """Load and validate one customer file; raise `ConfigError` with every problem in it."""
     file = display or str(path)
@@ -178,34 +261,56 @@ def load_customer(path: Path, control_plane_account_id: str, display: str | None
                                                      "letters, digits and hyphens, start with a letter and not end "
                                                      "with a hyphen"))
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(problems + [Problem(file, "(file)", f"not valid TOML: {e}")]) from None
-    try:
-        data = CustomerFile.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(problems + problems_from_validation(file, e)) from None
+        data = _parse(_read(path, file), file)
+    except ConfigError as e:
+        raise ConfigError(problems + e.problems) from None
+    except RecursionError:
+        raise ConfigError(problems + [Problem(file, "(file)", "arrays or tables nested too deeply")]) from None
     problems += _semantic_problems(file, data, control_plane_account_id)
     if problems:
         raise ConfigError(problems)
     return Customer(name=name, source=file, **dict(data))
 
 
-def load_customers(directory: Path, control_plane_account_id: str, display_root: Path | None = None) -> list[Customer]:
-    """Load every `*.toml` in `directory`, sorted by name; all-or-nothing.
+def _entry_problems(path: Path, display: str) -> list[Problem]:
+    """Why an entry of the customers directory is refused: its name, or it is not a regular file."""
+    problems = []
+    if not (path.name.endswith(".toml") or path.name.startswith("README")):
+        problems.append(Problem(display, "(file name)", f"{shown(path.name)} is not named <customer>.toml; "
+                                                        f"{DIRECTORY_RULE}"))
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as e:
+        return problems + [Problem(display, "(file)", f"cannot be read ({e.strerror})")]
+    if not stat.S_ISREG(mode):
+        problems.append(Problem(display, "(file)", f"{_kind(mode)}, not a regular file; {DIRECTORY_RULE}"))
+    return problems
 
-    Names are file stems, so stack ids and state keys are unique; two files for the same
-    account are refused (both stacks would manage the same role in it).
+
+def load_customers(directory: Path, control_plane_account_id: str, display_root: Path | None = None) -> list[Customer]:
+    """Load every `<name>.toml` in `directory`, sorted by name; all-or-nothing.
+
+    Every entry must be a regular file (not a link) named `<name>.toml` or `README*`. Names are
+    file stems, so stack ids and state keys are unique; two files for the same account are
+    refused (both stacks would manage the same role in it).
     """
     if not directory.is_dir():
         raise ConfigError([Problem(str(directory), "customersDir", "directory does not exist")])
+    try:
+        paths = sorted(directory.iterdir())
+    except OSError as e:
+        raise ConfigError([Problem(str(directory), "customersDir", f"cannot list the directory ({e.strerror})")]) from None
     customers, problems = [], []
-    for path in sorted(directory.glob("*.toml")):
+    for path in paths:
         display = str(path.relative_to(display_root)) if display_root and path.is_relative_to(display_root) else str(path)
-        try:
-            customers.append(load_customer(path, control_plane_account_id, display))
-        except ConfigError as e:
-            problems += e.problems
+        display = display if display.isprintable() else repr(display)
+        if entry_problems := _entry_problems(path, display):
+            problems += entry_problems
+        elif not path.name.startswith("README"):
+            try:
+                customers.append(load_customer(path, control_plane_account_id, display))
+            except ConfigError as e:
+                problems += e.problems
     seen: dict[str, Customer] = {}
     for c in customers:
         if (other := seen.setdefault(c.account_id, c)) is not c:

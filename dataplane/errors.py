@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -30,17 +31,30 @@ class ConfigError(Exception):
 _TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
 
 
-def problems_from_validation(file: str, error: ValidationError, prefix: str = "") -> list[Problem]:
-    """Turn pydantic's errors into problems with dotted field paths (`peering.cidrs[0]`)."""
+def shown(value: object) -> str:
+    """`value`'s repr, cut to 60 characters, so a problem stays one short line."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def problems_from_validation(file: str, error: ValidationError, prefix: str = "",
+                             renamed: Mapping[str, str] | None = None) -> list[Problem]:
+    """Turn pydantic's errors into problems with dotted field paths (`peering.cidrs[0]`).
+
+    `renamed` maps the field path of a key that was renamed to the message for it (instead of "unknown key").
+    """
     problems = []
     for e in error.errors(include_url=False):
+        if e["type"] == "too_short" and len(e["input"]) >= e["ctx"]["min_length"]:
+            continue  # pydantic counts only the valid items; each invalid one has its own problem
         field = prefix
         for part in e["loc"]:
             if isinstance(part, int):
                 field += f"[{part}]"
             else:
                 field += f".{part}" if field else str(part)
-        problems.append(Problem(file, field or "(file)", _message(e)))
+        message = (renamed or {}).get(field) if e["type"] == "extra_forbidden" else None
+        problems.append(Problem(file, field or "(file)", message or _message(e)))
     return problems
 
 
@@ -52,9 +66,11 @@ def _message(e: dict) -> str:
         return "required key is missing"
     if kind == "too_short":
         return f"must list at least {e['ctx']['min_length']} item(s)"
+    if kind == "too_long":
+        return f"must list at most {e['ctx']['max_length']} item(s)"
     if kind.endswith("_type"):
         found = _TYPE_NAMES.get(type(value), type(value).__name__)
         expected = {"string_type": "a quoted string", "int_type": "an integer", "list_type": "an array",
                     "tuple_type": "an array", "model_type": "a table", "bool_type": "a boolean"}.get(kind, kind.removesuffix("_type"))
-        return f"must be {expected}, not {found} {value!r}"
+        return f"must be {expected}, not {found} {shown(value)}"
     return e["msg"].removeprefix("Value error, ")

@@ -164,6 +164,8 @@ class _Preflight:
                 quota = quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)
             except quotas.exceptions.NoSuchResourceException:
                 quota = quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)
+            if "Quota" not in quota:  # botocore reads an answer that is not JSON as an empty one
+                return Status.FAIL, f"unparseable answer: no quota {code} in it (not an AWS endpoint?)"
             values[name] = quota["Quota"]["Value"]
         found = ", ".join(f"{name} {value:g}" for name, value in values.items())
         low = [name for name, value in values.items() if value < MIN_VCPUS]
@@ -198,7 +200,8 @@ class _Preflight:
 
     @check("peer route tables")
     def peer_route_tables(self) -> tuple[Status, str]:
-        peering = self.customer.peering
+        """The customer's route tables are in its VPC and hold no route for `network.cidr` but this tool's."""
+        c, peering = self.customer, self.customer.peering
         found = {t["RouteTableId"]: t for t in self._peer_ec2.describe_route_tables(
             Filters=[{"Name": "route-table-id", "Values": list(peering.route_table_ids)}])["RouteTables"]}
         problems = []
@@ -207,9 +210,34 @@ class _Preflight:
                 problems.append(f"{table_id} not found")
             elif found[table_id]["VpcId"] != peering.vpc_id:
                 problems.append(f"{table_id} belongs to {found[table_id]['VpcId']}, not {peering.vpc_id}")
+        cidr = c.network.cidr
+        routes = [(table_id, route) for table_id in peering.route_table_ids if table_id in found
+                  for route in found[table_id]["Routes"] if route.get("DestinationCidrBlock") == cidr]
+        ours = self._own_peerings({r["VpcPeeringConnectionId"] for _, r in routes if "VpcPeeringConnectionId" in r})
+        problems += [f"{table_id} already routes {cidr} to {_target(route)}: deploying would fail or re-point it"
+                     for table_id, route in routes if route.get("VpcPeeringConnectionId") not in ours]
         if problems:
             return Status.FAIL, "; ".join(problems)
-        return Status.PASS, f"{', '.join(peering.route_table_ids)} in {peering.vpc_id}"
+        if routes:
+            return Status.WARN, (f"re-activation: {cidr} is already routed through {listing(sorted(ours))} "
+                                 f"(this tool's peering for {c.name}) in {listing(t for t, _ in routes)}")
+        return Status.PASS, f"{', '.join(peering.route_table_ids)} in {peering.vpc_id}, no route for {cidr} yet"
+
+    def _own_peerings(self, ids: set[str]) -> set[str]:
+        """Those of the peering connections `ids` tagged as this tool's for the customer, seen from the peer side."""
+        if not ids:
+            return set()
+        found = self._peer_ec2.describe_vpc_peering_connections(
+            Filters=[{"Name": "vpc-peering-connection-id", "Values": sorted(ids)}])["VpcPeeringConnections"]
+        return {p["VpcPeeringConnectionId"] for p in found
+                if _tags(p).get("managed-by") == MANAGED_BY and _tags(p).get("customer") == self.customer.name}
+
+
+def _target(route: dict) -> str:
+    """Where a route sends traffic (gateway, NAT, peering, instance, interface... ids), and its state unless active."""
+    target = ", ".join(value for key, value in route.items() if key.endswith(("Id", "Arn"))
+                       and not key.startswith("Destination") and not key.endswith("OwnerId"))
+    return target if route.get("State") == "active" else f"{target} ({route.get('State')})"
 
 
 def _tags(resource: dict) -> dict[str, str]:

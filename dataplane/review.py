@@ -18,14 +18,25 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from dataplane.activation import as_list
+from dataplane.synth_output import MANIFEST
 
-STACK_FILE = "cdk.tf.json"
 Status = Literal["added", "removed", "changed", "unchanged"]
 Format = Literal["markdown", "json"]
 
 
 class ReviewError(Exception):
-    """An input directory that is not a synthesized output."""
+    """An input directory that is not a synthesized output, or a stack in it that cannot be read."""
+
+
+@dataclass(frozen=True)
+class StackFile:
+    """One stack's synthesized `cdk.tf.json`: where it was read, and its bytes."""
+
+    path: Path
+    raw: bytes
+
+    def document(self) -> dict:
+        return _json_object(self.path, self.raw)
 
 
 @dataclass(frozen=True)
@@ -66,11 +77,40 @@ class Report:
 # ---------------------------------------------------------------- reading
 
 
-def load_stacks(outdir: Path) -> dict[str, bytes]:
-    """Stack name -> raw `cdk.tf.json` of a synthesized output directory (no `stacks/`: no stacks)."""
+def load_stacks(outdir: Path) -> dict[str, StackFile]:
+    """Stack name -> its file, for every stack the `manifest.json` of a synthesized output directory lists.
+
+    The manifest alone says which stacks a synth produced: a stack directory it does not list (a
+    removed customer's, left behind) is not reviewed.
+    """
     if not outdir.is_dir():
         raise ReviewError(f"{outdir}: not a directory (expected a cdktf.out layout)")
-    return {p.parent.name: p.read_bytes() for p in (outdir / "stacks").glob(f"*/{STACK_FILE}")}
+    manifest = outdir / MANIFEST
+    if not manifest.is_file():
+        raise ReviewError(f"{outdir}: no {MANIFEST}, so not a synthesized output (expected a cdktf.out layout)")
+    try:
+        paths = {name: outdir / entry["synthesizedStackPath"]
+                 for name, entry in _json_object(manifest, manifest.read_bytes())["stacks"].items()}
+    except (KeyError, TypeError, AttributeError):
+        raise ReviewError(f"{manifest}: not a cdktf manifest (no stacks.<name>.synthesizedStackPath)") from None
+    stacks = {}
+    for name, path in paths.items():
+        try:
+            stacks[name] = StackFile(path, path.read_bytes())
+        except OSError as e:
+            raise ReviewError(f"{path}: stack {name} is in {MANIFEST} but cannot be read ({e.strerror})") from None
+    return stacks
+
+
+def _json_object(path: Path, raw: bytes) -> dict:
+    """`raw`, read from `path`, as a JSON object; a `ReviewError` naming `path` if it is not one."""
+    try:
+        value = json.loads(raw)
+    except ValueError as e:  # truncated, not JSON, or not UTF-8
+        raise ReviewError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ReviewError(f"{path}: not a JSON object")
+    return value
 
 
 def _strip(value: Any) -> Any:
@@ -279,16 +319,17 @@ def _settings_changes(base_doc: dict, head_doc: dict, bf: _Facts, hf: _Facts) ->
     return out
 
 
-def review_stack(name: str, base_raw: bytes | None, head_raw: bytes | None) -> StackReview:
-    """Compare one customer's stack; `None` means absent on that side."""
-    if base_raw == head_raw:
+def review_stack(name: str, base_file: StackFile | None, head_file: StackFile | None) -> StackReview:
+    """Compare one customer's stack; `None` means absent on that side. Identical bytes are not parsed."""
+    both = base_file is not None and head_file is not None
+    if both and base_file.raw == head_file.raw:
         return StackReview(name, "unchanged")
-    base_doc = json.loads(base_raw) if base_raw is not None else {}
-    head_doc = json.loads(head_raw) if head_raw is not None else {}
+    base_doc = base_file.document() if base_file is not None else {}
+    head_doc = head_file.document() if head_file is not None else {}
     base, head = _blocks(base_doc), _blocks(head_doc)
-    if base_raw is not None and head_raw is not None and _strip(base_doc) == _strip(head_doc):
+    if both and _strip(base_doc) == _strip(head_doc):
         return StackReview(name, "unchanged")
-    status: Status = "added" if base_raw is None else "removed" if head_raw is None else "changed"
+    status: Status = "added" if base_file is None else "removed" if head_file is None else "changed"
     review = StackReview(
         name, status,
         added=sorted(head.keys() - base.keys()),
@@ -345,7 +386,7 @@ def to_markdown(report: Report) -> str:
     lines = ["## Data plane review", "", _summary_line(report), ""]
     warned = sum(len(s.warnings) for s in report.stacks)
     if warned:
-        lines += [f"> [!WARNING]", f"> {warned} change(s) replace or destroy something: see ⚠️ below.", ""]
+        lines += ["> [!WARNING]", f"> {warned} change(s) replace or destroy something: see ⚠️ below.", ""]
     for s in report.stacks:
         if s.status == "unchanged":
             continue

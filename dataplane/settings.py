@@ -4,26 +4,58 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from dataplane.customer import AccountId, Customer, Region, RoleArn, pattern, load_customers
-from dataplane.errors import ConfigError, Problem, problems_from_validation
+from dataplane.customer import AccountId, AwsRegion, Customer, RoleArn, commercial_partition, pattern, load_customers
+from dataplane.errors import ConfigError, Problem, problems_from_validation, shown
 from dataplane.toolchain import PROJECT_ROOT
 
 CUSTOMERS_DIR_ENV = "DATAPLANE_CUSTOMERS_DIR"
+SETTINGS_ENV = "DATAPLANE_SETTINGS"
+"""Another settings file in place of the project's `cdktf.json` (its `context` is read the same way)."""
 MANAGED_BY = "dataplane-activation"
+RENAMED = {"context.permissionsBoundaryArn": "renamed to permissionsBoundary, which takes the name of a policy "
+                                             "(the policy of that name in each customer's account) or an "
+                                             "AWS-managed policy ARN"}
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def _boundary_in_every_account(value: str) -> str:
+    if policy := re.fullmatch(r"arn:aws:iam::(\d{12}):policy/(.*)", value, re.ASCII):
+        raise ValueError(f"{shown(value)} is a policy of account {policy[1]} only, but each customer's role is in "
+                         "the customer's account and needs a boundary policy there; write the policy's name "
+                         f"({shown(policy[2])}) for the policy of that name in each customer's account, or an "
+                         "AWS-managed policy ARN (arn:aws:iam::aws:policy/<name>)")
+    return value
+
+
+def _bucket_name_allowed(value: str) -> str:
+    if re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", value):
+        raise ValueError(f"{shown(value)} is formatted as an IP address, which an S3 bucket name may not be")
+    if value.startswith(RESERVED_BUCKET_PREFIXES) or value.endswith(RESERVED_BUCKET_SUFFIXES):
+        raise ValueError(f"{shown(value)} begins or ends with a prefix or suffix S3 reserves "
+                         f"({', '.join(RESERVED_BUCKET_PREFIXES)}; {', '.join(RESERVED_BUCKET_SUFFIXES)})")
+    return value
+
 
 RoleName = Annotated[str, pattern(r"[\w+=,.@-]{1,64}", "an IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -)")]
-PolicyArn = Annotated[str, pattern(r"arn:aws(-[a-z]+)*:iam::(\d{12}|aws):policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}",
-                                    "an IAM policy ARN")]
-StateKeyPrefix = Annotated[str, pattern(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
+PermissionsBoundary = Annotated[str, AfterValidator(commercial_partition), AfterValidator(_boundary_in_every_account),
+                                pattern(r"(arn:aws:iam::aws:policy/)?([\w+=,.@-]+/)*[\w+=,.@-]{1,128}",
+                                        "an AWS-managed policy ARN (arn:aws:iam::aws:policy/<name>) or a policy name, "
+                                        "optionally with a path (boundaries/DataPlane)")]
+StateKeyPrefix = Annotated[str, pattern(r"(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
                                          "a key prefix of path segments (A-Z a-z 0-9 . _ -) without leading or "
-                                         "trailing slashes")]
-BucketName = Annotated[str, pattern(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name")]
+                                         "trailing slashes and without . or .. segments")]
+BucketName = Annotated[str, pattern(r"(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+                                    "an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, beginning "
+                                    "and ending with a letter or digit, no two periods in a row"),
+                       AfterValidator(_bucket_name_allowed)]
 
 
 class _Context(BaseModel):
@@ -43,7 +75,7 @@ class S3Backend(_Context):
 
     type: Literal["s3"]
     bucket: BucketName
-    region: Region
+    region: AwsRegion
     key_prefix: StateKeyPrefix = "dataplane"
 
     def key(self, customer: str) -> str:
@@ -57,7 +89,7 @@ class Settings(_Context):
     role_name: RoleName = "astronomer-remote-management"
     customers_dir: str = Field("customers", min_length=1)
     control_plane_role_arn: Optional[RoleArn] = None
-    permissions_boundary_arn: Optional[PolicyArn] = None
+    permissions_boundary: Optional[PermissionsBoundary] = None
     max_session_duration: int = Field(3600, ge=3600, le=43200)
     backend: Annotated[Union[LocalBackend, S3Backend], Field(discriminator="type")] = LocalBackend()
 
@@ -72,9 +104,17 @@ class Settings(_Context):
         """Who may assume the cross-account role: the control-plane role, or its account root."""
         return self.control_plane_role_arn or f"arn:aws:iam::{self.control_plane_account_id}:root"
 
+    def permissions_boundary_arn(self, account_id: str) -> Optional[str]:
+        """The role's boundary in `account_id`: the AWS-managed policy, or the named policy in that account."""
+        if self.permissions_boundary is None or self.permissions_boundary.startswith("arn:"):
+            return self.permissions_boundary
+        return f"arn:aws:iam::{account_id}:policy/{self.permissions_boundary}"
 
-def load_settings(path: Path = PROJECT_ROOT / "cdktf.json") -> Settings:
-    """Read and validate `context` from cdktf.json; `DATAPLANE_CUSTOMERS_DIR` overrides `customersDir`."""
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read and validate `context` from cdktf.json (or `DATAPLANE_SETTINGS`); `DATAPLANE_CUSTOMERS_DIR`
+    overrides `customersDir`."""
+    path = path or Path(os.environ.get(SETTINGS_ENV) or PROJECT_ROOT / "cdktf.json")
     file = path.name if path.parent == PROJECT_ROOT else str(path)
     try:
         context = json.loads(path.read_text(encoding="utf-8")).get("context", {})
@@ -85,11 +125,12 @@ def load_settings(path: Path = PROJECT_ROOT / "cdktf.json") -> Settings:
     try:
         return Settings.model_validate(context)
     except ValidationError as e:
-        raise ConfigError(problems_from_validation(file, e, prefix="context")) from None
+        raise ConfigError(problems_from_validation(file, e, prefix="context", renamed=RENAMED)) from None
 
 
-def load_project(settings_path: Path = PROJECT_ROOT / "cdktf.json") -> tuple[Settings, list[Customer]]:
-    """Settings and every customer, validated; raises `ConfigError` listing all problems."""
+def load_project(settings_path: Path | None = None,
+                 customers_dir: Path | None = None) -> tuple[Settings, list[Customer]]:
+    """Settings and every customer (of `customers_dir`, else the settings'), validated; raises `ConfigError`."""
     settings = load_settings(settings_path)
-    directory = PROJECT_ROOT / settings.customers_dir
+    directory = customers_dir or PROJECT_ROOT / settings.customers_dir
     return settings, load_customers(directory, settings.control_plane_account_id, display_root=PROJECT_ROOT)

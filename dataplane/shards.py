@@ -3,11 +3,11 @@
 Each jsii call is a synchronous round trip between Python and jsii's Node process, so one app
 uses about one core. Above `SHARD_MIN` customers per worker, `main.py` synthesizes shard 0
 itself and runs itself once for each other shard (`--shard i/n`: customers i, i+n, ...), each
-into its own directory beside the output (no idle parent: memory stays at one app per core),
-then moves the stacks into place and writes the merged `manifest.json` exactly as cdktf writes
-it (json-stable-stringify, two-space indent). Nothing reaches the output unless every shard
-succeeds. `DATAPLANE_SYNTH_WORKERS` sets the number of workers (default: the CPU count; 1
-turns sharding off).
+into its own directory inside the synth's private staging directory (no idle parent: memory
+stays at one app per core), then moves the stacks together and writes the merged `manifest.json`
+exactly as cdktf writes it (json-stable-stringify, two-space indent). `main.py` publishes the
+result only when every shard succeeded. `DATAPLANE_SYNTH_WORKERS` sets the number of workers
+(default: the CPU count; 1 turns sharding off).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from dataplane.synth_output import MANIFEST, STACKS
+
 WORKERS_ENV = "DATAPLANE_SYNTH_WORKERS"
 SHARD_MIN = 100
-MANIFEST = "manifest.json"
 
 
 def workers(customers: int) -> int:
@@ -46,29 +47,28 @@ def stable_json(value) -> str:
     return re.sub(r"^( *)(.*)(\[\]|\{\})", lambda m: f"{m[1]}{m[2]}{m[3][0]}\n{m[1]}{m[3][1]}", text, flags=re.M)
 
 
-def synthesize(count: int, outdir: Path, main: Path, first_shard: Callable[[Path], None]) -> None:
-    """Synthesize shard 0 with `first_shard(dir)` and the others by running `main`, in parallel; merge."""
-    shard_dirs = [outdir.with_name(f"{outdir.name}.shard-{i}") for i in range(count)]
+def synthesize(count: int, staged: Path, main: Path, main_args: list[str],
+               first_shard: Callable[[Path], None]) -> None:
+    """Synthesize shard 0 with `first_shard(dir)` and the others by running `main`, in parallel; merge into `staged`."""
+    shard_dirs = [staged / f"shard-{i}" for i in range(count)]
     processes: dict[int, subprocess.Popen] = {}
     try:
         for i in range(1, count):
-            processes[i] = subprocess.Popen([sys.executable, *_python_flags(), str(main), "--shard", f"{i}/{count}"],
-                                            env={**os.environ, "CDKTF_OUTDIR": str(shard_dirs[i])})
+            argv = [sys.executable, *_python_flags(), str(main), *main_args, "--shard", f"{i}/{count}"]
+            processes[i] = subprocess.Popen(argv, env={**os.environ, "CDKTF_OUTDIR": str(shard_dirs[i])})
         first_shard(shard_dirs[0])
         failed = [i for i, p in processes.items() if p.wait() != 0]
         if failed:
-            raise SystemExit(f"synth failed in shard(s) {', '.join(map(str, failed))}; {outdir} left unchanged")
+            raise SystemExit(f"synth failed in shard(s) {', '.join(map(str, failed))}; the output is left unchanged")
         stacks = {}
         for shard_dir in shard_dirs:
             stacks.update(json.loads((shard_dir / MANIFEST).read_text())["stacks"])
         version = json.loads((shard_dirs[0] / MANIFEST).read_text())["version"]
-        (outdir / "stacks").mkdir(parents=True, exist_ok=True)
+        (staged / STACKS).mkdir(parents=True)
         for shard_dir in shard_dirs:
-            for stack in (shard_dir / "stacks").iterdir():
-                target = outdir / "stacks" / stack.name
-                shutil.rmtree(target, ignore_errors=True)
-                stack.rename(target)
-        (outdir / MANIFEST).write_text(stable_json({"stacks": stacks, "version": version}), encoding="utf-8")
+            for stack in (shard_dir / STACKS).iterdir():
+                stack.rename(staged / STACKS / stack.name)
+        (staged / MANIFEST).write_text(stable_json({"stacks": stacks, "version": version}), encoding="utf-8")
     finally:
         for process in processes.values():  # only still running when shard 0 failed
             process.kill()

@@ -74,9 +74,15 @@ def cli_config(mirror: Path | None) -> str:
     )
 
 
-def write_cli_config() -> str:
-    """Write `.terraformrc` and create the plugin cache; returns where the aws provider comes from."""
+def write_cli_config() -> tuple[str, bool]:
+    """Write `.terraformrc` (only if its text changes) and create the plugin cache.
+
+    Returns where the aws provider comes from, and whether the file changed.
+    """
     mirror = find_mirror()
     PLUGIN_CACHE.mkdir(exist_ok=True)
-    TERRAFORM_CLI_CONFIG.write_text(cli_config(mirror), encoding="utf-8")
-    return str(mirror or "the registry")
+    text = cli_config(mirror)
+    changed = not TERRAFORM_CLI_CONFIG.is_file() or TERRAFORM_CLI_CONFIG.read_text(encoding="utf-8") != text
+    if changed:
+        TERRAFORM_CLI_CONFIG.write_text(text, encoding="utf-8")
+    return str(mirror or "the registry"), changed

@@ -56,7 +56,7 @@ class DataPlaneStack(TerraformStack):
             trusted_principal=s.trusted_principal,
             external_id=self.customer.external_id,
             max_session_duration=s.max_session_duration,
-            permissions_boundary_arn=s.permissions_boundary_arn,
+            permissions_boundary_arn=s.permissions_boundary_arn(self.customer.account_id),
         ))
 
     def _network(self) -> DataPlaneNetwork | None:

@@ -1,33 +1,67 @@
-"""Shared fixtures: one jsii runtime per session, the example fleet synthesized once."""
+"""Shared fixtures: one jsii runtime per session, the fixture customers synthesized once.
+
+The suite runs on every core (pytest-xdist), one test module per worker at a time, so each
+module keeps its own emulator and its module-scoped deployments.
+
+Tests never read the live fleet (`customers/`): the customers they rely on are fixtures in
+`tests/fixtures/customers`, and `tests/test_live_fleet.py` checks the live fleet generically.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import dataplane  # noqa: F401  (first: it prepares the jsii runtime)
-from dataplane.settings import PROJECT_ROOT, Settings, load_project
-from dataplane.toolchain import tool_environment
+from dataplane.settings import CUSTOMERS_DIR_ENV, PROJECT_ROOT, Settings, load_project
+from dataplane.toolchain import AWS_PROVIDER_VERSION, tool_environment
 from tests.emulator import SCRUBBED, Emulator
 
 SUMMARY = pytest.StashKey[list]()
+"""`config.stash[SUMMARY]`: lines for the run's closing summary (workers hand theirs to the controller)."""
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "customers"
+"""The customers tests rely on: `acme` (role only) and `globex` (network, cross-account peering)."""
+
+
+def pytest_configure(config):
+    """Before any worker starts: install the aws provider into the shared plugin cache once.
+
+    terraform's plugin cache is not safe for concurrent first installs; later inits only link to it.
+    """
+    if hasattr(config, "workerinput"):
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        (Path(directory) / "main.tf.json").write_text(json.dumps({"terraform": {"required_providers": {
+            "aws": {"source": "hashicorp/aws", "version": AWS_PROVIDER_VERSION}}}}))
+        subprocess.run(["terraform", "init", "-backend=false", "-input=false", "-no-color"], cwd=directory,
+                       env=tool_environment(), capture_output=True, timeout=600, check=True)
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["summary"] = session.config.stash.get(SUMMARY, [])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    node.config.stash.setdefault(SUMMARY, []).extend(getattr(node, "workeroutput", {}).get("summary", []))
 
 
 def pytest_terminal_summary(terminalreporter, config):
     """Figures tests recorded for the closing summary (for example the property tests' tally)."""
-    for line in config.stash.get(SUMMARY, []):
+    for line in sorted(config.stash.get(SUMMARY, [])):
         terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
 def project():
-    """The checked-in settings and example customers."""
-    return load_project()
+    """The checked-in settings and the fixture customers."""
+    return load_project(customers_dir=FIXTURES)
 
 
 @pytest.fixture(scope="session")
@@ -41,14 +75,15 @@ def customers(project) -> dict:
 
 
 def run_main(outdir: Path, cwd: Path = PROJECT_ROOT, **env) -> subprocess.CompletedProcess:
-    """Run the cdktf app the way `make synth` does, into `outdir`."""
+    """Run the cdktf app the way `make synth` does, into `outdir`, on the fixture customers unless `env` says."""
     return subprocess.run([sys.executable, str(PROJECT_ROOT / "main.py")], cwd=cwd, capture_output=True, text=True,
-                          env={**tool_environment(), "CDKTF_OUTDIR": str(outdir), **env}, timeout=600)
+                          env={**tool_environment(), CUSTOMERS_DIR_ENV: str(FIXTURES), "CDKTF_OUTDIR": str(outdir),
+                               **env}, timeout=600)
 
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> Path:
-    """The example fleet synthesized once by main.py, as `make synth` would; returns the outdir."""
+    """The fixture customers synthesized once by main.py, as `make synth` would; returns the outdir."""
     outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
     result = run_main(outdir)
     assert result.returncode == 0, result.stderr

@@ -6,10 +6,15 @@ the emulator first; their ids are generated there, so the example file is staged
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+import psutil
 
 from dataplane.customer import Customer, load_customer
 from dataplane.settings import PROJECT_ROOT, Settings
@@ -81,3 +86,41 @@ def stage(emulator: Emulator, example: Customer, settings: Settings, workdir: Pa
     env = emulator.env(example.account_id, example.region, tool_environment())
     env["DATAPLANE_CUSTOMERS_DIR"] = str(customers)
     return Deployment(load_customer(path, settings.control_plane_account_id), workdir, env)
+
+
+def freeze(process: subprocess.Popen) -> list[psutil.Process]:
+    """Suspend `process` and everything it started, top-down (a stopped process starts no children)."""
+    frozen, frontier = [], [psutil.Process(process.pid)]
+    while frontier:
+        member = frontier.pop()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.suspend()
+            frozen.append(member)
+            frontier += member.children()
+    return frozen
+
+
+def kill(frozen: list[psutil.Process]) -> None:
+    """SIGKILL a frozen process tree, as a crash would: nothing in it runs another instruction."""
+    for member in frozen:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(frozen, timeout=30)
+
+
+def kill_when(deployment: Deployment, ready: Callable[[], bool], timeout: float = 300) -> None:
+    """Start `cdktf deploy`, and once `ready()` holds, kill it and everything it started, as a crash would.
+
+    The tree is frozen first, so terraform and its provider plugin die too and nothing keeps
+    creating resources after the "crash".
+    """
+    argv = ["npx", "cdktf", "deploy", deployment.customer.name, "--output", str(deployment.workdir / "cdktf.out"),
+            "--auto-approve"]
+    process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=deployment.env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None and time.monotonic() < deadline, "deploy ended before the fault point"
+        time.sleep(0.05)
+    kill(freeze(process))
+    process.wait()

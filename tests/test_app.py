@@ -9,16 +9,16 @@ import sys
 
 import pytest
 
-from dataplane.settings import PROJECT_ROOT
+from dataplane.settings import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from dataplane.toolchain import tool_environment
-from tests.conftest import run_main
+from tests.conftest import FIXTURES, run_main
 
 EXAMPLES = ["acme", "globex"]
 
 
 def test_invalid_customer_file_exits_2_names_everything_and_writes_nothing(tmp_path):
     customers = tmp_path / "customers"
-    shutil.copytree(PROJECT_ROOT / "customers", customers)
+    shutil.copytree(FIXTURES, customers)
     (customers / "broken.toml").write_text('account_id = 1234\nregion = "us-east-1"\nexternal_id = "astro-x1"\n'
                                            '[network]\ncidr = "10.0.0.0/24"\n')
     (customers / "worse.toml").write_text('account_id = "999999999999"\nregion = "moon-1"\n')
@@ -45,7 +45,8 @@ def test_same_inputs_give_byte_identical_output_from_another_directory(synthesiz
 def test_normal_output_has_no_node_banner_or_noise(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "JSII_NODE"}
     result = subprocess.run([sys.executable, "main.py"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            env={**env, "CDKTF_OUTDIR": str(tmp_path / "cdktf.out")}, timeout=600)
+                            env={**env, CUSTOMERS_DIR_ENV: str(FIXTURES), "CDKTF_OUTDIR": str(tmp_path / "cdktf.out")},
+                            timeout=600)
     assert result.returncode == 0
     assert "end-of-life" not in result.stderr + result.stdout
     assert result.stderr == ""

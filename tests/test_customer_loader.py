@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import botocore
 import pytest
 
-from dataplane.customer import load_customer, load_customers
+from dataplane.customer import AWS_REGIONS, MAX_FILE_BYTES, SUPPORTED_REGIONS, CustomerFile, load_customer, load_customers
 from dataplane.errors import ConfigError
+from dataplane.settings import PROJECT_ROOT
 
 CONTROL_PLANE = "406882777402"
 BASE = 'account_id = "123456789012"\nregion = "us-east-1"\nexternal_id = "astro-3f9c2b7e"\n'
 NETWORK = '[network]\ncidr = "172.20.0.0/19"\n'
 PEERING = ('[peering]\nvpc_id = "vpc-0a1b2c3d4e5f60718"\naccount_id = "111122223333"\ncidrs = ["10.10.0.0/16"]\n'
            'route_table_ids = ["rtb-0a1b2c3d"]\naccepter_role_arn = "arn:aws:iam::111122223333:role/peering-accepter"\n')
+
+
+PEER_IN_CONTROL_PLANE = PEERING.replace("111122223333", CONTROL_PLANE)
+MANY_CIDRS = ", ".join(f'"10.0.{i}.0/24"' for i in range(51))
+MANY_ROUTE_TABLES = ", ".join(f'"rtb-{i:08x}"' for i in range(51))
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -123,9 +133,76 @@ def test_invalid_names(tmp_path, name):
     (BASE + NETWORK + PEERING.replace('cidrs = ["10.10.0.0/16"]', 'cidrs = "10.10.0.0/16"'), "peering.cidrs",
      "must be an array"),
     ("account_id = \n", "(file)", "not valid TOML"),
+    (BASE + NETWORK + PEER_IN_CONTROL_PLANE, "peering.account_id", "is the control-plane account"),
+    (BASE + NETWORK + PEERING + 'region = "xx-fake-9"\n', "peering.region", "not a region of the commercial AWS"),
+    (BASE + NETWORK + PEERING + 'region = "cn-north-1"\n', "peering.region", "activates commercial regions only"),
+    (BASE + NETWORK + PEERING + 'region = "us-gov-west-1"\n', "peering.region", "activates commercial regions only"),
+    (BASE + NETWORK + PEERING + "region = 1\n", "peering.region", "must be a quoted string"),
+    (BASE + NETWORK + PEERING.replace("arn:aws:", "arn:aws-cn:"), "peering.accepter_role_arn",
+     "'aws-cn' partition; this tool activates commercial AWS regions only"),
+    (BASE + NETWORK + PEERING.replace("arn:aws:", "arn:aws-us-gov:"), "peering.accepter_role_arn",
+     "'aws-us-gov' partition; this tool activates commercial AWS regions only"),
+    (BASE + NETWORK + PEERING.replace("10.10.0.0/16", "0.0.0.0/1"), "peering.cidrs[0]", "larger than a /16"),
+    (BASE + NETWORK + PEERING.replace("10.10.0.0/16", "169.254.169.254/32"), "peering.cidrs[0]",
+     "smaller than a /28"),
+    (BASE + NETWORK + PEERING.replace("10.10.0.0/16", "10.10.0.0/29"), "peering.cidrs[0]", "smaller than a /28"),
+    (BASE + NETWORK + PEERING.replace("10.10.0.0/16", "0.0.0.0/16"), "peering.cidrs[0]", "in 0.0.0.0/8"),
+    (BASE + NETWORK + PEERING.replace("10.10.0.0/16", "127.0.0.0/16"), "peering.cidrs[0]", "(loopback)"),
+    (BASE + NETWORK + PEERING.replace("10.10.0.0/16", "169.254.0.0/16"), "peering.cidrs[0]", "(link-local)"),
+    (BASE + NETWORK + PEERING.replace("10.10.0.0/16", "224.0.0.0/16"), "peering.cidrs[0]", "(multicast"),
+    (BASE + NETWORK + PEERING.replace("10.10.0.0/16", "255.255.255.0/24"), "peering.cidrs[0]", "in 224.0.0.0/3"),
+    (BASE + NETWORK + PEERING.replace('["10.10.0.0/16"]', f"[{MANY_CIDRS}]"), "peering.cidrs", "at most 50"),
+    (BASE + NETWORK + PEERING.replace('["rtb-0a1b2c3d"]', f"[{MANY_ROUTE_TABLES}]"), "peering.route_table_ids",
+     "at most 50"),
+    ("x = " + "[" * 500 + "]" * 500 + "\n", "(file)", "nested too deeply"),
+    ("x = " + "{a = " * 500 + "1" + "}" * 500 + "\n", "(file)", "nested too deeply"),
+    (BASE + "# " + "x" * MAX_FILE_BYTES + "\n", "(file)", f"bytes; a customer file is at most {MAX_FILE_BYTES}"),
 ])
 def test_refusals_name_file_and_field(tmp_path, text, field, words):
     assert_refused(tmp_path, text, field, words)
+
+
+def test_an_invalid_item_is_one_problem(tmp_path):
+    """Not also "must list at least 1 item(s)": pydantic counts only the valid items."""
+    text = BASE + NETWORK + PEERING.replace("10.10.0.0/16", "0.0.0.0/1").replace("rtb-0a1b2c3d", "rtb-0a")
+    assert [p.split(": ")[1] for p in refusal(tmp_path, text)] == ["peering.cidrs[0]", "peering.route_table_ids[0]"]
+
+
+@pytest.mark.parametrize("peering", [
+    PEERING + 'region = "ap-south-2"\n',  # a commercial region the data plane itself does not support
+    PEERING.replace('["10.10.0.0/16"]', f"[{MANY_CIDRS.rsplit(', ', 1)[0]}]").replace(
+        '["rtb-0a1b2c3d"]', f"[{MANY_ROUTE_TABLES.rsplit(', ', 1)[0]}]"),  # 50 of each
+    PEERING.replace("10.10.0.0/16", "100.64.0.0/28"),  # the smallest VPC, outside RFC1918
+])
+def test_peering_limits_accept(tmp_path, peering):
+    assert load_customer(write(tmp_path, "acme", BASE + NETWORK + peering), CONTROL_PLANE).peering
+
+
+def test_a_file_of_the_maximum_size_loads(tmp_path):
+    text = BASE + "#" * (MAX_FILE_BYTES - len(BASE) - 1) + "\n"
+    assert len(text.encode()) == MAX_FILE_BYTES
+    assert load_customer(write(tmp_path, "acme", text), CONTROL_PLANE).name == "acme"
+
+
+def test_recursion_in_validation_is_a_problem_too(tmp_path, monkeypatch):
+    def too_deep(raw):
+        raise RecursionError
+    monkeypatch.setattr(CustomerFile, "model_validate", too_deep)
+    assert_refused(tmp_path, BASE, "(file)", "nested too deeply")
+
+
+def test_aws_regions_are_botocore_s_aws_partition():
+    """A botocore update that adds a region shows up here: copy the new list into AWS_REGIONS."""
+    partitions = json.loads((Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
+    [aws] = [p for p in partitions["partitions"] if p["id"] == "aws"]
+    assert AWS_REGIONS == set(aws["regions"]) - {"aws-global"}
+    assert SUPPORTED_REGIONS <= AWS_REGIONS
+
+
+def test_the_configuration_does_not_import_the_aws_sdk():
+    imported = subprocess.run([sys.executable, "-c", "import sys, dataplane.settings; print(sorted(sys.modules))"],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
+    assert "botocore" not in imported and "boto3" not in imported
 
 
 def test_every_problem_in_a_file_is_reported(tmp_path):

@@ -1,4 +1,5 @@
-"""End to end: `cdktf deploy`, `plan`, `destroy` of each example against the emulator, checked with boto3."""
+"""End to end against the emulator, checked with boto3: each fixture customer deployed with `make deploy`,
+planned with `make plan`, deployed again with the stock `cdktf deploy`, and removed with `make destroy`."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ EXAMPLES = ["acme", "globex"]
 
 @pytest.fixture(scope="module", params=EXAMPLES)
 def deployment(request, emulator, customers, settings, tmp_path_factory) -> Deployment:
-    """The example deployed once into a fresh emulator; its tests below run in file order."""
+    """The fixture customer deployed once into a fresh emulator; its tests below run in file order."""
     emulator.reset()
     staged = stage(emulator, customers[request.param], settings, tmp_path_factory.mktemp(request.param))
-    staged.deploy()
+    deployed = staged.make("deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert not list(staged.workdir.rglob("adopt.tf.json")), "adopt's import blocks go with the deploy"
     return staged
 
 
@@ -117,7 +120,8 @@ def test_outputs_file_has_role_arn_and_ids(deployment, settings):
 
 
 def test_plan_right_after_deploy_reports_no_changes(deployment):
-    assert "No changes." in deployment.cdktf("plan", "--skip-synth").stdout
+    planned = deployment.make("plan")
+    assert planned.returncode == 0 and "No changes." in planned.stdout
 
 
 def test_second_deploy_changes_nothing(deployment):
@@ -129,7 +133,8 @@ def test_second_deploy_changes_nothing(deployment):
 def test_destroy_removes_what_the_stack_created_and_keeps_the_customers_resources(emulator, deployment, settings):
     c = deployment.customer
     pcx_id = deployment.outputs().get("peering_connection_id")
-    deployment.cdktf("destroy", "--auto-approve", "--skip-synth")
+    destroyed = deployment.make("destroy")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     with pytest.raises(ClientError, match="NoSuchEntity"):
         client(emulator, deployment, "iam").get_role(RoleName=settings.role_name)
     assert data_plane_vpc(emulator, deployment) is None

@@ -17,9 +17,8 @@ import pytest
 from bench.fleet import KINDS, write_fleet
 from dataplane import provider_import
 from dataplane.provider_import import MODE_ENV, NODE_HOOK, PACKAGE
-from dataplane.settings import PROJECT_ROOT
 from dataplane.toolchain import NODE
-from tests.conftest import run_main
+from tests.conftest import FIXTURES, run_main
 
 PACKAGE_DIR = Path(importlib.util.find_spec(PACKAGE).origin).parent
 SUBMODULES = sorted(d.name for d in PACKAGE_DIR.iterdir()
@@ -36,7 +35,7 @@ def files(outdir: Path) -> dict[str, bytes]:
 def fleet(tmp_path_factory) -> Path:
     """The example customers plus a generated fleet of every shape (role only, network, peering)."""
     directory = tmp_path_factory.mktemp("fleet")
-    for example in (PROJECT_ROOT / "customers").glob("*.toml"):
+    for example in FIXTURES.glob("*.toml"):
         shutil.copy(example, directory)
     write_fleet(directory, 5 * len(KINDS))
     return directory

@@ -1,35 +1,74 @@
-"""The documented make targets drive the real cdktf CLI: deploy, plan, destroy one customer."""
+"""The documented make targets refuse bad input before anything runs (`tests/test_deploy_e2e.py` runs them for real)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+import sys
 
 import pytest
-from botocore.exceptions import ClientError
 
-from dataplane.settings import PROJECT_ROOT
-from tests.deploy import stage
+from dataplane.settings import CUSTOMERS_DIR_ENV, PROJECT_ROOT
+from dataplane.toolchain import tool_environment
+from tests.conftest import FIXTURES
+
+CUSTOMER_TARGETS = ("plan", "deploy", "destroy", "adopt", "unlock")
 
 
-def test_make_deploy_plan_destroy(emulator, customers, settings, tmp_path):
-    deployment = stage(emulator, customers["acme"], settings, tmp_path)
-    iam = emulator.client("iam", deployment.customer.account_id, deployment.customer.region)
-
-    deployed = deployment.make("deploy")
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    assert deployment.outputs()["role_arn"] == iam.get_role(RoleName=settings.role_name)["Role"]["Arn"]
-    assert not (tmp_path / "cdktf.out" / "stacks" / "acme" / "adopt.tf.json").exists()
-
-    planned = deployment.make("plan")
-    assert planned.returncode == 0 and "No changes." in planned.stdout
-
-    destroyed = deployment.make("destroy")
-    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
-    with pytest.raises(ClientError, match="NoSuchEntity"):
-        iam.get_role(RoleName=settings.role_name)
+def make(*args: str, cwd=PROJECT_ROOT) -> subprocess.CompletedProcess:
+    env = {**tool_environment(), CUSTOMERS_DIR_ENV: str(FIXTURES)}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
 
 
 def test_make_deploy_without_customer_is_a_usage_error():
-    result = subprocess.run(["make", "--no-print-directory", "deploy"], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode != 0 and "usage: make deploy CUSTOMER=<name>" in result.stderr
+    result = make("deploy")
+    assert result.returncode == 2 and "usage: make deploy CUSTOMER=<name>" in result.stderr
+
+
+def one_line(result: subprocess.CompletedProcess) -> str:
+    """The one line a refused make target printed on stderr (besides make's own `*** Error` line)."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    first, *rest = result.stderr.splitlines()
+    assert all(re.match(r"make(\[\d+\])?: \*\*\* ", line) for line in rest), result.stderr
+    return first
+
+
+def refused(target: str, name: str) -> None:
+    """`make <target> CUSTOMER=<name>` says only that there is no such customer, and runs nothing."""
+    result = make(target, f"CUSTOMER={name}")
+    assert one_line(result) == f"no customer {name!r}; known: acme, globex", target
+    assert "cdktf" not in result.stdout
+
+
+@pytest.mark.parametrize("name", ["acme; touch {marker} #", "acme$$(touch {marker})", "acme$(shell touch {marker})",
+                                  'acme"; touch {marker}; "', "acme `touch {marker}`"])
+def test_a_customer_name_is_never_shell_or_make_code(tmp_path, name):
+    marker = tmp_path / "injected"
+    for target in ("plan", "deploy"):
+        refused(target, name.format(marker=marker))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("target", CUSTOMER_TARGETS)
+def test_an_unknown_or_option_like_customer_is_one_line_exit_2(target):
+    for name in ("initech", "--help"):
+        refused(target, name)
+
+
+@pytest.mark.parametrize("command", ["adopt", "deploy", "preflight", "verify", "unlock"])
+def test_every_command_taking_a_customer_refuses_an_unknown_one_alike(command):
+    result = subprocess.run([sys.executable, "-m", "dataplane", command, "--", "acme/../x"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=120,
+                            env={**tool_environment(), CUSTOMERS_DIR_ENV: str(FIXTURES)})
+    assert (result.returncode, result.stderr) == (2, "no customer 'acme/../x'; known: acme, globex\n")
+
+
+def test_review_base_must_be_a_git_commit_and_is_never_shell_code(tmp_path):
+    marker = tmp_path / "injected"
+    for base in (f'HEAD"; touch {marker}; "', f"HEAD$(touch {marker})", "--help", "no-such-ref"):
+        result = make("-s", "review", f"BASE={base}")
+        assert one_line(result) == f"BASE '{base}' is not a git commit (git rev-parse --verify)"
+    arguments = make("-s", "review", "BASE=HEAD", f"REVIEW_ARGS=--affected; touch {marker}")
+    assert arguments.returncode == 2 and f"unrecognized arguments: --affected; touch {marker}" in arguments.stderr
+    assert not marker.exists()

@@ -12,9 +12,10 @@ from botocore.awsrequest import AWSResponse
 from dataplane.__main__ import main
 from dataplane.checks import Report, Row, Status
 from dataplane.preflight import VCPU_QUOTAS, preflight, required_permissions
-from dataplane.settings import MANAGED_BY
+from dataplane.settings import CUSTOMERS_DIR_ENV, MANAGED_BY
+from tests.conftest import FIXTURES
 from tests.deploy import stage
-from tests.emulator import FAKE_KEYS
+from tests.garbage_endpoint import NO_RETRIES, garbage_endpoint
 
 DEPLOYER_ROLE = "emulator-admin"  # the role Emulator.credentials() assumes
 
@@ -197,19 +198,80 @@ def test_missing_or_foreign_route_table_fails(run, emulator, globex):
         f"{missing} not found; {foreign} belongs to {other_vpc}, not {globex.peering.vpc_id}")}
 
 
-def test_unreachable_endpoint_is_a_fail_row_not_a_traceback(monkeypatch, capsys):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    for name, value in FAKE_KEYS.items():
+def peering_to(emulator, customer, tags: dict[str, str]) -> str:
+    """An accepted peering to the customer's VPC from a VPC on `network.cidr` in its account, both tagged `tags`."""
+    ec2 = emulator.client("ec2", customer.account_id, customer.region)
+    tags = [{"Key": k, "Value": v} for k, v in tags.items()]
+    vpc = ec2.create_vpc(CidrBlock=customer.network.cidr,
+                         TagSpecifications=[{"ResourceType": "vpc", "Tags": tags}])["Vpc"]["VpcId"]
+    pcx = ec2.create_vpc_peering_connection(
+        VpcId=vpc, PeerVpcId=customer.peering.vpc_id, PeerOwnerId=customer.peering.account_id,
+        PeerRegion=customer.peer_region, TagSpecifications=[{"ResourceType": "vpc-peering-connection", "Tags": tags}],
+    )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    emulator.client("ec2", customer.peering.account_id, customer.peer_region).accept_vpc_peering_connection(
+        VpcPeeringConnectionId=pcx)
+    return pcx
+
+
+def test_existing_route_for_the_data_plane_cidr_fails_naming_its_target(run, emulator, globex):
+    peer_ec2 = emulator.client("ec2", globex.peering.account_id, globex.peer_region)
+    igw = peer_ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    peer_ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=globex.peering.vpc_id)
+    [table] = globex.peering.route_table_ids
+    peer_ec2.create_route(RouteTableId=table, DestinationCidrBlock=globex.network.cidr, GatewayId=igw)
+    assert failing(run(globex)) == {"peer route tables": (
+        f"{table} already routes 172.20.0.0/19 to {igw}: deploying would fail or re-point it")}
+
+
+@pytest.mark.parametrize("tags", [{"Name": "to-partner", "customer": "globex"},
+                                  {"managed-by": MANAGED_BY, "customer": "initech"}],
+                         ids=["not-managed-by-us", "another-customer"])
+def test_route_through_a_peering_not_ours_for_the_customer_fails(run, emulator, globex, tags):
+    pcx = peering_to(emulator, globex, tags)
+    [table] = globex.peering.route_table_ids
+    emulator.client("ec2", globex.peering.account_id, globex.peer_region).create_route(
+        RouteTableId=table, DestinationCidrBlock=globex.network.cidr, VpcPeeringConnectionId=pcx)
+    assert failing(run(globex))["peer route tables"] == (
+        f"{table} already routes 172.20.0.0/19 to {pcx}: deploying would fail or re-point it")
+
+
+def test_route_through_our_own_peering_warns_reactivation(run, emulator, globex):
+    pcx = peering_to(emulator, globex, {"managed-by": MANAGED_BY, "customer": "globex"})
+    [table] = globex.peering.route_table_ids
+    emulator.client("ec2", globex.peering.account_id, globex.peer_region).create_route(
+        RouteTableId=table, DestinationCidrBlock=globex.network.cidr, VpcPeeringConnectionId=pcx)
+    report = run(globex)
+    assert {r.check for r in report.rows if r.status is Status.WARN} == {"vpcs", "peer route tables"}
+    assert rows(report)["peer route tables"].reason == (
+        f"re-activation: 172.20.0.0/19 is already routed through {pcx} (this tool's peering for globex) in {table}")
+    assert report.exit_code == 0
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_unparseable_answers_fail_their_rows_and_every_other_row_runs(emulator, globex, settings, monkeypatch,
+                                                                      status):
+    """EC2 and service quotas answer HTML; so does moto to iam:SimulatePrincipalPolicy, not stubbed here."""
+    for name, value in NO_RETRIES.items():
         monkeypatch.setenv(name, value)
-    assert main(["preflight", "acme", "--json"]) == 1
-    result = json.loads(capsys.readouterr().out)
-    assert result["ok"] is False
-    [identity] = result["checks"]
-    assert identity["status"] == "FAIL" and "Could not connect to the endpoint URL" in identity["reason"]
+    with garbage_endpoint(status) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", url)
+        report = preflight(globex, settings, deployer(emulator, globex.account_id))
+    assert all(row.reason and "\n" not in row.reason for row in report.rows), report.rows
+    assert {r.check: r.status for r in report.rows} == {
+        "identity": Status.PASS, "region": Status.FAIL, "vpcs": Status.FAIL, "cloudformation": Status.PASS,
+        "role": Status.PASS, "permissions": Status.FAIL, "quotas": Status.FAIL, "peer vpc": Status.FAIL,
+        "peer route tables": Status.FAIL}
+    assert all(reason.startswith("unparseable answer: ") for check, reason in failing(report).items()
+               if (check, status) != ("quotas", 500)), report.table()
+    assert failing(report)["quotas"] == (
+        "unparseable answer: no quota L-1216C47A in it (not an AWS endpoint?)" if status == 200 else
+        "500: <!doctype html> <html lang=en> <title>500 Not An AWS Answer</title> <h1>Not An AWS Answer</h1> "
+        "<p>This server answers every request with this page.</p>")
 
 
 def test_cli_prints_the_table_and_exits_1_on_a_fail(emulator, monkeypatch, capsys):
+    monkeypatch.setenv(CUSTOMERS_DIR_ENV, str(FIXTURES))
     for name, value in emulator.credentials("999999999999").items():
         monkeypatch.setenv(name, value)
     assert main(["preflight", "acme"]) == 1

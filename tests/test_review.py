@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ import pytest
 from cdktf import Testing
 
 from dataplane.customer import Customer, Network
-from dataplane.review import Report, StackReview, render, review
+from dataplane.review import Report, ReviewError, StackReview, render, review
 from dataplane.settings import PROJECT_ROOT, Settings
+from dataplane.shards import stable_json
 from stacks import DataPlaneStack
 
 ROOT = "arn:aws:iam::406882777402:root"
@@ -33,10 +35,17 @@ def fleet(customers, settings) -> dict[str, bytes]:
 
 
 def outdir(root: Path, stacks: dict[str, bytes]) -> Path:
-    """A `cdktf.out` layout holding `stacks`."""
+    """A `cdktf.out` layout holding `stacks`, with the `manifest.json` cdktf writes for them."""
+    manifest = {"stacks": {}, "version": "0.21.0"}
     for name, raw in stacks.items():
         (root / "stacks" / name).mkdir(parents=True)
         (root / "stacks" / name / "cdk.tf.json").write_bytes(raw)
+        manifest["stacks"][name] = {
+            "annotations": [], "constructPath": name, "dependencies": [], "name": name,
+            "stackMetadataPath": f"stacks/{name}/metadata.json", "synthesizedStackPath": f"stacks/{name}/cdk.tf.json",
+            "workingDirectory": f"stacks/{name}"}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.json").write_text(stable_json(manifest))
     return root
 
 
@@ -184,6 +193,61 @@ def test_peering_target_and_cidrs_changed(tmp_path, fleet, customers, settings):
     assert stack.changes == ["peer CIDRs added: `10.30.0.0/16`", "peer CIDRs removed: `10.10.0.0/16`"]
 
 
+def test_stale_stack_directory_not_in_the_manifest_is_ignored(tmp_path, fleet):
+    """A removed customer's directory left in head (a cdktf synth does not clean up) is still a removal."""
+    base = outdir(tmp_path / "base", fleet)
+    head = outdir(tmp_path / "head", {"globex": fleet["globex"]})
+    shutil.copytree(base / "stacks" / "acme", head / "stacks" / "acme")
+    report = review(base, head)
+    assert (only(report, "acme").status, report.named("unchanged")) == ("removed", ["globex"])
+
+
+def truncated(head: Path) -> str:
+    path = head / "stacks" / "globex" / "cdk.tf.json"
+    path.write_bytes(path.read_bytes()[:1000])
+    return f"{path}: not valid JSON ("
+
+
+def not_json(head: Path) -> str:
+    path = head / "stacks" / "globex" / "cdk.tf.json"
+    path.write_text("[]")
+    return f"{path}: not a JSON object"
+
+
+def stack_missing(head: Path) -> str:
+    path = head / "stacks" / "acme" / "cdk.tf.json"
+    path.unlink()
+    return f"{path}: stack acme is in manifest.json but cannot be read (No such file or directory)"
+
+
+def no_manifest(head: Path) -> str:
+    (head / "manifest.json").unlink()
+    return f"{head}: no manifest.json, so not a synthesized output (expected a cdktf.out layout)"
+
+
+def manifest_without_stacks(head: Path) -> str:
+    (head / "manifest.json").write_text('{"version": "0.21.0"}')
+    return f"{head / 'manifest.json'}: not a cdktf manifest (no stacks.<name>.synthesizedStackPath)"
+
+
+@pytest.mark.parametrize("damage", [truncated, not_json, stack_missing, no_manifest, manifest_without_stacks])
+def test_broken_output_is_refused_naming_the_file(tmp_path, synthesized, damage):
+    """main.py's real output, then one thing broken in the head."""
+    head = shutil.copytree(synthesized, tmp_path / "head")
+    message = damage(head)
+    with pytest.raises(ReviewError) as refused:
+        review(synthesized, head)
+    assert str(refused.value).startswith(message)
+    done = review_cli(synthesized, head)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"review: {message}") and done.stderr.count("\n") == 1
+
+
+def review_cli(base: Path, head: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dataplane", "review", "--base", str(base), "--head", str(head), *args],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+
+
 def test_cli_is_deterministic_and_lists_affected_stacks(tmp_path, fleet, customers, settings):
     initech = customers["acme"].model_copy(update={"name": "initech", "account_id": "999999999999"})
     base = outdir(tmp_path / "base", fleet)
@@ -191,8 +255,7 @@ def test_cli_is_deterministic_and_lists_affected_stacks(tmp_path, fleet, custome
                                       "initech": synth(initech, settings)})
 
     def cli(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "dataplane", "review", "--base", str(base), "--head", str(head),
-                               *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        done = review_cli(base, head, *args)
         assert (done.returncode, done.stderr) == (0, "")
         return done.stdout
 
@@ -209,7 +272,6 @@ def test_cli_is_deterministic_and_lists_affected_stacks(tmp_path, fleet, custome
 
 
 def test_cli_refuses_a_missing_directory(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "dataplane", "review", "--base", str(tmp_path / "nope"),
-                           "--head", str(tmp_path)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    done = review_cli(tmp_path / "nope", tmp_path)
     assert done.returncode == 2
     assert "nope: not a directory" in done.stderr

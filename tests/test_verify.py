@@ -15,9 +15,11 @@ from botocore.exceptions import ClientError
 from dataplane.__main__ import main
 from dataplane.activation import ACTIVATION_ACTIONS, trust_policy
 from dataplane.checks import Report, Status
-from dataplane.settings import MANAGED_BY
+from dataplane.settings import CUSTOMERS_DIR_ENV, MANAGED_BY
 from dataplane.verify import PROPAGATION_WAIT, retry_while_denied, trust_problems, verify
+from tests.conftest import FIXTURES
 from tests.deploy import stage
+from tests.garbage_endpoint import NO_RETRIES, garbage_endpoint
 
 ACTIVATION_POLICY = "data-plane-activation"
 
@@ -258,7 +260,26 @@ def test_other_errors_are_not_retried():
         retry_while_denied(lambda: (_ for _ in ()).throw(denied("ExpiredToken")), pytest.fail)
 
 
+@pytest.mark.parametrize("status", [200, 500])
+def test_unparseable_iam_and_ec2_answers_fail_their_rows(globex, control_plane, monkeypatch, status):
+    customer, _ = globex
+    for name, value in NO_RETRIES.items():
+        monkeypatch.setenv(name, value)
+    with garbage_endpoint(status) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", url)
+        report = control_plane(customer)
+    assert report.rows[0].status is Status.PASS, report.table()
+    failed = failing(report)
+    assert failed.keys() == {"trust policy", "permissions", "network", "peering", "routes", "dns"}
+    for check in ("trust policy", "permissions", "network"):
+        assert failed[check] == ("unparseable answer: Unable to parse response (syntax error: line 1, column 0), "
+                                 "invalid XML received. Further retries may succeed")
+    assert failed["peering"] == "not checked: no data-plane VPC"
+
+
 def test_cli_verify_as_the_control_plane(emulator, settings, customers, monkeypatch, capsys):
+    monkeypatch.setenv(CUSTOMERS_DIR_ENV, str(FIXTURES))
     build(emulator, settings, customers["acme"])
     for name, value in emulator.credentials(settings.control_plane_account_id).items():
         monkeypatch.setenv(name, value)

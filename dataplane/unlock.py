@@ -1,0 +1,84 @@
+"""`python -m dataplane unlock <customer>`: release the S3 state lock a killed run left behind.
+
+Terraform's S3 backend with `use_lockfile` keeps the lock as an object beside the state,
+`<key>.tflock`, holding who took it, for what and when. A deploy killed mid-apply never deletes
+it, and every later plan or deploy then fails with "Error acquiring the state lock". This shows
+the lock's holder and, only after the engineer types the customer's name, releases it with
+`terraform force-unlock` in a private workspace, as a deploy would run terraform. With the local
+backend the operating system releases the lock when terraform dies: there is nothing to unlock.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import boto3
+from botocore.exceptions import ClientError
+
+from dataplane import synth_output
+from dataplane.checks import AWS_ERRORS, aws_error
+from dataplane.customer import Customer
+from dataplane.deploy import workspace
+from dataplane.settings import Settings
+from dataplane.toolchain import tool_environment
+
+LOCK_SUFFIX = ".tflock"
+
+
+class UnlockError(Exception):
+    """The lock could not be read or released."""
+
+
+def lock_holder(settings: Settings, customer: Customer) -> tuple[str, dict | None]:
+    """Where the lock object is, and its content (None when nobody holds the lock)."""
+    backend = settings.backend
+    key = backend.key(customer.name) + LOCK_SUFFIX
+    where = f"s3://{backend.bucket}/{key}"
+    try:
+        body = boto3.client("s3", region_name=backend.region).get_object(Bucket=backend.bucket, Key=key)["Body"]
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return where, None
+        raise UnlockError(f"cannot read {where}: {aws_error(e)}") from None
+    except AWS_ERRORS as e:
+        raise UnlockError(f"cannot read {where}: {aws_error(e)}") from None
+    try:
+        lock = json.loads(body.read())
+    except ValueError:
+        lock = None
+    if not isinstance(lock, dict) or not isinstance(lock.get("ID"), str):
+        raise UnlockError(f"{where} is not a terraform lock (no JSON with an ID)")
+    return where, lock
+
+
+def describe(where: str, lock: dict) -> str:
+    rows = [("ID", "ID"), ("held by", "Who"), ("operation", "Operation"), ("since", "Created"),
+            ("terraform", "Version")]
+    return "\n".join([f"state lock {where}"] + [f"  {label + ':':<11}{lock.get(key, '?')}" for label, key in rows])
+
+
+def unlock(customer: Customer, settings: Settings, outdir: Path, answer: Callable[[str], str]) -> str:
+    """Show the lock and release it once `answer(prompt)` returns the customer's name; returns what happened."""
+    if settings.backend.type != "s3":
+        return (f"{customer.name} uses the local backend: its lock is released by the operating system when "
+                "terraform exits or dies; nothing to unlock")
+    where, lock = lock_holder(settings, customer)
+    if lock is None:
+        return f"{customer.name}'s state is not locked ({where} does not exist)"
+    print(describe(where, lock))
+    print("Release it only if that run is dead (a killed deploy, a cancelled job): releasing the lock of a live "
+          "run lets two runs write the state at once.")
+    if answer(f"Type the customer name ({customer.name}) to release the lock: ").strip() != customer.name:
+        raise UnlockError("not confirmed; the lock stays")
+    with workspace(customer, outdir) as workdir:
+        stack_dir = synth_output.stack_dir(workdir, customer.name)
+        for command in (["terraform", "init", "-input=false", "-no-color"],
+                        ["terraform", "force-unlock", "-force", "-no-color", lock["ID"]]):
+            done = subprocess.run(command, cwd=stack_dir, env=tool_environment(), capture_output=True, text=True,
+                                  timeout=600)
+            if done.returncode != 0:
+                raise UnlockError(f"{' '.join(command[:2])} failed: {(done.stderr or done.stdout).strip()}")
+    return f"released the state lock of {customer.name} ({lock['ID']})"
