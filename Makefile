@@ -19,10 +19,8 @@ override OUTPUTS := $(value OUTPUTS)
 override REVIEW_ARGS := $(value REVIEW_ARGS)
 export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS
 
-export CHECKPOINT_DISABLE := 1
-export JSII_NODE := $(CURDIR)/node_modules/node/bin/node
-export TF_CLI_CONFIG_FILE := $(CURDIR)/.terraformrc
-export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# The tools' own environment (the pinned cdktf CLI and Node 22, .terraformrc, no telemetry) is set in
+# one place, dataplane/runtime/toolchain.py; every recipe runs them through the project's Python.
 
 .PHONY: setup synth test plan deploy destroy adopt unlock clean require-customer
 
@@ -44,7 +42,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-.terraformrc: $(VENV)/.installed dataplane/toolchain.py FORCE
+.terraformrc: $(VENV)/.installed dataplane/runtime/toolchain.py FORCE
 	@$(PY) -m dataplane terraformrc
 
 FORCE:
@@ -60,10 +58,10 @@ require-customer: $(VENV)/.installed
 	@$(PY) -m dataplane customer -- "$$CUSTOMER"
 
 plan: require-customer setup
-	cdktf plan "$$CUSTOMER" --output="$$CDKTF_OUT"
+	$(PY) -m dataplane cdktf plan "$$CUSTOMER" --output="$$CDKTF_OUT"
 
-# Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/adopt.py), then deploy,
-# all in a private directory beside CDKTF_OUT (dataplane/deploy.py).
+# Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/ops/adopt.py), then deploy,
+# all in a private directory beside CDKTF_OUT (dataplane/ops/deploy.py).
 deploy: require-customer setup
 	$(PY) -m dataplane deploy --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" -- "$$CUSTOMER"
 
@@ -76,7 +74,7 @@ unlock: require-customer setup
 	$(PY) -m dataplane unlock --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
 destroy: require-customer setup
-	cdktf destroy "$$CUSTOMER" --auto-approve --output="$$CDKTF_OUT"
+	$(PY) -m dataplane cdktf destroy "$$CUSTOMER" --auto-approve --output="$$CDKTF_OUT"
 
 .PHONY: review gate
 
@@ -95,7 +93,7 @@ review: $(VENV)/.installed node_modules/.installed
 
 # The security gate alone, on `make synth`'s output (`make test` runs it on the fixtures too).
 gate: synth $(CHECKOV_VENV)/.installed
-	$(PY) -m dataplane.security_gate "$$CDKTF_OUT"
+	$(PY) -m dataplane gate "$$CDKTF_OUT"
 
 # Stock versus fast provider import: synth wall time and peak memory; writes bench/RESULTS.md.
 .PHONY: bench

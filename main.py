@@ -13,11 +13,17 @@ import shutil
 import sys
 from pathlib import Path
 
-from dataplane import shards, synth_output
-from dataplane.customer import Customer
-from dataplane.errors import ConfigError
-from dataplane.selection import UnknownCustomer, customer_named
-from dataplane.settings import PROJECT_ROOT, Settings, load_project
+from dataplane import runtime, synth_output
+from dataplane.config.customer import Customer
+from dataplane.config.errors import ConfigError
+from dataplane.config.settings import (
+    Settings,
+    UnknownCustomer,
+    customer_named,
+    load_project,
+)
+from dataplane.project import OUTDIR_ENV, PROJECT_ROOT
+from dataplane.runtime import shards
 
 PROVIDER_LOCK = PROJECT_ROOT / ".terraform.lock.hcl"
 
@@ -42,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return 2
 
-    outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    outdir = Path(os.environ.get(OUTDIR_ENV, "cdktf.out"))
     if args.shard is not None:
         index, count = args.shard
         synthesize(customers[index::count], settings, outdir)
@@ -50,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     with synth_output.private_dir(outdir, "synth") as staged:
         if (count := shards.workers(len(customers))) > 1:
             worker_args = [arg for name in args.customer for arg in ("--customer", name)]
-            shards.synthesize(count, staged, Path(__file__).resolve(), worker_args,
-                              lambda shard_dir: synthesize(customers[::count], settings, shard_dir))
+            try:
+                shards.synthesize(count, staged, Path(__file__).resolve(), worker_args,
+                                  lambda shard_dir: synthesize(customers[::count], settings, shard_dir))
+            except shards.ShardError as e:
+                print(e, file=sys.stderr)
+                return 1
         else:
             synthesize(customers, settings, staged)
         names = synth_output.publish(staged, outdir)
@@ -61,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def synthesize(customers: list[Customer], settings: Settings, outdir: Path) -> None:
     """One stack per customer into `outdir`, each with the checked-in provider lock file."""
+    runtime.prepare()
     from cdktf import App
 
     from stacks import DataPlaneStack

@@ -32,10 +32,13 @@ from pathlib import Path
 import psutil
 
 from bench.fleet import FULL_KINDS, write_fleet
-from dataplane.provider_import import MODE_ENV
-from dataplane.settings import CUSTOMERS_DIR_ENV, PROJECT_ROOT
-from dataplane.shards import WORKERS_ENV
-from dataplane.toolchain import NODE, tool_environment
+from dataplane.project import (
+    CUSTOMERS_DIR_ENV,
+    PROJECT_ROOT,
+    PROVIDER_IMPORT_ENV,
+    SYNTH_WORKERS_ENV,
+)
+from dataplane.runtime.toolchain import NODE, tool_environment
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 POLL = 0.02  # seconds between memory samples
@@ -54,7 +57,7 @@ class Variant:
 
 VARIANTS = (
     # The plain cdktf app: the provider package's own eager import, one process, no -O.
-    Variant("stock", "stock", env={WORKERS_ENV: "1"}),
+    Variant("stock", "stock", env={SYNTH_WORKERS_ENV: "1"}),
     # As `make synth` and `cdktf synth` run it: lazy provider import, `python -O` (jsii's Python-side
     # type checks off; Node checks again), and parallel shards for large fleets.
     Variant("fast", "fast", ("-O",)),
@@ -154,7 +157,7 @@ def run_case(case: Case, variant: Variant, runs: int, env: dict[str, str], outdi
     for _ in range(warm_up + runs):
         shutil.rmtree(outdir, ignore_errors=True)
         outdir.parent.mkdir(exist_ok=True)
-        run_env = {**env, **case.env, **variant.env, MODE_ENV: variant.mode, "CDKTF_OUTDIR": str(outdir)}
+        run_env = {**env, **case.env, **variant.env, PROVIDER_IMPORT_ENV: variant.mode, "CDKTF_OUTDIR": str(outdir)}
         results.append(measure(argv, run_env))
     results = results[warm_up:]
     return Measured(statistics.median(r.wall for r in results), int(statistics.median(r.peak for r in results)))
@@ -224,8 +227,8 @@ def report(rows: list[Row], runs: int, load: tuple[float, float]) -> str:
         "every 20 ms with psutil (`/usr/bin/time -v` reports only the largest single process). Fleets come",
         "from `bench/fleet.py`, network and peering in every customer.",
         "",
-        f"- `stock`: the plain cdktf app: the provider package's own eager import (`{MODE_ENV}=stock`),",
-        f"  one process (`{WORKERS_ENV}=1`), no `-O`",
+        f"- `stock`: the plain cdktf app: the provider package's own eager import (`{PROVIDER_IMPORT_ENV}=stock`),",
+        f"  one process (`{SYNTH_WORKERS_ENV}=1`), no `-O`",
         "- `fast`: as `make synth` runs it: `dataplane/provider_import.py` (only the provider modules in use),",
         "  `python -O` (jsii's Python-side type checks off; the jsii kernel checks the values again in Node),",
         "  and, from 200 customers, parallel shards, one per core (`dataplane/shards.py`)",
@@ -248,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="measured runs per case and variant (median reported)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 1000], help="fleet sizes to synthesize")
     args = parser.parse_args(argv)
-    # Each run sets up its own NODE_OPTIONS; bytecode is cached, as on a developer's machine.
-    env = {k: v for k, v in tool_environment().items() if k not in ("NODE_OPTIONS", "PYTHONDONTWRITEBYTECODE")}
+    # Bytecode is cached, as on a developer's machine.
+    env = {k: v for k, v in tool_environment().items() if k != "PYTHONDONTWRITEBYTECODE"}
     load_start = os.getloadavg()[0]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="dataplane-bench-") as tmp:

@@ -3,7 +3,6 @@
 Each takes one settings object and the provider(s) to use; none creates providers or backends.
 """
 
-import dataplane  # noqa: F401  (first: it prepares the jsii runtime)
 from constructs_lib.cross_account_role import CrossAccountRole, CrossAccountRoleSettings
 from constructs_lib.data_plane_network import DataPlaneNetwork, DataPlaneNetworkSettings
 from constructs_lib.vpc_peering import VpcPeering, VpcPeeringSettings

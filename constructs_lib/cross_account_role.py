@@ -10,7 +10,7 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
-from dataplane.activation import ACTIVATION_ACTIONS, trust_policy
+from dataplane.policy import ACTIVATION_POLICY_NAME, permissions_policy, trust_policy
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,9 @@ class CrossAccountRole(Construct):
         )
         IamRolePolicy(
             self, "activation",
-            name="data-plane-activation",
+            name=ACTIVATION_POLICY_NAME,
             role=role.id,
-            policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Sid": "DataPlaneActivation", "Effect": "Allow",
-                               "Action": list(ACTIVATION_ACTIONS), "Resource": "*"}],
-            }),
+            policy=json.dumps(permissions_policy()),
         )
         self.role_arn: str = role.arn
         self.role_name: str = role.name

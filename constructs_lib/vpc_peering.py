@@ -8,7 +8,9 @@ from typing import Optional
 from cdktf_cdktf_provider_aws.provider import AwsProvider
 from cdktf_cdktf_provider_aws.route import Route
 from cdktf_cdktf_provider_aws.vpc_peering_connection import VpcPeeringConnection
-from cdktf_cdktf_provider_aws.vpc_peering_connection_accepter import VpcPeeringConnectionAccepterA
+from cdktf_cdktf_provider_aws.vpc_peering_connection_accepter import (
+    VpcPeeringConnectionAccepterA,
+)
 from cdktf_cdktf_provider_aws.vpc_peering_connection_options import (
     VpcPeeringConnectionOptions,
     VpcPeeringConnectionOptionsAccepter,

@@ -1,12 +1,6 @@
-"""Data plane activation: customer model, project settings and operations.
+"""Data plane activation: the customer model and settings (`config`), the activation rules (`policy`),
+how synth runs (`runtime`), the synthesized output (`synth_output`) and the operations CLI (`ops`).
 
-Importing this package prepares the jsii runtime (see `dataplane.toolchain`) and the fast
-provider import (see `dataplane.provider_import`), so every entry point imports it before
-cdktf. Nothing here imports cdktf itself.
+Importing any of it changes nothing: the jsii runtime and the fast provider import are prepared
+explicitly, by `dataplane.runtime.prepare()`, in the entry points that synthesize.
 """
-
-from dataplane import provider_import
-from dataplane.toolchain import prepare_jsii
-
-prepare_jsii()
-provider_import.install()

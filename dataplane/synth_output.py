@@ -21,12 +21,14 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from dataplane.project import CDKTF_CLI_ENV
+
 MANIFEST = "manifest.json"
 STACKS = "stacks"
 STACK_FILE = "cdk.tf.json"
+IMPORTS_FILE = "adopt.tf.json"
+"""Terraform import blocks adopt writes beside a stack's file, in a deploy's private directory only."""
 LOCK = ".synth.lock"
-CDKTF_CLI_ENV = "SYNTH_HCL_OUTPUT"
-"""Set by the cdktf CLI for the app it runs; the CLI removes stale stack directories itself afterwards."""
 
 
 def stack_dir(outdir: Path, name: str) -> Path:

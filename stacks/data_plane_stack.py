@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderAssumeRole, AwsProviderDefaultTags
+from cdktf_cdktf_provider_aws.provider import (
+    AwsProvider,
+    AwsProviderAssumeRole,
+    AwsProviderDefaultTags,
+)
 from constructs import Construct
 
 from constructs_lib import (
-    CrossAccountRole, CrossAccountRoleSettings,
-    DataPlaneNetwork, DataPlaneNetworkSettings,
-    VpcPeering, VpcPeeringSettings,
+    CrossAccountRole,
+    CrossAccountRoleSettings,
+    DataPlaneNetwork,
+    DataPlaneNetworkSettings,
+    VpcPeering,
+    VpcPeeringSettings,
 )
-from dataplane.customer import Customer
-from dataplane.settings import MANAGED_BY, Settings
+from dataplane.config.customer import Customer
+from dataplane.config.settings import Settings
+from dataplane.policy import MANAGED_BY, ownership_tags
 
 
 class DataPlaneStack(TerraformStack):
@@ -40,7 +48,7 @@ class DataPlaneStack(TerraformStack):
     def _providers(self) -> AwsProvider | None:
         """The customer's account and region; and the peer's, when the peering crosses into them."""
         c = self.customer
-        tags = [AwsProviderDefaultTags(tags={"customer": c.name, "managed-by": MANAGED_BY})]
+        tags = [AwsProviderDefaultTags(tags=ownership_tags(c.name))]
         AwsProvider(self, "aws", region=c.region, allowed_account_ids=[c.account_id], default_tags=tags)
         if not c.peering_crosses_boundary:
             return None

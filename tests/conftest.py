@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-import dataplane  # noqa: F401  (first: it prepares the jsii runtime)
-from dataplane.settings import CUSTOMERS_DIR_ENV, PROJECT_ROOT, Settings, load_project
-from dataplane.toolchain import AWS_PROVIDER_VERSION, tool_environment
+from dataplane import runtime
+from dataplane.config.settings import Settings, load_project
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
+from dataplane.runtime.toolchain import AWS_PROVIDER_VERSION, tool_environment
 from tests.emulator import SCRUBBED, Emulator
 
 SUMMARY = pytest.StashKey[list]()
@@ -32,7 +33,9 @@ def pytest_configure(config):
     """Before any worker starts: install the aws provider into the shared plugin cache once.
 
     terraform's plugin cache is not safe for concurrent first installs; later inits only link to it.
+    Every process (controller and workers) prepares the jsii runtime first, as `main.py` does.
     """
+    runtime.prepare()
     if hasattr(config, "workerinput"):
         return
     with tempfile.TemporaryDirectory() as directory:

@@ -16,9 +16,10 @@ from typing import Callable
 
 import psutil
 
-from dataplane.customer import Customer, load_customer
-from dataplane.settings import PROJECT_ROOT, Settings
-from dataplane.toolchain import tool_environment
+from dataplane.config.customer import Customer, load_customer
+from dataplane.config.settings import Settings
+from dataplane.project import PROJECT_ROOT
+from dataplane.runtime.toolchain import tool_environment
 from tests.emulator import Emulator
 
 ACCEPTER_TRUST = {"Version": "2012-10-17", "Statement": [

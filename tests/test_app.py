@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from dataplane.settings import CUSTOMERS_DIR_ENV, PROJECT_ROOT
-from dataplane.toolchain import tool_environment
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
+from dataplane.runtime.toolchain import tool_environment
 from tests.conftest import FIXTURES, run_main
 
 EXAMPLES = ["acme", "globex"]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from dataplane.__main__ import main
-from dataplane.settings import CUSTOMERS_DIR_ENV
+from dataplane.ops.cli import main
+from dataplane.project import CUSTOMERS_DIR_ENV
 from tests.conftest import FIXTURES
 from tests.emulator import FAKE_KEYS
 from tests.garbage_endpoint import BROKEN, NO_RETRIES, broken_endpoint

@@ -12,12 +12,17 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider
 from cdktf_cdktf_provider_aws.route import Route
 from cdktf_cdktf_provider_aws.vpc import Vpc
 from cdktf_cdktf_provider_aws.vpc_peering_connection import VpcPeeringConnection
-from cdktf_cdktf_provider_aws.vpc_peering_connection_accepter import VpcPeeringConnectionAccepterA
+from cdktf_cdktf_provider_aws.vpc_peering_connection_accepter import (
+    VpcPeeringConnectionAccepterA,
+)
 
 from constructs_lib import (
-    CrossAccountRole, CrossAccountRoleSettings,
-    DataPlaneNetwork, DataPlaneNetworkSettings,
-    VpcPeering, VpcPeeringSettings,
+    CrossAccountRole,
+    CrossAccountRoleSettings,
+    DataPlaneNetwork,
+    DataPlaneNetworkSettings,
+    VpcPeering,
+    VpcPeeringSettings,
 )
 
 

@@ -10,9 +10,16 @@ from pathlib import Path
 import botocore
 import pytest
 
-from dataplane.customer import AWS_REGIONS, MAX_FILE_BYTES, SUPPORTED_REGIONS, CustomerFile, load_customer, load_customers
-from dataplane.errors import ConfigError
-from dataplane.settings import PROJECT_ROOT
+from dataplane.config.customer import (
+    AWS_REGIONS,
+    MAX_FILE_BYTES,
+    SUPPORTED_REGIONS,
+    CustomerFile,
+    load_customer,
+    load_customers,
+)
+from dataplane.config.errors import ConfigError
+from dataplane.project import PROJECT_ROOT
 
 CONTROL_PLANE = "406882777402"
 BASE = 'account_id = "123456789012"\nregion = "us-east-1"\nexternal_id = "astro-3f9c2b7e"\n'
@@ -200,7 +207,7 @@ def test_aws_regions_are_botocore_s_aws_partition():
 
 
 def test_the_configuration_does_not_import_the_aws_sdk():
-    imported = subprocess.run([sys.executable, "-c", "import sys, dataplane.settings; print(sorted(sys.modules))"],
+    imported = subprocess.run([sys.executable, "-c", "import sys, dataplane.config.settings; print(sorted(sys.modules))"],
                               cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
     assert "botocore" not in imported and "boto3" not in imported
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dataplane.customer import load_customer, load_customers
-from dataplane.errors import ConfigError
+from dataplane.config.customer import load_customer, load_customers
+from dataplane.config.errors import ConfigError
 from tests.test_customer_loader import BASE, CONTROL_PLANE, write
 
 

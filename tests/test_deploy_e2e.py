@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from constructs_lib.data_plane_network import private_subnet_cidrs
-from dataplane.activation import ACTIVATION_ACTIONS, trust_policy
+from dataplane.policy import ACTIVATION_ACTIONS, trust_policy
 from tests.deploy import Deployment, stage
 
 EXAMPLES = ["acme", "globex"]

@@ -1,4 +1,4 @@
-"""The fast provider import (`dataplane.provider_import`): same output as the stock import, far less loaded."""
+"""The fast provider import (`dataplane.runtime.provider_import`): same output as the stock import, far less loaded."""
 
 from __future__ import annotations
 
@@ -15,16 +15,17 @@ from pathlib import Path
 import pytest
 
 from bench.fleet import KINDS, write_fleet
-from dataplane import provider_import
-from dataplane.provider_import import MODE_ENV, NODE_HOOK, PACKAGE
-from dataplane.toolchain import NODE
+from dataplane.project import PROVIDER_IMPORT_ENV
+from dataplane.runtime import provider_import
+from dataplane.runtime.provider_import import NODE_HOOK, PACKAGE
+from dataplane.runtime.toolchain import NODE
 from tests.conftest import FIXTURES, run_main
 
 PACKAGE_DIR = Path(importlib.util.find_spec(PACKAGE).origin).parent
 SUBMODULES = sorted(d.name for d in PACKAGE_DIR.iterdir()
                     if not d.name.startswith("_") and (d / "__init__.py").exists())
 IMPORTED = re.compile(rf"\|\s*{PACKAGE}\.([a-z0-9_]+)$", re.MULTILINE)
-fast_session = pytest.mark.skipif(provider_import.mode() == "stock", reason=f"this session runs with {MODE_ENV}=stock")
+fast_session = pytest.mark.skipif(provider_import.mode() == "stock", reason=f"this session runs with {PROVIDER_IMPORT_ENV}=stock")
 
 
 def files(outdir: Path) -> dict[str, bytes]:
@@ -48,7 +49,7 @@ def synth(fleet, tmp_path_factory):
     for mode in ("stock", "fast"):
         outdir = tmp_path_factory.mktemp(mode) / "cdktf.out"
         result = run_main(outdir, DATAPLANE_CUSTOMERS_DIR=str(fleet), NODE_OPTIONS="", PYTHONPROFILEIMPORTTIME="1",
-                          **{MODE_ENV: mode})
+                          **{PROVIDER_IMPORT_ENV: mode})
         assert result.returncode == 0, result.stderr[-3000:]
         results[mode] = outdir, set(IMPORTED.findall(result.stderr))
     return results
@@ -91,7 +92,7 @@ def test_install_is_idempotent():
 
 
 def test_stock_mode_installs_nothing(monkeypatch):
-    monkeypatch.setenv(MODE_ENV, "stock")
+    monkeypatch.setenv(PROVIDER_IMPORT_ENV, "stock")
     monkeypatch.delitem(sys.modules, PACKAGE, raising=False)
     monkeypatch.delenv("NODE_OPTIONS", raising=False)
     provider_import.install()
@@ -100,13 +101,13 @@ def test_stock_mode_installs_nothing(monkeypatch):
 
 
 def test_unknown_mode_is_refused(monkeypatch):
-    monkeypatch.setenv(MODE_ENV, "lazy")
+    monkeypatch.setenv(PROVIDER_IMPORT_ENV, "lazy")
     with pytest.raises(RuntimeError, match="DATAPLANE_PROVIDER_IMPORT='lazy': expected one of fast, stock"):
         provider_import.install()
 
 
 def test_missing_package_fails_clearly(monkeypatch):
-    monkeypatch.setenv(MODE_ENV, "fast")
+    monkeypatch.setenv(PROVIDER_IMPORT_ENV, "fast")
     monkeypatch.setattr(provider_import, "PACKAGE", "cdktf_cdktf_provider_nowhere")
     with pytest.raises(ModuleNotFoundError, match="cdktf_cdktf_provider_nowhere is not installed; run `make setup`"):
         provider_import.install()
@@ -130,7 +131,7 @@ def node_package(tmp_path_factory) -> Path:
 def require(index: Path, mode: str) -> subprocess.CompletedProcess:
     script = f"const aws = require({json.dumps(str(index))}); console.log(Object.keys(aws).length, aws.vpc.marker);"
     return subprocess.run([str(NODE), "--require", str(NODE_HOOK), "-e", script], capture_output=True, text=True,
-                          env={MODE_ENV: mode}, timeout=60)
+                          env={PROVIDER_IMPORT_ENV: mode}, timeout=60)
 
 
 def test_node_hook_makes_every_module_of_the_real_index_lazy(node_package):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from dataplane.__main__ import main
-from dataplane.settings import CUSTOMERS_DIR_ENV
+from dataplane.ops.cli import main
+from dataplane.project import CUSTOMERS_DIR_ENV
 
 
 def test_lists_both_examples(capsys):

@@ -8,9 +8,10 @@ import pytest
 from cdktf import Testing
 
 from bench.fleet import KINDS, write_fleet
-from dataplane.customer import load_customers
-from dataplane.settings import Settings
-from dataplane.shards import SHARD_MIN, WORKERS_ENV
+from dataplane.config.customer import load_customers
+from dataplane.config.settings import Settings
+from dataplane.project import SYNTH_WORKERS_ENV
+from dataplane.runtime.shards import SHARD_MIN
 from stacks import DataPlaneStack
 from tests.conftest import run_main
 
@@ -45,7 +46,7 @@ def test_sharded_synth_of_a_large_fleet_is_byte_identical_to_one_process(tmp_pat
     outputs = []
     for workers in ("1", "2"):
         outdir = tmp_path / f"workers-{workers}" / "cdktf.out"
-        result = run_main(outdir, DATAPLANE_CUSTOMERS_DIR=str(tmp_path / "customers"), **{WORKERS_ENV: workers})
+        result = run_main(outdir, DATAPLANE_CUSTOMERS_DIR=str(tmp_path / "customers"), **{SYNTH_WORKERS_ENV: workers})
         assert result.returncode == 0, result.stderr
         outputs.append(files(outdir))
     assert len([f for f in outputs[0] if f.endswith("cdk.tf.json")]) == 2 * SHARD_MIN

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from bench.fleet import customer_toml
-from dataplane.security_gate import scan
-from dataplane.settings import CUSTOMERS_DIR_ENV, PROJECT_ROOT, load_project
-from dataplane.toolchain import tool_environment
+from dataplane.config.settings import load_project
+from dataplane.ops.gate import scan
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
+from dataplane.runtime.toolchain import tool_environment
 from tests.conftest import run_main
 
 

@@ -14,10 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from dataplane.customer import Customer, load_customer
-from dataplane.errors import ConfigError
+from dataplane.config.customer import Customer, load_customer
+from dataplane.config.errors import ConfigError
 from tests.conftest import SUMMARY
 
 CONTROL_PLANE = "406882777402"

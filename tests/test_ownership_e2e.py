@@ -15,8 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bench.fleet import write_fleet
-from dataplane.settings import CUSTOMERS_DIR_ENV, PROJECT_ROOT
-from dataplane.shards import SHARD_MIN, WORKERS_ENV
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SYNTH_WORKERS_ENV
+from dataplane.runtime.shards import SHARD_MIN
 from tests.conftest import run_main
 from tests.deploy import freeze, kill, kill_when, stage
 
@@ -178,7 +178,7 @@ def test_interrupted_deploys_and_a_sharded_synth_in_between_leave_one_vpc_and_on
     write_fleet(fleet, 2 * SHARD_MIN)
     shutil.copy(deployment.workdir / "customers" / "globex.toml", fleet)
     process, frozen = start_deploy_until_adopted(deployment)
-    synth = run_main(outdir, **{CUSTOMERS_DIR_ENV: str(fleet), WORKERS_ENV: "2"})
+    synth = run_main(outdir, **{CUSTOMERS_DIR_ENV: str(fleet), SYNTH_WORKERS_ENV: "2"})
     assert synth.returncode == 0, synth.stderr
     assert (outdir / "stacks" / "customer-0000").is_dir()
     for member in reversed(frozen):

@@ -9,10 +9,11 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from dataplane.__main__ import main
-from dataplane.checks import Report, Row, Status
-from dataplane.preflight import VCPU_QUOTAS, preflight, required_permissions
-from dataplane.settings import CUSTOMERS_DIR_ENV, MANAGED_BY
+from dataplane.ops.cli import main
+from dataplane.ops.preflight import VCPU_QUOTAS, preflight, required_permissions
+from dataplane.ops.report import Report, Row, Status
+from dataplane.policy import MANAGED_BY
+from dataplane.project import CUSTOMERS_DIR_ENV
 from tests.conftest import FIXTURES
 from tests.deploy import stage
 from tests.garbage_endpoint import NO_RETRIES, garbage_endpoint

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from cdktf import Testing
 
-from dataplane.customer import Customer, Network
-from dataplane.review import Report, ReviewError, StackReview, render, review
-from dataplane.settings import PROJECT_ROOT, Settings
-from dataplane.shards import stable_json
+from dataplane.config.customer import Customer, Network
+from dataplane.config.settings import Settings
+from dataplane.ops.review import Report, ReviewError, StackReview, render, review
+from dataplane.project import PROJECT_ROOT
+from dataplane.runtime.shards import stable_json
 from stacks import DataPlaneStack
 
 ROOT = "arn:aws:iam::406882777402:root"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dataplane.security_gate import CONFIG, GateError, main, scan
+from dataplane.ops.cli import main
+from dataplane.ops.gate import CONFIG, GateError, scan
 from tests.conftest import stack_json
 
 ROLE = "cross-account-role_F7C11791"
@@ -41,7 +42,7 @@ def test_every_acknowledged_skip_has_a_reason():
 
 
 def test_gate_passes_on_every_example_stack(synthesized, capsys):
-    assert main([str(synthesized)]) == 0
+    assert main(["gate", str(synthesized)]) == 0
     [summary] = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"security gate: \d+ passed, 0 failed over 2 stack\(s\)", summary)
 
@@ -53,7 +54,7 @@ def test_gate_fails_on_an_insecure_stack(synthesized, tmp_path, capsys):
 
     insecure = with_trust(stack_json(synthesized, "acme"), wildcard_without_external_id)
     outdir = write_stacks(tmp_path / "cdktf.out", {"acme": stack_json(synthesized, "acme"), "insecure": insecure})
-    assert main([str(outdir)]) == 1
+    assert main(["gate", str(outdir)]) == 1
     failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED")]
     assert failed == [
         f"FAILED insecure: resource.{ROLE}: CKV_AWS_60 Ensure IAM role allows only specific services or principals "
@@ -92,7 +93,7 @@ def test_trust_check_passes_narrow_trust_and_fails_each_weakening(synthesized, t
         return policy_stack
 
     stacks["two-allow-statements"] = second_allow(copy.deepcopy(acme))
-    results = scan(write_stacks(tmp_path / "cdktf.out", stacks), checks=("CKV_DP_1",))
+    results = scan(write_stacks(tmp_path / "cdktf.out", stacks), only=("CKV_DP_1",))
     assert {r.stack: r.passed for r in results} == {name: name.startswith("narrow") for name in stacks}
 
 

@@ -7,8 +7,9 @@ import json
 import pytest
 from cdktf import Testing
 
-from dataplane.errors import ConfigError
-from dataplane.settings import CUSTOMERS_DIR_ENV, Settings, load_project, load_settings
+from dataplane.config.errors import ConfigError
+from dataplane.config.settings import Settings, load_project, load_settings
+from dataplane.project import CUSTOMERS_DIR_ENV
 from stacks import DataPlaneStack
 from tests.conftest import FIXTURES
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from cdktf import Testing
 
-from dataplane.settings import Settings
+from dataplane.config.settings import Settings
 from stacks import DataPlaneStack
 from tests.conftest import stack_json
 from tests.snapshot import StackSnapshot, readable

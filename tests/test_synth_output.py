@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 from bench.fleet import write_fleet
-from dataplane.settings import CUSTOMERS_DIR_ENV, PROJECT_ROOT
-from dataplane.shards import SHARD_MIN, WORKERS_ENV
-from dataplane.toolchain import tool_environment
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SYNTH_WORKERS_ENV
+from dataplane.runtime.shards import SHARD_MIN
+from dataplane.runtime.toolchain import tool_environment
 from tests.conftest import FIXTURES, run_main
 
 
@@ -53,7 +53,7 @@ def test_concurrent_sharded_synths_into_one_output_both_succeed(tmp_path):
     fleet = tmp_path / "fleet"
     write_fleet(fleet, 2 * SHARD_MIN)
     outdir = tmp_path / "cdktf.out"
-    env = {**tool_environment(), CUSTOMERS_DIR_ENV: str(fleet), "CDKTF_OUTDIR": str(outdir), WORKERS_ENV: "2"}
+    env = {**tool_environment(), CUSTOMERS_DIR_ENV: str(fleet), "CDKTF_OUTDIR": str(outdir), SYNTH_WORKERS_ENV: "2"}
     synths = [subprocess.Popen([sys.executable, str(PROJECT_ROOT / "main.py")], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in synths]

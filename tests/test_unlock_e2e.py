@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from dataplane.settings import SETTINGS_ENV, PROJECT_ROOT
+from dataplane.project import PROJECT_ROOT, SETTINGS_ENV
 from tests.deploy import kill_when, stage
 
 BUCKET = "dataplane-state-tests"

@@ -12,11 +12,17 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from dataplane.__main__ import main
-from dataplane.activation import ACTIVATION_ACTIONS, trust_policy
-from dataplane.checks import Report, Status
-from dataplane.settings import CUSTOMERS_DIR_ENV, MANAGED_BY
-from dataplane.verify import PROPAGATION_WAIT, retry_while_denied, trust_problems, verify
+from dataplane.ops.cli import main
+from dataplane.ops.report import Report, Status
+from dataplane.ops.verify import PROPAGATION_WAIT, retry_while_denied, verify
+from dataplane.policy import (
+    ACTIVATION_ACTIONS,
+    MANAGED_BY,
+    permissions_policy,
+    trust_policy,
+    trust_problems,
+)
+from dataplane.project import CUSTOMERS_DIR_ENV
 from tests.conftest import FIXTURES
 from tests.deploy import stage
 from tests.garbage_endpoint import NO_RETRIES, garbage_endpoint
@@ -39,9 +45,8 @@ def build(emulator, settings, customer) -> dict[str, str]:
     iam = emulator.client("iam", customer.account_id, customer.region)
     iam.create_role(RoleName=settings.role_name, Tags=tags, AssumeRolePolicyDocument=json.dumps(
         trust_policy(settings.trusted_principal, customer.external_id)))
-    iam.put_role_policy(RoleName=settings.role_name, PolicyName=ACTIVATION_POLICY, PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Sid": "DataPlaneActivation", "Effect": "Allow",
-                                                "Action": list(ACTIVATION_ACTIONS), "Resource": "*"}]}))
+    iam.put_role_policy(RoleName=settings.role_name, PolicyName=ACTIVATION_POLICY,
+                        PolicyDocument=json.dumps(permissions_policy()))
     if not customer.network:
         return {}
     ec2 = emulator.client("ec2", customer.account_id, customer.region)

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Iterator
 
 from dataplane import synth_output
-from dataplane.adopt import adopt, write_imports
-from dataplane.customer import Customer
-from dataplane.toolchain import PROJECT_ROOT, tool_environment
+from dataplane.config.customer import Customer
+from dataplane.ops.adopt import adopt, write_imports
+from dataplane.project import PROJECT_ROOT
+from dataplane.runtime.toolchain import tool_environment
 
 MAIN = PROJECT_ROOT / "main.py"
 
@@ -42,14 +43,14 @@ def workspace(customer: Customer, outdir: Path) -> Iterator[Path]:
 def planned_imports(customer: Customer, outdir: Path) -> list[dict]:
     """What a deploy of `customer` would adopt now (writes nothing)."""
     with workspace(customer, outdir) as workdir:
-        return adopt(synth_output.stack_dir(workdir, customer.name))
+        return adopt(synth_output.stack_dir(workdir, customer.name), customer.name)
 
 
 def deploy(customer: Customer, outdir: Path, outputs_dir: Path) -> int:
     """Adopt what is provably ours, then `cdktf deploy`; returns the CLI's exit status."""
     with workspace(customer, outdir) as workdir:
         stack_dir = synth_output.stack_dir(workdir, customer.name)
-        imports = adopt(stack_dir)
+        imports = adopt(stack_dir, customer.name)
         for block in imports:
             print(f"adopting {block['to']} = {block['id']}", flush=True)
         if imports:

@@ -19,11 +19,11 @@ import boto3
 from botocore.exceptions import ClientError
 
 from dataplane import synth_output
-from dataplane.checks import AWS_ERRORS, aws_error
-from dataplane.customer import Customer
-from dataplane.deploy import workspace
-from dataplane.settings import Settings
-from dataplane.toolchain import tool_environment
+from dataplane.config.customer import Customer
+from dataplane.config.settings import Settings
+from dataplane.ops.aws import AWS_ERRORS, aws_error
+from dataplane.ops.deploy import workspace
+from dataplane.runtime.toolchain import tool_environment
 
 LOCK_SUFFIX = ".tflock"
 

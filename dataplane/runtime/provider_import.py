@@ -32,17 +32,18 @@ from pathlib import Path
 from pkgutil import extend_path
 from types import ModuleType
 
+from dataplane.project import NODE_OPTIONS_ENV, PROVIDER_IMPORT_ENV
+
 PACKAGE = "cdktf_cdktf_provider_aws"
-MODE_ENV = "DATAPLANE_PROVIDER_IMPORT"
 MODES = ("fast", "stock")
 NODE_HOOK = Path(__file__).with_name("provider_import.js")
 
 
 def mode() -> str:
     """`fast`, unless `DATAPLANE_PROVIDER_IMPORT` says `stock`; any other value is refused."""
-    value = os.environ.get(MODE_ENV) or "fast"
+    value = os.environ.get(PROVIDER_IMPORT_ENV) or "fast"
     if value not in MODES:
-        raise RuntimeError(f"{MODE_ENV}={value!r}: expected one of {', '.join(MODES)}")
+        raise RuntimeError(f"{PROVIDER_IMPORT_ENV}={value!r}: expected one of {', '.join(MODES)}")
     return value
 
 
@@ -78,7 +79,7 @@ def _submodule(name: str) -> ModuleType:
 
 def _preload_node_hook() -> None:
     """Add `--require <provider_import.js>` to `NODE_OPTIONS`, which jsii's Node process inherits."""
-    options = os.environ.get("NODE_OPTIONS", "")
+    options = os.environ.get(NODE_OPTIONS_ENV, "")
     if str(NODE_HOOK) not in options:
         require = f"--require {json.dumps(str(NODE_HOOK), ensure_ascii=False)}"
-        os.environ["NODE_OPTIONS"] = f"{options} {require}".strip()
+        os.environ[NODE_OPTIONS_ENV] = f"{options} {require}".strip()

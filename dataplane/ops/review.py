@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from dataplane.activation import as_list
+from dataplane import policy
+from dataplane.policy import as_list
 from dataplane.synth_output import MANIFEST
 
 Status = Literal["added", "removed", "changed", "unchanged"]
@@ -146,13 +147,6 @@ def _allow_statements(policy: Any) -> list[dict]:
     return [s for s in as_list(_policy(policy).get("Statement")) if isinstance(s, dict) and s.get("Effect") == "Allow"]
 
 
-def _principals(principal: Any) -> set[str]:
-    if not isinstance(principal, dict):
-        return {str(principal)}
-    return {value if kind == "AWS" else f"{kind}:{value}"
-            for kind, values in principal.items() for value in as_list(values)}
-
-
 @dataclass(frozen=True)
 class _Facts:
     """What a reviewer cares about in one stack, independent of construct addresses."""
@@ -178,11 +172,8 @@ def _facts(doc: dict, blocks: dict[str, dict]) -> _Facts:
     external_ids: set[str] = set()
     for role in _of_type(blocks, "aws_iam_role").values():
         for statement in _allow_statements(role.get("assume_role_policy")):
-            principals |= _principals(statement.get("Principal"))
-            for condition in (statement.get("Condition") or {}).values():
-                for key, value in condition.items():
-                    if key.lower() == "sts:externalid":
-                        external_ids.update(map(str, as_list(value)))
+            principals |= policy.principals(statement.get("Principal"))
+            external_ids.update(map(str, policy.required_external_ids(statement) or []))
     actions = {str(action)
                for rtype in ("aws_iam_role_policy", "aws_iam_policy")
                for body in _of_type(blocks, rtype).values()

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from dataplane.project import JSII_NODE_ENV, PROJECT_ROOT, TF_MIRROR_ENV
+
 NODE = PROJECT_ROOT / "node_modules" / "node" / "bin" / "node"
 NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
 TERRAFORM_CLI_CONFIG = PROJECT_ROOT / ".terraformrc"
 PLUGIN_CACHE = PROJECT_ROOT / ".terraform-plugin-cache"
 AWS_PROVIDER = "registry.terraform.io/hashicorp/aws"
 AWS_PROVIDER_VERSION = "5.100.0"
-MIRROR_ENV = "DATAPLANE_TF_MIRROR"
 MIRROR_CANDIDATES = (
     "/opt/tf-plugins",
     "~/.terraform.d/plugins",
@@ -27,10 +27,14 @@ MIRROR_CANDIDATES = (
 )
 
 
+class MirrorError(Exception):
+    """`DATAPLANE_TF_MIRROR` names a directory without the pinned aws provider."""
+
+
 def prepare_jsii() -> None:
     """Run jsii on the project's Node 22 (no end-of-life banner); call before importing cdktf."""
     if NODE.exists():
-        os.environ.setdefault("JSII_NODE", str(NODE))
+        os.environ.setdefault(JSII_NODE_ENV, str(NODE))
 
 
 def tool_environment(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -38,21 +42,21 @@ def tool_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env["PATH"] = f"{NODE_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["CHECKPOINT_DISABLE"] = "1"
-    env["JSII_NODE"] = str(NODE)
+    env[JSII_NODE_ENV] = str(NODE)
     env["TF_CLI_CONFIG_FILE"] = str(TERRAFORM_CLI_CONFIG)
     return env
 
 
 def find_mirror() -> Path | None:
     """The first filesystem mirror that holds the pinned aws provider, if any."""
-    named = os.environ.get(MIRROR_ENV)
+    named = os.environ.get(TF_MIRROR_ENV)
     candidates = [named] if named else MIRROR_CANDIDATES
     for candidate in candidates:
         root = Path(candidate).expanduser()
         if (root / AWS_PROVIDER / AWS_PROVIDER_VERSION).is_dir():
             return root
     if named:
-        raise SystemExit(f"{MIRROR_ENV}={named}: no {AWS_PROVIDER} {AWS_PROVIDER_VERSION} in that mirror")
+        raise MirrorError(f"{TF_MIRROR_ENV}={named}: no {AWS_PROVIDER} {AWS_PROVIDER_VERSION} in that mirror")
     return None
 
 

@@ -8,17 +8,34 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from dataplane.customer import AccountId, AwsRegion, Customer, RoleArn, commercial_partition, pattern, load_customers
-from dataplane.errors import ConfigError, Problem, problems_from_validation, shown
-from dataplane.toolchain import PROJECT_ROOT
+from dataplane.config.customer import (
+    AccountId,
+    AwsRegion,
+    Customer,
+    RoleArn,
+    commercial_partition,
+    load_customers,
+    pattern,
+)
+from dataplane.config.errors import (
+    ConfigError,
+    Problem,
+    problems_from_validation,
+    shown,
+)
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 
-CUSTOMERS_DIR_ENV = "DATAPLANE_CUSTOMERS_DIR"
-SETTINGS_ENV = "DATAPLANE_SETTINGS"
-"""Another settings file in place of the project's `cdktf.json` (its `context` is read the same way)."""
-MANAGED_BY = "dataplane-activation"
 RENAMED = {"context.permissionsBoundaryArn": "renamed to permissionsBoundary, which takes the name of a policy "
                                              "(the policy of that name in each customer's account) or an "
                                              "AWS-managed policy ARN"}
@@ -134,3 +151,19 @@ def load_project(settings_path: Path | None = None,
     settings = load_settings(settings_path)
     directory = customers_dir or PROJECT_ROOT / settings.customers_dir
     return settings, load_customers(directory, settings.control_plane_account_id, display_root=PROJECT_ROOT)
+
+
+class UnknownCustomer(Exception):
+    """A name that is not a customer of the fleet: `no customer 'x'; known: a, b`."""
+
+    def __init__(self, name: str, customers: list[Customer]):
+        known = ", ".join(c.name for c in customers) or "none"
+        super().__init__(f"no customer {name!r}; known: {known}")
+
+
+def customer_named(customers: list[Customer], name: str) -> Customer:
+    """The customer called `name` (a malformed name is simply not one of them)."""
+    for customer in customers:
+        if customer.name == name:
+            return customer
+    raise UnknownCustomer(name, customers)

@@ -12,18 +12,12 @@ from functools import cached_property
 import boto3
 from botocore.exceptions import ClientError
 
-from dataplane.checks import Report, Status, check, home_region, listing, peer_session
-from dataplane.customer import Customer
-from dataplane.settings import MANAGED_BY, Settings
+from dataplane.config.customer import Customer
+from dataplane.config.settings import Settings
+from dataplane.ops.aws import home_region, peer_session, route_target, tags_of
+from dataplane.ops.report import Report, Status, check, listing
+from dataplane.policy import MANAGED_BY, not_owned, simulated_actions
 
-# The seed's activation permissions; `cloudformation:*` is simulated as the stack operations it covers.
-ACTIVATION_PERMISSIONS = (
-    "cloudformation:CreateStack", "cloudformation:UpdateStack", "cloudformation:DeleteStack",
-    "cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents",
-    "cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet",
-    "iam:GetRole", "iam:GetRolePolicy", "iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePolicy",
-    "iam:ListRoles", "iam:UpdateAssumeRolePolicy",
-)
 NETWORK_PERMISSIONS = (
     "ec2:CreateVpc", "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:ModifyVpcAttribute", "ec2:CreateTags",
     "ec2:DescribeAvailabilityZones", "ec2:CreateSubnet", "ec2:DescribeSubnets", "ec2:CreateRouteTable",
@@ -43,7 +37,7 @@ def required_permissions(customer: Customer) -> tuple[str, ...]:
 
     Without an accepter role the deployer accepts the peering itself; with one, it assumes that role.
     """
-    actions = ACTIVATION_PERMISSIONS
+    actions = simulated_actions()
     if customer.network:
         actions += NETWORK_PERMISSIONS
     if customer.peering:
@@ -106,7 +100,7 @@ class _Preflight:
         found = [v for page in pages for v in page["Vpcs"] if not v.get("IsDefault")]
         if c.peering and not c.peering_crosses_boundary:  # the customer's own VPC to peer with is expected here
             found = [v for v in found if v["VpcId"] != c.peering.vpc_id]
-        ours = [v for v in found if _tags(v).get("managed-by") == MANAGED_BY and _tags(v).get("customer") == c.name]
+        ours = [v for v in found if not not_owned(tags_of(v), c.name)]
         foreign = [f"{v['VpcId']} ({v['CidrBlock']})" for v in found if v not in ours]
         if foreign:
             return Status.FAIL, f"not a clean account: VPCs in {c.region} besides the default: {listing(foreign)}"
@@ -133,7 +127,7 @@ class _Preflight:
             if e.response["Error"]["Code"] == "NoSuchEntity":
                 return Status.PASS, f"no role named {name} yet"
             raise
-        if _tags(role).get("managed-by") == MANAGED_BY:
+        if tags_of(role).get("managed-by") == MANAGED_BY:
             return Status.WARN, f"re-activation: {role['Arn']} exists and is managed by this tool; deploy updates it"
         return Status.FAIL, f"{role['Arn']} already exists and was not created by this tool (no managed-by tag)"
 
@@ -214,7 +208,7 @@ class _Preflight:
         routes = [(table_id, route) for table_id in peering.route_table_ids if table_id in found
                   for route in found[table_id]["Routes"] if route.get("DestinationCidrBlock") == cidr]
         ours = self._own_peerings({r["VpcPeeringConnectionId"] for _, r in routes if "VpcPeeringConnectionId" in r})
-        problems += [f"{table_id} already routes {cidr} to {_target(route)}: deploying would fail or re-point it"
+        problems += [f"{table_id} already routes {cidr} to {route_target(route)}: deploying would fail or re-point it"
                      for table_id, route in routes if route.get("VpcPeeringConnectionId") not in ours]
         if problems:
             return Status.FAIL, "; ".join(problems)
@@ -230,15 +224,4 @@ class _Preflight:
         found = self._peer_ec2.describe_vpc_peering_connections(
             Filters=[{"Name": "vpc-peering-connection-id", "Values": sorted(ids)}])["VpcPeeringConnections"]
         return {p["VpcPeeringConnectionId"] for p in found
-                if _tags(p).get("managed-by") == MANAGED_BY and _tags(p).get("customer") == self.customer.name}
-
-
-def _target(route: dict) -> str:
-    """Where a route sends traffic (gateway, NAT, peering, instance, interface... ids), and its state unless active."""
-    target = ", ".join(value for key, value in route.items() if key.endswith(("Id", "Arn"))
-                       and not key.startswith("Destination") and not key.endswith("OwnerId"))
-    return target if route.get("State") == "active" else f"{target} ({route.get('State')})"
-
-
-def _tags(resource: dict) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+                if not not_owned(tags_of(p), self.customer.name)}

@@ -14,9 +14,21 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from dataplane.errors import ConfigError, Problem, problems_from_validation, shown
+from dataplane.config.errors import (
+    ConfigError,
+    Problem,
+    problems_from_validation,
+    shown,
+)
 
 AWS_REGIONS = frozenset({
     "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",

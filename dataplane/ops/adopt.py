@@ -31,11 +31,12 @@ from typing import Callable, Optional
 
 import boto3
 
-from dataplane.checks import AWS_ERRORS, assume, aws_error, listing
-from dataplane.synth_output import STACK_FILE
-from dataplane.toolchain import tool_environment
+from dataplane.ops.aws import AWS_ERRORS, assume, aws_error, route_target, tags_of
+from dataplane.ops.report import listing
+from dataplane.policy import not_owned, ownership_tags
+from dataplane.runtime.toolchain import tool_environment
+from dataplane.synth_output import IMPORTS_FILE, STACK_FILE
 
-IMPORTS_FILE = "adopt.tf.json"
 REFERENCE = re.compile(r"\$\{([a-z0-9_]+\.[\w-]+)\.(id|vpc_peering_connection_id)\}")
 LIVE_PEERING = ["initiating-request", "pending-acceptance", "provisioning", "active"]
 SELF_ADOPTING = ("aws_vpc_peering_connection_accepter", "aws_vpc_peering_connection_options",
@@ -68,22 +69,14 @@ class NotOurs(AdoptError):
                          + "\n".join(f"  {f}" for f in self.findings))
 
 
-def _tags(resource: dict) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
-
-
-def _target(route: dict) -> str:
-    """What a route points at: its gateway, peering connection, NAT gateway, interface, ..."""
-    return next((str(v) for k, v in sorted(route.items()) if k.endswith("Id") and k != "RouteTableId"), "nothing")
-
-
 class Lookup:
     """Finds the live id of each stack resource from its synthesized configuration, owned or not."""
 
-    def __init__(self, client: Callable[[str, Optional[str]], object], ids: dict[str, str], ownership: dict):
-        self.client, self.ids, self.ownership = client, ids, ownership
+    def __init__(self, client: Callable[[str, Optional[str]], object], ids: dict[str, str], customer: str):
+        self.client, self.ids, self.customer = client, ids, customer
+        self.ownership = ownership_tags(customer)
         self.findings: list[Finding] = []
-        self.owner = " and ".join(f"{k}={v}" for k, v in sorted(ownership.items()))
+        self.owner = " and ".join(f"{k}={v}" for k, v in sorted(self.ownership.items()))
 
     def resolve(self, value: str) -> Optional[str]:
         match = REFERENCE.fullmatch(value) if isinstance(value, str) else None
@@ -91,9 +84,7 @@ class Lookup:
 
     def ours(self, resource: str, tags: dict[str, str], remedy: str) -> bool:
         """True when `tags` carry the stack's ownership tags; else record why `resource` is not ours."""
-        differing = [f"{k}={tags[k]}" if k in tags else f"no {k} tag" for k, v in sorted(self.ownership.items())
-                     if tags.get(k) != v]
-        if differing:
+        if differing := not_owned(tags, self.customer):
             self.findings.append(Finding(resource, f"not this stack's ({', '.join(differing)}; this stack's "
                                                    f"resources carry {self.owner})", remedy))
         return not differing
@@ -113,7 +104,7 @@ class Lookup:
             return None
         remedy = ("It was not created by this tool for this customer: keep it, and set another roleName in "
                   "cdktf.json, or remove it yourself once you know nobody uses it.")
-        return role["RoleName"] if self.ours(f"role {role['Arn']}", _tags(role), remedy) else None
+        return role["RoleName"] if self.ours(f"role {role['Arn']}", tags_of(role), remedy) else None
 
     def aws_iam_role_policy(self, config, provider):
         iam, role = self.client("iam", provider), self.resolve(config["role"])
@@ -130,7 +121,7 @@ class Lookup:
         vpcs = self.client("ec2", provider).describe_vpcs(Filters=[
             {"Name": "cidr-block-association.cidr-block", "Values": [cidr]}])["Vpcs"]
         remedy = "Choose another network.cidr, or remove that VPC yourself if it is unused."
-        ours = [v["VpcId"] for v in vpcs if self.ours(f"VPC {v['VpcId']} on {cidr}", _tags(v), remedy)]
+        ours = [v["VpcId"] for v in vpcs if self.ours(f"VPC {v['VpcId']} on {cidr}", tags_of(v), remedy)]
         return self.one(ours, f"VPC on {cidr}")
 
     def aws_subnet(self, config, provider):
@@ -138,7 +129,7 @@ class Lookup:
         subnets = vpc and self.client("ec2", provider).describe_subnets(Filters=[
             {"Name": "vpc-id", "Values": [vpc]}, {"Name": "cidr-block", "Values": [cidr]}])["Subnets"]
         remedy = "Someone else created it in the data-plane VPC: remove it yourself if it is unused."
-        ours = [s["SubnetId"] for s in subnets or [] if self.ours(f"subnet {s['SubnetId']} on {cidr}", _tags(s), remedy)]
+        ours = [s["SubnetId"] for s in subnets or [] if self.ours(f"subnet {s['SubnetId']} on {cidr}", tags_of(s), remedy)]
         return self.one(ours, f"subnet on {cidr}")
 
     def aws_route_table(self, config, provider):
@@ -165,7 +156,7 @@ class Lookup:
             {"Name": "status-code", "Values": LIVE_PEERING}])["VpcPeeringConnections"]
         remedy = "Someone else peered these VPCs: remove that peering yourself if it is unused."
         ours = [p["VpcPeeringConnectionId"] for p in found or []
-                if self.ours(f"peering connection {p['VpcPeeringConnectionId']} ({vpc} to {peer_vpc})", _tags(p),
+                if self.ours(f"peering connection {p['VpcPeeringConnectionId']} ({vpc} to {peer_vpc})", tags_of(p),
                              remedy)]
         return self.one(ours, f"peering connection {vpc} to {peer_vpc}")
 
@@ -187,7 +178,7 @@ class Lookup:
             return f"{table}_{cidr}"
         self.findings.append(Finding(
             f"route {cidr} in {table}",
-            f"already points at {_target(routes[0])}, not at this stack's peering connection ({connection or 'none yet'})",
+            f"already points at {route_target(routes[0])}, not at this stack's peering connection ({connection or 'none yet'})",
             "It is not this tool's route: remove or change it yourself if it is unused, or choose another CIDR."))
         return None
 
@@ -205,9 +196,9 @@ TAGGED = (("VPC", "describe_vpcs", "Vpcs", "VpcId"),
 """The EC2 resources the stack tags, searched for orphans by their ownership tags."""
 
 
-def _orphans(ec2, ownership: dict, known: set[str]) -> list[Finding]:
+def _orphans(ec2, customer: str, known: set[str]) -> list[Finding]:
     """Live EC2 resources with the stack's tags that neither the state nor a lookup accounts for."""
-    filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(ownership.items())]
+    filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(ownership_tags(customer).items())]
     findings = []
     for kind, call, key, id_key in TAGGED:
         for resource in getattr(ec2, call)(Filters=filters)[key]:
@@ -251,21 +242,19 @@ def _sessions(stack: dict) -> dict[Optional[str], boto3.Session]:
     return sessions
 
 
-def adopt(stack_dir: Path) -> list[dict]:
+def adopt(stack_dir: Path, customer: str) -> list[dict]:
     """Import blocks for the live resources of this stack that the state lacks; raises `NotOurs`, `AdoptError`."""
     stack = json.loads((stack_dir / STACK_FILE).read_text())
     try:
         sessions = _sessions(stack)
         ids = _state(stack_dir)
-        return _imports(stack, ids, sessions)
+        return _imports(stack, customer, ids, sessions)
     except AWS_ERRORS as e:
         raise AdoptError(f"AWS error: {aws_error(e)}") from None
 
 
-def _imports(stack: dict, ids: dict[str, str], sessions: dict[Optional[str], boto3.Session]) -> list[dict]:
-    main_provider = stack["provider"]["aws"][0]
-    ownership = main_provider.get("default_tags", [{}])[0].get("tags", {})
-    lookup = Lookup(lambda service, alias: sessions[alias].client(service), ids, ownership)
+def _imports(stack: dict, customer: str, ids: dict[str, str], sessions: dict[Optional[str], boto3.Session]) -> list[dict]:
+    lookup = Lookup(lambda service, alias: sessions[alias].client(service), ids, customer)
     resources = stack.get("resource", {})
     if unknown := sorted(set(resources) - set(ORDER) - set(SELF_ADOPTING)):
         raise AdoptError(f"cannot look up {listing(unknown)}: add a lookup to dataplane/adopt.py")
@@ -284,7 +273,7 @@ def _imports(stack: dict, ids: dict[str, str], sessions: dict[Optional[str], bot
                 ids[address] = found
                 known.add(found)
                 imports.append({"to": address, "id": found, **({"provider": config["provider"]} if alias else {})})
-    findings = lookup.findings + _orphans(sessions[None].client("ec2"), ownership, known)
+    findings = lookup.findings + _orphans(sessions[None].client("ec2"), customer, known)
     if findings:
         raise NotOurs(findings)
     return imports

@@ -11,7 +11,7 @@ import itertools
 import json
 from dataclasses import dataclass
 
-from dataplane.customer import Customer
+from dataplane.config.customer import Customer
 
 
 @dataclass(frozen=True)

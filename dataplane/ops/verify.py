@@ -14,7 +14,6 @@ policies or describe EC2, so pass credentials with read access to the customer's
 
 from __future__ import annotations
 
-import re
 import time
 from functools import cached_property
 from typing import Callable, TypeVar
@@ -22,10 +21,17 @@ from typing import Callable, TypeVar
 import boto3
 from botocore.exceptions import ClientError
 
-from dataplane.activation import ACTIVATION_ACTIONS, as_list
-from dataplane.checks import Report, Status, assume, aws_error, check, home_region, listing, peer_session
-from dataplane.customer import Customer
-from dataplane.settings import MANAGED_BY, Settings
+from dataplane.config.customer import Customer
+from dataplane.config.settings import Settings
+from dataplane.ops.aws import assume, aws_error, home_region, peer_session
+from dataplane.ops.report import Report, Status, check, listing
+from dataplane.policy import (
+    ACTIVATION_ACTIONS,
+    MANAGED_BY,
+    as_list,
+    ownership_tags,
+    trust_problems,
+)
 
 ROLE_SESSION_NAME = "dataplane-verify"
 PROPAGATION_WAIT = 60.0  # seconds of retrying AssumeRole while IAM propagates a new role or trust
@@ -45,31 +51,6 @@ def verify(customer: Customer, settings: Settings, session: boto3.Session, inspe
     if customer.peering:
         rows += [checks.peering(), checks.routes(), checks.dns()]
     return Report("verify", customer, tuple(rows))
-
-
-def trust_problems(document: dict, principal: str, external_id: str) -> list[str]:
-    """What lets anyone but `principal` in, anything but `sts:AssumeRole`, or anyone without the ExternalId."""
-    allows = [s for s in _statements(document) if s.get("Effect") == "Allow"]
-    if not allows:
-        return [f"no statement allows {principal}"]
-    problems = []
-    for index, statement in enumerate(allows):
-        sid = statement.get("Sid") or f"statement {index}"
-        if "NotPrincipal" in statement or "NotAction" in statement:
-            problems.append(f"{sid} uses NotPrincipal or NotAction")
-        if others := sorted(_principals(statement) - {principal}):
-            problems.append(f"{sid} trusts {listing(others)}")
-        if others := sorted(a for a in as_list(statement.get("Action")) if a.lower() != "sts:assumerole"):
-            problems.append(f"{sid} allows {listing(others)}")
-        required = [v for op, keys in statement.get("Condition", {}).items() if op == "StringEquals"
-                    for key, v in keys.items() if key.lower() == "sts:externalid"]
-        if not required:
-            problems.append(f"{sid} does not require the sts:ExternalId")
-        elif as_list(required[0]) != [external_id]:
-            problems.append(f"{sid} requires ExternalId {listing(as_list(required[0]))}, not {external_id}")
-    if not any(principal in _principals(s) for s in allows):
-        problems.append(f"{principal} is not trusted")
-    return problems
 
 
 def retry_while_denied(call: Callable[[], T], sleep: Callable[[float], None],
@@ -137,7 +118,7 @@ class _Verify:
                   for p in page["PolicyNames"]]
         granted, problems = set(), []
         for policy in inline:
-            for statement in _statements(self._iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]):
+            for statement in as_list(self._iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"].get("Statement")):
                 if "NotAction" in statement:
                     problems.append(f"{policy} uses NotAction")
                 if statement.get("Effect") == "Allow":
@@ -219,28 +200,9 @@ class _Verify:
 
     @property
     def _tag_filters(self) -> list[dict]:
-        return [{"Name": "tag:customer", "Values": [self.customer.name]},
-                {"Name": "tag:managed-by", "Values": [MANAGED_BY]}]
+        return [{"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(ownership_tags(self.customer.name).items())]
 
 
 def _routes(table: dict, cidr: str, connection_id: str) -> bool:
     return any(r.get("DestinationCidrBlock") == cidr and r.get("VpcPeeringConnectionId") == connection_id
                and r.get("State") == "active" for r in table["Routes"])
-
-
-def _statements(document: dict) -> list[dict]:
-    return as_list(document.get("Statement"))
-
-
-def _principals(statement: dict) -> set[str]:
-    """`Principal` as a set; `*` stays `*`, and an account id becomes that account's root ARN."""
-    principal = statement.get("Principal", {})
-    if principal == "*":
-        return {"*"}
-    found = set()
-    for kind, values in principal.items():
-        for value in as_list(values):
-            if kind == "AWS" and re.fullmatch(r"\d{12}", value):
-                value = f"arn:aws:iam::{value}:root"
-            found.add(value if kind == "AWS" else f"{kind}:{value}")
-    return found

@@ -1,9 +1,8 @@
-"""The security gate: checkov (pinned, offline) over every synthesized stack, with our own checks.
-
-    python -m dataplane.security_gate [cdktf.out]
+"""`python -m dataplane gate [cdktf.out]`: checkov (pinned, offline) over every synthesized stack.
 
 checkov runs from its own venv (`.venv-checkov`, from `requirements-checkov.txt`) with `.checkov.yaml`:
-the `terraform_json` framework, `--skip-download`, our checks in `checks/`, and the acknowledged
+the `terraform_json` framework, `--skip-download`, our own checkov checks in `checkov_checks/` (which
+import `dataplane.policy`: the project root is on checkov's `PYTHONPATH`), and the acknowledged
 skips, each with its reason. Any other failed check fails the gate, and so does finding nothing to scan.
 """
 
@@ -16,7 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataplane.toolchain import PROJECT_ROOT
+from dataplane.project import PROJECT_ROOT
+from dataplane.synth_output import STACKS
 
 CHECKOV = PROJECT_ROOT / ".venv-checkov" / "bin" / "checkov"
 CONFIG = PROJECT_ROOT / ".checkov.yaml"
@@ -42,17 +42,17 @@ class GateError(Exception):
     """checkov could not scan (not installed, crashed, parse errors, or nothing to scan)."""
 
 
-def scan(outdir: Path, checks: tuple[str, ...] = ()) -> list[Result]:
-    """Every check result for the stacks under `outdir/stacks`, sorted; `checks` limits the checks run."""
-    if not (outdir / "stacks").is_dir():
-        raise GateError(f"{outdir / 'stacks'}: no synthesized stacks, nothing to scan")
+def scan(outdir: Path, only: tuple[str, ...] = ()) -> list[Result]:
+    """Every check result for the stacks under `outdir/stacks`, sorted; `only` limits the checkov checks run."""
+    if not (outdir / STACKS).is_dir():
+        raise GateError(f"{outdir / STACKS}: no synthesized stacks, nothing to scan")
     if not CHECKOV.exists():
         raise GateError(f"{CHECKOV} is missing: run `make setup`")
-    command = [str(CHECKOV), "--config-file", str(CONFIG), "-d", str(outdir / "stacks"), "-o", "json"]
-    if checks:
-        command += ["--check", ",".join(checks)]
+    command = [str(CHECKOV), "--config-file", str(CONFIG), "-d", str(outdir / STACKS), "-o", "json"]
+    if only:
+        command += ["--check", ",".join(only)]
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **OFFLINE})
+                          env={**os.environ, **OFFLINE, "PYTHONPATH": str(PROJECT_ROOT)})
     try:
         report = json.loads(done.stdout)
     except ValueError:
@@ -65,13 +65,12 @@ def scan(outdir: Path, checks: tuple[str, ...] = ()) -> list[Result]:
                passed=c["check_result"]["result"] == "PASSED", name=c["check_name"])
         for key in ("passed_checks", "failed_checks") for c in report.get("results", {}).get(key, []))
     if not results:
-        raise GateError(f"checkov found nothing to scan in {outdir / 'stacks'}")
+        raise GateError(f"checkov found nothing to scan in {outdir / STACKS}")
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    outdir = Path(args[0] if args else "cdktf.out")
+def run(outdir: Path) -> int:
+    """Scan `outdir` and print every failed check and a summary; 0 all passed, 1 a check failed, 2 no scan."""
     try:
         results = scan(outdir)
     except GateError as e:
@@ -83,7 +82,3 @@ def main(argv: list[str] | None = None) -> int:
     stacks = len({r.stack for r in results})
     print(f"security gate: {len(results) - len(failed)} passed, {len(failed)} failed over {stacks} stack(s)")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,15 +21,19 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from dataplane.project import OUTDIR_ENV, SYNTH_WORKERS_ENV
 from dataplane.synth_output import MANIFEST, STACKS
 
-WORKERS_ENV = "DATAPLANE_SYNTH_WORKERS"
 SHARD_MIN = 100
+
+
+class ShardError(Exception):
+    """A shard's synth failed (its own error output says why)."""
 
 
 def workers(customers: int) -> int:
     """How many shards `customers` warrant: at most the CPU count, each of at least SHARD_MIN."""
-    configured = int(os.environ.get(WORKERS_ENV) or os.cpu_count() or 1)
+    configured = int(os.environ.get(SYNTH_WORKERS_ENV) or os.cpu_count() or 1)
     return max(1, min(configured, customers // SHARD_MIN))
 
 
@@ -55,11 +59,11 @@ def synthesize(count: int, staged: Path, main: Path, main_args: list[str],
     try:
         for i in range(1, count):
             argv = [sys.executable, *_python_flags(), str(main), *main_args, "--shard", f"{i}/{count}"]
-            processes[i] = subprocess.Popen(argv, env={**os.environ, "CDKTF_OUTDIR": str(shard_dirs[i])})
+            processes[i] = subprocess.Popen(argv, env={**os.environ, OUTDIR_ENV: str(shard_dirs[i])})
         first_shard(shard_dirs[0])
         failed = [i for i, p in processes.items() if p.wait() != 0]
         if failed:
-            raise SystemExit(f"synth failed in shard(s) {', '.join(map(str, failed))}; the output is left unchanged")
+            raise ShardError(f"synth failed in shard(s) {', '.join(map(str, failed))}; the output is left unchanged")
         stacks = {}
         for shard_dir in shard_dirs:
             stacks.update(json.loads((shard_dir / MANIFEST).read_text())["stacks"])

@@ -1,1 +1,0 @@
-"""Our own checkov checks, loaded with `--external-checks-dir checks` (see .checkov.yaml)."""

@@ -1,0 +1,1 @@
+"""What runs against a live account or reads synthesized output: one CLI (`python -m dataplane`), one module per command."""
