@@ -1,14 +1,7 @@
-"""Reusable constructs for a data plane: the cross-account role, the network, the peering.
+"""Reusable constructs for a data plane, one module each: the cross-account role
+(`cross_account_role`), the network (`data_plane_network`), the peering (`vpc_peering`).
 
-Each takes one settings object and the provider(s) to use; none creates providers or backends.
+Each takes one validated props object (`props`) and the provider(s) to use; none creates
+providers or backends. What operations need to know about their resources is in `facts`,
+which imports neither cdktf nor the provider, so this package imports nothing itself.
 """
-
-from constructs_lib.cross_account_role import CrossAccountRole, CrossAccountRoleSettings
-from constructs_lib.data_plane_network import DataPlaneNetwork, DataPlaneNetworkSettings
-from constructs_lib.vpc_peering import VpcPeering, VpcPeeringSettings
-
-__all__ = [
-    "CrossAccountRole", "CrossAccountRoleSettings",
-    "DataPlaneNetwork", "DataPlaneNetworkSettings",
-    "VpcPeering", "VpcPeeringSettings",
-]

@@ -10,16 +10,24 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
+from constructs_lib import facts
+from constructs_lib.props import PolicyArn, SessionDuration, TrustedPrincipal, validate
+from dataplane.config.customer import ExternalId
+from dataplane.config.settings import RoleName
 from dataplane.policy import ACTIVATION_POLICY_NAME, permissions_policy, trust_policy
 
 
 @dataclass(frozen=True)
-class CrossAccountRoleSettings:
+class CrossAccountRoleProps:
     role_name: str
     trusted_principal: str
     external_id: str
     max_session_duration: int = 3600
     permissions_boundary_arn: Optional[str] = None
+
+    def __post_init__(self):
+        validate(self, role_name=RoleName, trusted_principal=TrustedPrincipal, external_id=ExternalId,
+                 max_session_duration=SessionDuration, permissions_boundary_arn=Optional[PolicyArn])
 
 
 class CrossAccountRole(Construct):
@@ -27,22 +35,24 @@ class CrossAccountRole(Construct):
 
     Its permissions are the activation permissions, as a separate inline policy::
 
-        role = CrossAccountRole(stack, "role", CrossAccountRoleSettings(
+        role = CrossAccountRole(stack, "role", CrossAccountRoleProps(
             role_name="astronomer-remote-management",
             trusted_principal="arn:aws:iam::406882777402:root",
             external_id="astro-3f9c2b7e"))
         role.role_arn  # for outputs
     """
 
-    def __init__(self, scope: Construct, id: str, settings: CrossAccountRoleSettings):
+    FACTS = facts.CROSS_ACCOUNT_ROLE
+
+    def __init__(self, scope: Construct, id: str, props: CrossAccountRoleProps):
         super().__init__(scope, id)
         role = IamRole(
             self, "role",
-            name=settings.role_name,
+            name=props.role_name,
             description="Lets the Astro control plane activate and operate this data plane",
-            assume_role_policy=json.dumps(trust_policy(settings.trusted_principal, settings.external_id)),
-            max_session_duration=settings.max_session_duration,
-            permissions_boundary=settings.permissions_boundary_arn,
+            assume_role_policy=json.dumps(trust_policy(props.trusted_principal, props.external_id)),
+            max_session_duration=props.max_session_duration,
+            permissions_boundary=props.permissions_boundary_arn,
         )
         IamRolePolicy(
             self, "activation",

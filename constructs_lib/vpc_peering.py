@@ -18,9 +18,25 @@ from cdktf_cdktf_provider_aws.vpc_peering_connection_options import (
 )
 from constructs import Construct
 
+from constructs_lib import facts
+from constructs_lib.props import (
+    CustomerName,
+    PeerCidrs,
+    PeerRouteTableIds,
+    reference,
+    validate,
+)
+from dataplane.config.customer import (
+    AccountId,
+    AwsRegion,
+    DataPlaneCidr,
+    RouteTableId,
+    VpcId,
+)
+
 
 @dataclass(frozen=True)
-class VpcPeeringSettings:
+class VpcPeeringProps:
     name: str
     vpc_id: str
     route_table_id: str
@@ -33,6 +49,11 @@ class VpcPeeringSettings:
     accepter_provider: Optional[AwsProvider] = None
     """Provider acting in the peer's account and region; None when both are the data plane's."""
 
+    def __post_init__(self):
+        validate(self, name=CustomerName, vpc_id=reference(VpcId), route_table_id=reference(RouteTableId),
+                 data_plane_cidr=DataPlaneCidr, peer_vpc_id=VpcId, peer_account_id=AccountId, peer_region=AwsRegion,
+                 peer_cidrs=PeerCidrs, peer_route_table_ids=PeerRouteTableIds)
+
 
 class VpcPeering(Construct):
     """Peers the data-plane VPC with the customer's VPC and routes between them.
@@ -40,26 +61,31 @@ class VpcPeering(Construct):
     With an `accepter_provider` the request is accepted in the customer's account (and region);
     without one, both VPCs share account and region and the request is auto-accepted::
 
-        peering = VpcPeering(stack, "peering", VpcPeeringSettings(..., accepter_provider=peer))
+        peering = VpcPeering(stack, "peering", VpcPeeringProps(..., accepter_provider=peer))
         peering.peering_connection_id
+
+    Unless `accepter_provider` assumes a role in the peer account, the deployer accepts the
+    peering itself and needs `facts.PEERING_ACCEPTANCE` too.
     """
 
-    def __init__(self, scope: Construct, id: str, settings: VpcPeeringSettings):
+    FACTS = facts.VPC_PEERING
+
+    def __init__(self, scope: Construct, id: str, props: VpcPeeringProps):
         super().__init__(scope, id)
-        peer = settings.accepter_provider
+        peer = props.accepter_provider
         connection = VpcPeeringConnection(
             self, "connection",
-            vpc_id=settings.vpc_id,
-            peer_vpc_id=settings.peer_vpc_id,
-            peer_owner_id=settings.peer_account_id,
-            peer_region=settings.peer_region if peer else None,
+            vpc_id=props.vpc_id,
+            peer_vpc_id=props.peer_vpc_id,
+            peer_owner_id=props.peer_account_id,
+            peer_region=props.peer_region if peer else None,
             auto_accept=None if peer else True,
-            tags={"Name": f"{settings.name}-data-plane-peering"},
+            tags={"Name": f"{props.name}-data-plane-peering"},
         )
         if peer:
             accepted = VpcPeeringConnectionAccepterA(
                 self, "accepter", provider=peer, vpc_peering_connection_id=connection.id, auto_accept=True,
-                tags={"Name": f"{settings.name}-data-plane-peering"})
+                tags={"Name": f"{props.name}-data-plane-peering"})
             connection_id = accepted.vpc_peering_connection_id
             VpcPeeringConnectionOptions(
                 self, "requester-dns", vpc_peering_connection_id=connection_id,
@@ -73,10 +99,10 @@ class VpcPeering(Construct):
                 self, "dns", vpc_peering_connection_id=connection_id,
                 requester=VpcPeeringConnectionOptionsRequester(allow_remote_vpc_dns_resolution=True),
                 accepter=VpcPeeringConnectionOptionsAccepter(allow_remote_vpc_dns_resolution=True))
-        for cidr in settings.peer_cidrs:
-            Route(self, f"to-customer-{cidr.replace('/', '-')}", route_table_id=settings.route_table_id,
+        for cidr in props.peer_cidrs:
+            Route(self, f"to-customer-{cidr.replace('/', '-')}", route_table_id=props.route_table_id,
                   destination_cidr_block=cidr, vpc_peering_connection_id=connection_id)
-        for route_table_id in settings.peer_route_table_ids:
+        for route_table_id in props.peer_route_table_ids:
             Route(self, f"from-customer-{route_table_id}", provider=peer, route_table_id=route_table_id,
-                  destination_cidr_block=settings.data_plane_cidr, vpc_peering_connection_id=connection_id)
+                  destination_cidr_block=props.data_plane_cidr, vpc_peering_connection_id=connection_id)
         self.peering_connection_id: str = connection_id

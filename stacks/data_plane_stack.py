@@ -10,14 +10,9 @@ from cdktf_cdktf_provider_aws.provider import (
 )
 from constructs import Construct
 
-from constructs_lib import (
-    CrossAccountRole,
-    CrossAccountRoleSettings,
-    DataPlaneNetwork,
-    DataPlaneNetworkSettings,
-    VpcPeering,
-    VpcPeeringSettings,
-)
+from constructs_lib.cross_account_role import CrossAccountRole, CrossAccountRoleProps
+from constructs_lib.data_plane_network import DataPlaneNetwork, DataPlaneNetworkProps
+from constructs_lib.vpc_peering import VpcPeering, VpcPeeringProps
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
 from dataplane.policy import MANAGED_BY, ownership_tags
@@ -59,7 +54,7 @@ class DataPlaneStack(TerraformStack):
 
     def _role(self) -> CrossAccountRole:
         s = self.settings
-        return CrossAccountRole(self, "cross-account-role", CrossAccountRoleSettings(
+        return CrossAccountRole(self, "cross-account-role", CrossAccountRoleProps(
             role_name=s.role_name,
             trusted_principal=s.trusted_principal,
             external_id=self.customer.external_id,
@@ -70,14 +65,14 @@ class DataPlaneStack(TerraformStack):
     def _network(self) -> DataPlaneNetwork | None:
         if not self.customer.network:
             return None
-        return DataPlaneNetwork(self, "network", DataPlaneNetworkSettings(
+        return DataPlaneNetwork(self, "network", DataPlaneNetworkProps(
             name=self.customer.name, cidr=self.customer.network.cidr))
 
     def _peering(self) -> VpcPeering | None:
         c, peering = self.customer, self.customer.peering
         if not peering:
             return None
-        return VpcPeering(self, "peering", VpcPeeringSettings(
+        return VpcPeering(self, "peering", VpcPeeringProps(
             name=c.name,
             vpc_id=self.network.vpc_id,
             route_table_id=self.network.route_table_id,

@@ -93,6 +93,11 @@ def synthesized(tmp_path_factory) -> Path:
     return outdir
 
 
+def files(outdir: Path) -> dict[str, bytes]:
+    """Every file of a synth output, by relative path, with its bytes."""
+    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*")) if p.is_file()}
+
+
 def stack_json(outdir: Path, name: str) -> dict:
     return json.loads((outdir / "stacks" / name / "cdk.tf.json").read_text())
 

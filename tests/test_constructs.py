@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from cdktf import TerraformOutput, TerraformStack, Testing
@@ -16,14 +17,21 @@ from cdktf_cdktf_provider_aws.vpc_peering_connection_accepter import (
     VpcPeeringConnectionAccepterA,
 )
 
-from constructs_lib import (
-    CrossAccountRole,
-    CrossAccountRoleSettings,
-    DataPlaneNetwork,
-    DataPlaneNetworkSettings,
-    VpcPeering,
-    VpcPeeringSettings,
-)
+from constructs_lib import facts
+from constructs_lib.cross_account_role import CrossAccountRole, CrossAccountRoleProps
+from constructs_lib.data_plane_network import DataPlaneNetwork, DataPlaneNetworkProps
+from constructs_lib.facts import Adoption
+from constructs_lib.vpc_peering import VpcPeering, VpcPeeringProps
+from dataplane.ops import adopt
+from tests.conftest import stack_json
+
+ROLE = {"role_name": "astronomer-remote-management", "trusted_principal": "arn:aws:iam::406882777402:root",
+        "external_id": "astro-3f9c2b7e"}
+NETWORK = {"name": "acme", "cidr": "172.20.0.0/19"}
+PEERING = {"name": "acme", "vpc_id": "vpc-0d0d0d0d", "route_table_id": "rtb-0d0d0d0d", "data_plane_cidr": "172.20.0.0/19",
+           "peer_vpc_id": "vpc-0a1b2c3d", "peer_account_id": "111122223333", "peer_region": "us-east-1",
+           "peer_cidrs": ("10.10.0.0/16", "10.20.0.0/16"), "peer_route_table_ids": ("rtb-0a1b2c3d", "rtb-1a1b2c3d")}
+VALID = {CrossAccountRoleProps: ROLE, DataPlaneNetworkProps: NETWORK, VpcPeeringProps: PEERING}
 
 
 def synth(build) -> dict:
@@ -39,7 +47,7 @@ def resources(synthesized: dict, kind: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def role_json():
-    return synth(lambda s: CrossAccountRole(s, "role", CrossAccountRoleSettings(
+    return synth(lambda s: CrossAccountRole(s, "role", CrossAccountRoleProps(
         role_name="astronomer-remote-management", trusted_principal="arn:aws:iam::406882777402:root",
         external_id="astro-3f9c2b7e", max_session_duration=7200,
         permissions_boundary_arn="arn:aws:iam::aws:policy/PowerUserAccess")))
@@ -77,7 +85,7 @@ def test_role_permissions_are_the_activation_permissions_exactly(role_json):
 
 def test_role_exposes_arn_and_name():
     def build(stack):
-        role = CrossAccountRole(stack, "role", CrossAccountRoleSettings("r", "arn:aws:iam::1:root", "xx"))
+        role = CrossAccountRole(stack, "role", CrossAccountRoleProps("r", "arn:aws:iam::406882777402:root", "xx"))
         TerraformOutput(stack, "arn", value=role.role_arn)
         TerraformOutput(stack, "name", value=role.role_name)
     synthesized = synth(build)
@@ -88,7 +96,7 @@ def test_role_exposes_arn_and_name():
 
 @pytest.fixture(scope="module")
 def network_json():
-    return synth(lambda s: DataPlaneNetwork(s, "network", DataPlaneNetworkSettings("acme", "172.20.0.0/19")))
+    return synth(lambda s: DataPlaneNetwork(s, "network", DataPlaneNetworkProps("acme", "172.20.0.0/19")))
 
 
 def test_network_vpc_with_dns(network_json):
@@ -119,11 +127,7 @@ def test_network_default_security_group_has_no_rules(network_json):
 def peering_json(accepter: bool) -> dict:
     def build(stack):
         peer = AwsProvider(stack, "aws-peer", alias="peer", region="us-east-1") if accepter else None
-        VpcPeering(stack, "peering", VpcPeeringSettings(
-            name="acme", vpc_id="vpc-dataplane", route_table_id="rtb-dataplane", data_plane_cidr="172.20.0.0/19",
-            peer_vpc_id="vpc-0a1b2c3d", peer_account_id="111122223333", peer_region="us-east-1",
-            peer_cidrs=("10.10.0.0/16", "10.20.0.0/16"), peer_route_table_ids=("rtb-0a1b2c3d", "rtb-1a1b2c3d"),
-            accepter_provider=peer))
+        VpcPeering(stack, "peering", VpcPeeringProps(**PEERING, accepter_provider=peer))
     return synth(build)
 
 
@@ -145,7 +149,7 @@ def test_routes_in_both_directions():
     to_customer = sorted((r["route_table_id"], r["destination_cidr_block"]) for r in routes if "provider" not in r)
     from_customer = sorted((r["route_table_id"], r["destination_cidr_block"]) for r in routes
                            if r.get("provider") == "aws.peer")
-    assert to_customer == [("rtb-dataplane", "10.10.0.0/16"), ("rtb-dataplane", "10.20.0.0/16")]
+    assert to_customer == [("rtb-0d0d0d0d", "10.10.0.0/16"), ("rtb-0d0d0d0d", "10.20.0.0/16")]
     assert from_customer == [("rtb-0a1b2c3d", "172.20.0.0/19"), ("rtb-1a1b2c3d", "172.20.0.0/19")]
     assert len(routes) == 4
 
@@ -159,3 +163,76 @@ def test_same_account_same_region_peering_auto_accepts():
     assert options["accepter"] == {"allow_remote_vpc_dns_resolution": True}
     assert options["requester"] == {"allow_remote_vpc_dns_resolution": True}
     assert all("provider" not in r for r in resources(synthesized, Route.TF_RESOURCE_TYPE))
+
+
+@pytest.mark.parametrize("props, prop, value, message", [
+    (CrossAccountRoleProps, "role_name", "astronomer remote", "'astronomer remote' is not an IAM role name"),
+    (CrossAccountRoleProps, "role_name", "r" * 65, "is not an IAM role name"),
+    (CrossAccountRoleProps, "trusted_principal", "arn:aws:iam::1:root", "is not an account root"),
+    (CrossAccountRoleProps, "trusted_principal", "*", "is not an account root"),
+    (CrossAccountRoleProps, "trusted_principal", "arn:aws-cn:iam::406882777402:root", "partition"),
+    (CrossAccountRoleProps, "external_id", "x", "is not 2-1224 characters"),
+    (CrossAccountRoleProps, "external_id", "astro 3f9c", "is not 2-1224 characters"),
+    (CrossAccountRoleProps, "max_session_duration", 3599, "greater than or equal to 3600"),
+    (CrossAccountRoleProps, "max_session_duration", 43201, "less than or equal to 43200"),
+    (CrossAccountRoleProps, "max_session_duration", "3600", "must be an integer"),
+    (CrossAccountRoleProps, "permissions_boundary_arn", "PowerUserAccess", "is not an IAM policy ARN"),
+    (CrossAccountRoleProps, "permissions_boundary_arn", "arn:aws:iam::1:policy/x", "is not an IAM policy ARN"),
+    (DataPlaneNetworkProps, "name", "Acme", "is not a customer name"),
+    (DataPlaneNetworkProps, "cidr", "172.20.0.0", "has no prefix length"),
+    (DataPlaneNetworkProps, "cidr", "172.20.0.1/19", "has host bits set"),
+    (DataPlaneNetworkProps, "cidr", "172.20.0.0/20", "smaller than a /19"),
+    (DataPlaneNetworkProps, "cidr", "10.0.0.0/15", "larger than a /16"),
+    (DataPlaneNetworkProps, "cidr", "8.8.0.0/16", "not in a private (RFC1918) range"),
+    (VpcPeeringProps, "name", "", "is not a customer name"),
+    (VpcPeeringProps, "vpc_id", "vpc-dataplane", "is not a VPC id"),
+    (VpcPeeringProps, "route_table_id", "rtb-dataplane", "is not a route table id"),
+    (VpcPeeringProps, "data_plane_cidr", "172.20.0.0/20", "smaller than a /19"),
+    (VpcPeeringProps, "peer_vpc_id", "vpc-1", "is not a VPC id"),
+    (VpcPeeringProps, "peer_account_id", "1111", "is not a 12-digit AWS account id"),
+    (VpcPeeringProps, "peer_region", "mars-1", "is not a region of the commercial AWS partition"),
+    (VpcPeeringProps, "peer_cidrs", (), "must list at least 1 item(s)"),
+    (VpcPeeringProps, "peer_cidrs", ("10.10.0.0",), "has no prefix length"),
+    (VpcPeeringProps, "peer_route_table_ids", (), "must list at least 1 item(s)"),
+    (VpcPeeringProps, "peer_route_table_ids", ("rtb-0a1b2c3d", "rtb-x"), "is not a route table id"),
+])
+def test_props_refuse_a_bad_value_naming_the_prop(props, prop, value, message):
+    with pytest.raises(ValueError, match=rf"^{prop}(\[\d+\])?: .*{re.escape(message)}"):
+        props(**{**VALID[props], prop: value})
+
+
+def test_props_take_a_role_principal_an_account_boundary_and_references():
+    CrossAccountRoleProps(**{**ROLE, "trusted_principal": "arn:aws:iam::406882777402:role/control-plane",
+                             "permissions_boundary_arn": "arn:aws:iam::123456789012:policy/boundaries/DataPlane"})
+
+    def build(stack):
+        network = DataPlaneNetwork(stack, "network", DataPlaneNetworkProps(**NETWORK))
+        VpcPeering(stack, "peering", VpcPeeringProps(**{**PEERING, "vpc_id": network.vpc_id,
+                                                        "route_table_id": network.route_table_id}))
+    synthesized = synth(build)
+    [table] = synthesized["resource"]["aws_route_table"]
+    to_customer = [r for r in resources(synthesized, Route.TF_RESOURCE_TYPE)
+                   if r["destination_cidr_block"] in PEERING["peer_cidrs"]]
+    assert {r["route_table_id"] for r in to_customer} == {f"${{aws_route_table.{table}.id}}"}
+
+
+def types(synthesized: dict) -> set[str]:
+    """The resource and data source types of a synthesized stack."""
+    return {kind for block in ("resource", "data") for kind in synthesized.get(block, {})}
+
+
+def test_each_construct_describes_exactly_the_types_it_synthesizes(role_json, network_json):
+    assert types(role_json) == {f.type for f in CrossAccountRole.FACTS}
+    assert types(network_json) == {f.type for f in DataPlaneNetwork.FACTS}
+    assert types(peering_json(accepter=True)) == {f.type for f in VpcPeering.FACTS}
+
+
+@pytest.mark.parametrize("name", ["acme", "globex"])
+def test_every_type_in_the_fixture_stacks_is_described_by_a_construct(synthesized, name):
+    assert types(stack_json(synthesized, name)) <= {f.type for f in facts.ALL}
+
+
+def test_adopt_implements_every_adoption_strategy_the_facts_use():
+    assert len({f.type for f in facts.ALL}) == len(facts.ALL)  # adopt looks each type up once
+    implemented = set(adopt.FINDERS) | adopt.LEFT_TO_TERRAFORM | {Adoption.PEERING_ACCEPTER}
+    assert {f.adoption for f in facts.ALL} <= implemented

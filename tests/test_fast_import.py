@@ -19,17 +19,13 @@ from dataplane.project import PROVIDER_IMPORT_ENV
 from dataplane.runtime import provider_import
 from dataplane.runtime.provider_import import NODE_HOOK, PACKAGE
 from dataplane.runtime.toolchain import NODE
-from tests.conftest import FIXTURES, run_main
+from tests.conftest import FIXTURES, files, run_main
 
 PACKAGE_DIR = Path(importlib.util.find_spec(PACKAGE).origin).parent
 SUBMODULES = sorted(d.name for d in PACKAGE_DIR.iterdir()
                     if not d.name.startswith("_") and (d / "__init__.py").exists())
 IMPORTED = re.compile(rf"\|\s*{PACKAGE}\.([a-z0-9_]+)$", re.MULTILINE)
 fast_session = pytest.mark.skipif(provider_import.mode() == "stock", reason=f"this session runs with {PROVIDER_IMPORT_ENV}=stock")
-
-
-def files(outdir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

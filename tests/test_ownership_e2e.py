@@ -193,5 +193,4 @@ def test_interrupted_deploys_and_a_sharded_synth_in_between_leave_one_vpc_and_on
     stack = json.loads((outdir / "stacks" / "globex" / "cdk.tf.json").read_text())
     assert sorted(f"{r['type']}.{r['name']}" for r in state["resources"] if r["mode"] == "managed") == sorted(
         f"{kind}.{name}" for kind, resources in stack["resource"].items() for name in resources)
-    assert "No changes." in deployment.cdktf("plan", "--skip-synth").stdout
     assert not list(deployment.workdir.glob(".cdktf.out.deploy-*")), "no workspace is left behind"

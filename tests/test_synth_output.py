@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 
-from bench.fleet import write_fleet
-from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SYNTH_WORKERS_ENV
-from dataplane.runtime.shards import SHARD_MIN
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from dataplane.runtime.toolchain import tool_environment
-from tests.conftest import FIXTURES, run_main
-
-
-def files(outdir) -> dict[str, bytes]:
-    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*")) if p.is_file()}
+from tests.conftest import FIXTURES, files, run_main
 
 
 def test_synth_publishes_exactly_the_current_stacks_and_keeps_terraform_files(tmp_path):
@@ -47,24 +40,6 @@ def test_a_failed_synth_leaves_the_previous_output_untouched(tmp_path):
     assert broken_node.returncode != 0
     assert files(outdir) == before
     assert not list(tmp_path.glob(".cdktf.out.*"))
-
-
-def test_concurrent_sharded_synths_into_one_output_both_succeed(tmp_path):
-    fleet = tmp_path / "fleet"
-    write_fleet(fleet, 2 * SHARD_MIN)
-    outdir = tmp_path / "cdktf.out"
-    env = {**tool_environment(), CUSTOMERS_DIR_ENV: str(fleet), "CDKTF_OUTDIR": str(outdir), SYNTH_WORKERS_ENV: "2"}
-    synths = [subprocess.Popen([sys.executable, str(PROJECT_ROOT / "main.py")], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    results = [(p.wait(timeout=600), p.stderr.read()) for p in synths]
-    for p in synths:
-        p.stdout.close(), p.stderr.close()
-    assert [code for code, _ in results] == [0, 0], results
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    assert sorted(manifest["stacks"]) == sorted(p.stem for p in fleet.glob("*.toml"))
-    for stack in manifest["stacks"].values():
-        assert json.loads((outdir / stack["synthesizedStackPath"]).read_text())["resource"]
-    assert not list(tmp_path.glob(".cdktf.out.*")), "no staging or shard directory is left behind"
 
 
 def test_synth_setup_does_not_build_the_security_gate_venv_and_is_quiet():

@@ -57,6 +57,9 @@ MAX_FILE_BYTES = 64 * 1024
 DIRECTORY_RULE = "the customers directory holds only customer files (<customer>.toml) and README files"
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]", re.ASCII)
+ACCOUNT_ID = r"\d{12}"
+ROLE_ARN = rf"arn:aws:iam::{ACCOUNT_ID}:role/([\w+=,.@-]+/)*[\w+=,.@-]{{1,64}}"
+"""Regular expressions of the loader's rules that constructs reuse (`constructs_lib/props.py`)."""
 
 
 def pattern(regex: str, what: str) -> AfterValidator:
@@ -120,7 +123,7 @@ def _data_plane_cidr(value: str) -> str:
     return value
 
 
-AccountId = Annotated[str, pattern(r"\d{12}", "a 12-digit AWS account id")]
+AccountId = Annotated[str, pattern(ACCOUNT_ID, "a 12-digit AWS account id")]
 Region = Annotated[str, pattern(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", "an AWS region name")]
 AwsRegion = Annotated[str, AfterValidator(_aws_region)]
 ExternalId = Annotated[str, pattern(r"[A-Za-z0-9+=,.@:/_-]{2,1224}",
@@ -129,8 +132,7 @@ VpcId = Annotated[str, pattern(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id (vpc
 RouteTableId = Annotated[str, pattern(r"rtb-([0-9a-f]{8}|[0-9a-f]{17})",
                                        "a route table id (rtb- and 8 or 17 hex digits)")]
 RoleArn = Annotated[str, AfterValidator(commercial_partition),
-                    pattern(r"arn:aws:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}",
-                            "an IAM role ARN (arn:aws:iam::<account>:role/<name>)")]
+                    pattern(ROLE_ARN, "an IAM role ARN (arn:aws:iam::<account>:role/<name>)")]
 Cidr = Annotated[str, AfterValidator(_network)]
 PeerCidr = Annotated[Cidr, AfterValidator(_vpc_cidr)]
 DataPlaneCidr = Annotated[Cidr, AfterValidator(_data_plane_cidr), AfterValidator(_vpc_cidr)]

@@ -17,7 +17,8 @@ Anything that matches but is not provably ours, and every tagged resource of thi
 neither the state nor the stack accounts for (left by an earlier CIDR or a lost state), stops
 the deploy before terraform runs: `NotOurs` names each, why, and what the engineer can do.
 Resources that adopt themselves (the accepter, peering options, the default security group)
-and data sources are left to Terraform.
+and data sources are left to Terraform. How each resource type is found, and the order, come from
+the facts of the construct that makes it (`constructs_lib/facts.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Callable, Optional
 
 import boto3
 
+from constructs_lib import facts
+from constructs_lib.facts import Adoption
 from dataplane.ops.aws import AWS_ERRORS, assume, aws_error, route_target, tags_of
 from dataplane.ops.report import listing
 from dataplane.policy import not_owned, ownership_tags
@@ -39,9 +42,6 @@ from dataplane.synth_output import IMPORTS_FILE, STACK_FILE
 
 REFERENCE = re.compile(r"\$\{([a-z0-9_]+\.[\w-]+)\.(id|vpc_peering_connection_id)\}")
 LIVE_PEERING = ["initiating-request", "pending-acceptance", "provisioning", "active"]
-SELF_ADOPTING = ("aws_vpc_peering_connection_accepter", "aws_vpc_peering_connection_options",
-                 "aws_default_security_group")
-"""Resource types Terraform takes over by itself when it creates them."""
 
 
 class AdoptError(Exception):
@@ -96,7 +96,7 @@ class Lookup:
             return None
         return found[0] if found else None
 
-    def aws_iam_role(self, config, provider):
+    def role(self, config, provider):
         iam = self.client("iam", provider)
         try:
             role = iam.get_role(RoleName=config["name"])["Role"]
@@ -106,7 +106,7 @@ class Lookup:
                   "cdktf.json, or remove it yourself once you know nobody uses it.")
         return role["RoleName"] if self.ours(f"role {role['Arn']}", tags_of(role), remedy) else None
 
-    def aws_iam_role_policy(self, config, provider):
+    def inline_policy(self, config, provider):
         iam, role = self.client("iam", provider), self.resolve(config["role"])
         if not role:
             return None
@@ -116,7 +116,7 @@ class Lookup:
             return None
         return f"{role}:{config['name']}"
 
-    def aws_vpc(self, config, provider):
+    def vpc(self, config, provider):
         cidr = config["cidr_block"]
         vpcs = self.client("ec2", provider).describe_vpcs(Filters=[
             {"Name": "cidr-block-association.cidr-block", "Values": [cidr]}])["Vpcs"]
@@ -124,7 +124,7 @@ class Lookup:
         ours = [v["VpcId"] for v in vpcs if self.ours(f"VPC {v['VpcId']} on {cidr}", tags_of(v), remedy)]
         return self.one(ours, f"VPC on {cidr}")
 
-    def aws_subnet(self, config, provider):
+    def subnet(self, config, provider):
         vpc, cidr = self.resolve(config["vpc_id"]), config["cidr_block"]
         subnets = vpc and self.client("ec2", provider).describe_subnets(Filters=[
             {"Name": "vpc-id", "Values": [vpc]}, {"Name": "cidr-block", "Values": [cidr]}])["Subnets"]
@@ -132,7 +132,7 @@ class Lookup:
         ours = [s["SubnetId"] for s in subnets or [] if self.ours(f"subnet {s['SubnetId']} on {cidr}", tags_of(s), remedy)]
         return self.one(ours, f"subnet on {cidr}")
 
-    def aws_route_table(self, config, provider):
+    def route_table(self, config, provider):
         vpc = self.resolve(config["vpc_id"])
         tags = {**self.ownership, **config.get("tags", {})}
         tables = vpc and self.client("ec2", provider).describe_route_tables(Filters=[
@@ -140,7 +140,7 @@ class Lookup:
             *({"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(tags.items()))])["RouteTables"]
         return self.one([t["RouteTableId"] for t in tables or []], f"route table tagged {tags} in {vpc}")
 
-    def aws_route_table_association(self, config, provider):
+    def association(self, config, provider):
         subnet, table = self.resolve(config["subnet_id"]), self.resolve(config["route_table_id"])
         if not (subnet and table):
             return None
@@ -148,7 +148,7 @@ class Lookup:
         linked = any(a.get("SubnetId") == subnet for a in route_table.get("Associations", []))
         return f"{subnet}/{table}" if linked else None
 
-    def aws_vpc_peering_connection(self, config, provider):
+    def peering(self, config, provider):
         vpc, peer_vpc = self.resolve(config["vpc_id"]), config["peer_vpc_id"]
         found = vpc and self.client("ec2", provider).describe_vpc_peering_connections(Filters=[
             {"Name": "requester-vpc-info.vpc-id", "Values": [vpc]},
@@ -160,7 +160,7 @@ class Lookup:
                              remedy)]
         return self.one(ours, f"peering connection {vpc} to {peer_vpc}")
 
-    def aws_route(self, config, provider):
+    def route(self, config, provider):
         table, cidr = self.resolve(config["route_table_id"]), config["destination_cidr_block"]
         connection = self.resolve(config["vpc_peering_connection_id"])
         if not table:
@@ -183,11 +183,15 @@ class Lookup:
         return None
 
 
-ORDER = ("aws_iam_role", "aws_iam_role_policy", "aws_vpc", "aws_subnet", "aws_route_table",
-         "aws_route_table_association", "aws_vpc_peering_connection", "aws_vpc_peering_connection_accepter",
-         "aws_route")
-"""Resource types in dependency order (a route needs its table and its connection); all but the
-accepter are found by the `Lookup` method of their name."""
+FINDERS = {Adoption.ROLE_BY_NAME: Lookup.role, Adoption.INLINE_POLICY: Lookup.inline_policy,
+           Adoption.TAGGED_VPC: Lookup.vpc, Adoption.TAGGED_SUBNET: Lookup.subnet,
+           Adoption.TAGGED_ROUTE_TABLE: Lookup.route_table, Adoption.ASSOCIATION: Lookup.association,
+           Adoption.TAGGED_PEERING: Lookup.peering, Adoption.PEERING_ROUTE: Lookup.route}
+"""The `Lookup` method that finds the live resource, to import it, for each adoption strategy of the facts."""
+LEFT_TO_TERRAFORM = frozenset({Adoption.ADOPTS_ITSELF, Adoption.DATA_SOURCE})
+"""Strategies adopt imports nothing for; an accepter (`PEERING_ACCEPTER`) only stands for its connection."""
+DESCRIBED = frozenset(f.type for f in facts.ALL if f.adoption is not Adoption.DATA_SOURCE)
+"""The resource types some construct's facts describe; adopt refuses a stack with any other."""
 
 TAGGED = (("VPC", "describe_vpcs", "Vpcs", "VpcId"),
           ("subnet", "describe_subnets", "Subnets", "SubnetId"),
@@ -256,20 +260,21 @@ def adopt(stack_dir: Path, customer: str) -> list[dict]:
 def _imports(stack: dict, customer: str, ids: dict[str, str], sessions: dict[Optional[str], boto3.Session]) -> list[dict]:
     lookup = Lookup(lambda service, alias: sessions[alias].client(service), ids, customer)
     resources = stack.get("resource", {})
-    if unknown := sorted(set(resources) - set(ORDER) - set(SELF_ADOPTING)):
-        raise AdoptError(f"cannot look up {listing(unknown)}: add a lookup to dataplane/adopt.py")
+    if unknown := sorted(set(resources) - DESCRIBED):
+        raise AdoptError(f"cannot look up {listing(unknown)}: no construct's facts describe it "
+                         "(constructs_lib/facts.py)")
     known = set(ids.values())
     imports = []
-    for kind in ORDER:
-        for name, config in sorted(resources.get(kind, {}).items()):
-            address = f"{kind}.{name}"
-            if address in ids:
+    for fact in facts.ALL:  # in dependency order
+        for name, config in sorted(resources.get(fact.type, {}).items()):
+            address = f"{fact.type}.{name}"
+            if address in ids or fact.adoption in LEFT_TO_TERRAFORM:
                 continue
-            if kind == "aws_vpc_peering_connection_accepter":  # the connection's id, for routes through it
+            if fact.adoption is Adoption.PEERING_ACCEPTER:  # the connection's id, for routes through it
                 ids[address] = lookup.resolve(config["vpc_peering_connection_id"])
                 continue
             alias = config.get("provider", "aws").removeprefix("aws").removeprefix(".") or None
-            if found := getattr(lookup, kind)(config, alias):
+            if found := FINDERS[fact.adoption](lookup, config, alias):
                 ids[address] = found
                 known.add(found)
                 imports.append({"to": address, "id": found, **({"provider": config["provider"]} if alias else {})})

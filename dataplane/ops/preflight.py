@@ -12,38 +12,27 @@ from functools import cached_property
 import boto3
 from botocore.exceptions import ClientError
 
+from constructs_lib import facts
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
 from dataplane.ops.aws import home_region, peer_session, route_target, tags_of
 from dataplane.ops.report import Report, Status, check, listing
 from dataplane.policy import MANAGED_BY, not_owned, simulated_actions
 
-NETWORK_PERMISSIONS = (
-    "ec2:CreateVpc", "ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:ModifyVpcAttribute", "ec2:CreateTags",
-    "ec2:DescribeAvailabilityZones", "ec2:CreateSubnet", "ec2:DescribeSubnets", "ec2:CreateRouteTable",
-    "ec2:DescribeRouteTables", "ec2:AssociateRouteTable", "ec2:DescribeSecurityGroups",
-    "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress",
-)
-PEERING_PERMISSIONS = (
-    "ec2:CreateVpcPeeringConnection", "ec2:DescribeVpcPeeringConnections",
-    "ec2:ModifyVpcPeeringConnectionOptions", "ec2:CreateRoute",
-)
 VCPU_QUOTAS = {"L-1216C47A": "On-Demand Standard vCPUs", "L-34B43A08": "Standard Spot vCPUs"}
 MIN_VCPUS = 40
 
 
 def required_permissions(customer: Customer) -> tuple[str, ...]:
-    """What the deployer needs: activation, plus EC2 for the network and peering when configured.
+    """What the deployer needs: activation, then what each construct the customer uses needs (its facts).
 
     Without an accepter role the deployer accepts the peering itself; with one, it assumes that role.
     """
-    actions = simulated_actions()
-    if customer.network:
-        actions += NETWORK_PERMISSIONS
-    if customer.peering:
-        actions += PEERING_PERMISSIONS
-        if not customer.peering.accepter_role_arn:
-            actions += ("ec2:AcceptVpcPeeringConnection",)
+    used = facts.CROSS_ACCOUNT_ROLE + (facts.DATA_PLANE_NETWORK if customer.network else ()) + (
+        facts.VPC_PEERING if customer.peering else ())
+    actions = simulated_actions() + tuple(action for fact in used for action in fact.deployer_actions)
+    if customer.peering and not customer.peering.accepter_role_arn:
+        actions += facts.PEERING_ACCEPTANCE
     return actions
 
 
@@ -53,8 +42,8 @@ def preflight(customer: Customer, settings: Settings, session: boto3.Session) ->
     identity = checks.identity()
     if identity.status is Status.FAIL:
         return Report("preflight", customer, (identity,))
-    rows = [identity, checks.region(), checks.vpcs(), checks.stacks(), checks.role(), checks.permissions(),
-            checks.quotas()]
+    rows = [identity, checks.region(), checks.vpcs(), checks.stacks(), checks.role(),
+            checks.permissions(identity.found), checks.quotas()]
     if customer.peering:
         rows += [checks.peer_vpc(), checks.peer_route_tables()]
     return Report("preflight", customer, tuple(rows))
@@ -63,7 +52,6 @@ def preflight(customer: Customer, settings: Settings, session: boto3.Session) ->
 class _Preflight:
     def __init__(self, customer: Customer, settings: Settings, session: boto3.Session):
         self.customer, self.settings, self.session = customer, settings, session
-        self.caller_arn = ""
 
     def _client(self, service: str, region: str | None = None):
         return self.session.client(service, region_name=region or self.customer.region)
@@ -73,13 +61,14 @@ class _Preflight:
         return self._client("iam", home_region(self.session))
 
     @check("identity")
-    def identity(self) -> tuple[Status, str]:
+    def identity(self) -> tuple[Status, str, str]:
+        """Whose the credentials are; finds the caller's ARN."""
         caller = self._client("sts", home_region(self.session)).get_caller_identity()
-        self.caller_arn = caller["Arn"]
-        if caller["Account"] != self.customer.account_id:
-            return Status.FAIL, (f"credentials are for account {caller['Account']} ({caller['Arn']}), not "
-                                 f"{self.customer.name}'s {self.customer.account_id}; nothing else was checked")
-        return Status.PASS, f"{caller['Arn']} in account {caller['Account']}"
+        arn, account = caller["Arn"], caller["Account"]
+        if account != self.customer.account_id:
+            return Status.FAIL, (f"credentials are for account {account} ({arn}), not {self.customer.name}'s "
+                                 f"{self.customer.account_id}; nothing else was checked"), arn
+        return Status.PASS, f"{arn} in account {account}", arn
 
     @check("region")
     def region(self) -> tuple[Status, str]:
@@ -132,8 +121,8 @@ class _Preflight:
         return Status.FAIL, f"{role['Arn']} already exists and was not created by this tool (no managed-by tag)"
 
     @check("permissions")
-    def permissions(self) -> tuple[Status, str]:
-        arn = self.caller_arn
+    def permissions(self, arn: str) -> tuple[Status, str]:
+        """Whether `arn`, the caller `identity` found, is allowed every action activation needs."""
         if arn.endswith(":root"):
             return Status.WARN, "the account root user has every permission, but should not be used to activate"
         if ":assumed-role/" in arn:

@@ -1,18 +1,20 @@
 """The report of preflight and verify: PASS/WARN/FAIL rows, their table and JSON.
 
-Every check is a function returning `(Status, reason)`; the `check` decorator names its row and
-turns any AWS error (`AWS_ERRORS`: access denied, throttling after retries, no endpoint, no
-credentials, an answer that is not AWS's) into a FAIL row carrying a one-line reason, so a run
-always ends in a table, never a traceback. Every AWS call, assuming roles included, runs in a check.
+Every check is a function returning `(Status, reason)`, or `(Status, reason, found)` when later checks
+need what it found: they receive it as an argument (`Row.found`), never through shared state. The
+`check` decorator names its row and turns any AWS error (`AWS_ERRORS`: access denied, throttling
+after retries, no endpoint, no credentials, an answer that is not AWS's) into a FAIL row carrying a
+one-line reason, so a run always ends in a table, never a traceback. Every AWS call, assuming roles
+included, runs in a check.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from dataplane.config.customer import Customer
 from dataplane.ops.aws import AWS_ERRORS, aws_error
@@ -24,16 +26,17 @@ class Status(str, Enum):
     FAIL = "FAIL"
 
 
-Outcome = tuple[Status, str]
+Outcome = tuple[Status, str] | tuple[Status, str, Any]
 
 
 @dataclass(frozen=True)
 class Row:
-    """One check's result, with a one-line reason."""
+    """One check's result, with a one-line reason; `found` is for later checks, not in the output."""
 
     check: str
     status: Status
     reason: str
+    found: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -64,19 +67,20 @@ class Report:
 
     def json(self) -> str:
         return json.dumps({"command": self.command, "customer": self.customer.name, "ok": self.ok,
-                           "checks": [{**asdict(row), "status": row.status.value} for row in self.rows]}, indent=2)
+                           "checks": [{"check": row.check, "status": row.status.value, "reason": row.reason}
+                                      for row in self.rows]}, indent=2)
 
 
 def check(name: str) -> Callable[[Callable[..., Outcome]], Callable[..., Row]]:
-    """Make a check function return its row; an AWS error becomes a FAIL row with its reason."""
+    """Make a check function return its row, with what it found; an AWS error becomes a FAIL row with its reason."""
     def decorate(fn: Callable[..., Outcome]) -> Callable[..., Row]:
         @functools.wraps(fn)
         def run(*args, **kwargs) -> Row:
             try:
-                status, reason = fn(*args, **kwargs)
+                status, reason, *found = fn(*args, **kwargs)
             except AWS_ERRORS as e:
                 return Row(name, Status.FAIL, aws_error(e))
-            return Row(name, status, reason)
+            return Row(name, status, reason, *found)
         return run
     return decorate
 

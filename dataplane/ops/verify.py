@@ -15,7 +15,6 @@ policies or describe EC2, so pass credentials with read access to the customer's
 from __future__ import annotations
 
 import time
-from functools import cached_property
 from typing import Callable, TypeVar
 
 import boto3
@@ -23,8 +22,8 @@ from botocore.exceptions import ClientError
 
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
-from dataplane.ops.aws import assume, aws_error, home_region, peer_session
-from dataplane.ops.report import Report, Status, check, listing
+from dataplane.ops.aws import AWS_ERRORS, assume, aws_error, home_region, peer_session
+from dataplane.ops.report import Outcome, Report, Status, check, listing
 from dataplane.policy import (
     ACTIVATION_ACTIONS,
     MANAGED_BY,
@@ -41,15 +40,18 @@ T = TypeVar("T")
 def verify(customer: Customer, settings: Settings, session: boto3.Session, inspect: boto3.Session | None = None,
            sleep: Callable[[float], None] = time.sleep) -> Report:
     """Assume `customer`'s role from `session` and check the role, network and peering that are live."""
-    checks = _Verify(customer, settings, session, inspect, sleep)
-    rows = [checks.assume_role()]
-    if checks.reader is None:
-        return Report("verify", customer, tuple(rows))
-    rows += [checks.trust_policy(), checks.permissions()]
+    checks = _Verify(customer, settings, session, sleep)
+    assumed = checks.assume_role()
+    reader = inspect or assumed.found
+    if reader is None:
+        return Report("verify", customer, (assumed,))
+    rows = [assumed, checks.trust_policy(reader), checks.permissions(reader)]
     if customer.network:
-        rows.append(checks.network())
-    if customer.peering:
-        rows += [checks.peering(), checks.routes(), checks.dns()]
+        network = checks.network(reader)
+        rows.append(network)
+        if customer.peering:  # a customer file with [peering] has [network]
+            peering = checks.peering(reader, network.found)
+            rows += [peering, checks.routes(reader, network.found, peering.found), checks.dns(peering.found)]
     return Report("verify", customer, tuple(rows))
 
 
@@ -69,16 +71,16 @@ def retry_while_denied(call: Callable[[], T], sleep: Callable[[float], None],
 
 
 class _Verify:
+    """The checks of `verify`; those reading the account get `reader`, the session to read it with."""
+
     def __init__(self, customer: Customer, settings: Settings, session: boto3.Session,
-                 inspect: boto3.Session | None, sleep: Callable[[float], None]):
+                 sleep: Callable[[float], None]):
         self.customer, self.settings, self.session, self.sleep = customer, settings, session, sleep
-        self.reader = inspect
         self.role_arn = f"arn:aws:iam::{customer.account_id}:role/{settings.role_name}"
-        self.vpc_id: str | None = None
-        self.connection: dict | None = None
 
     @check("assume role")
-    def assume_role(self) -> tuple[Status, str]:
+    def assume_role(self) -> Outcome:
+        """Assume the role as the control plane would; finds the role's session."""
         caller = self.session.client("sts", region_name=home_region(self.session)).get_caller_identity()
         try:
             role_session, attempts = retry_while_denied(
@@ -87,38 +89,36 @@ class _Verify:
             if e.response["Error"]["Code"] != "AccessDenied":
                 raise
             return Status.FAIL, f"{aws_error(e)} (as {caller['Arn']}, still denied after {PROPAGATION_WAIT:g}s)"
-        self.reader = self.reader or role_session
         done = f"assumed {self.role_arn} with the ExternalId as {caller['Arn']} ({attempts} attempt(s))"
         if caller["Account"] != self.settings.control_plane_account_id:
-            return Status.WARN, f"{done}, which is not the control plane {self.settings.control_plane_account_id}"
-        return Status.PASS, done
+            return (Status.WARN, f"{done}, which is not the control plane {self.settings.control_plane_account_id}",
+                    role_session)
+        return Status.PASS, done, role_session
 
-    @cached_property
-    def _iam(self):
-        return self.reader.client("iam", region_name=home_region(self.session))
+    def _iam(self, reader: boto3.Session):
+        return reader.client("iam", region_name=home_region(self.session))
 
-    @cached_property
-    def _ec2(self):
-        return self.reader.client("ec2", region_name=self.customer.region)
+    def _ec2(self, reader: boto3.Session):
+        return reader.client("ec2", region_name=self.customer.region)
 
     @check("trust policy")
-    def trust_policy(self) -> tuple[Status, str]:
-        document = self._iam.get_role(RoleName=self.settings.role_name)["Role"]["AssumeRolePolicyDocument"]
+    def trust_policy(self, reader: boto3.Session) -> tuple[Status, str]:
+        document = self._iam(reader).get_role(RoleName=self.settings.role_name)["Role"]["AssumeRolePolicyDocument"]
         principal = self.settings.trusted_principal
         if problems := trust_problems(document, principal, self.customer.external_id):
             return Status.FAIL, "; ".join(problems)
         return Status.PASS, f"only {principal}, only sts:AssumeRole, ExternalId required"
 
     @check("permissions")
-    def permissions(self) -> tuple[Status, str]:
-        name = self.settings.role_name
-        attached = [p["PolicyName"] for page in self._iam.get_paginator("list_attached_role_policies").paginate(
+    def permissions(self, reader: boto3.Session) -> tuple[Status, str]:
+        name, iam = self.settings.role_name, self._iam(reader)
+        attached = [p["PolicyName"] for page in iam.get_paginator("list_attached_role_policies").paginate(
             RoleName=name) for p in page["AttachedPolicies"]]
-        inline = [p for page in self._iam.get_paginator("list_role_policies").paginate(RoleName=name)
+        inline = [p for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)
                   for p in page["PolicyNames"]]
         granted, problems = set(), []
         for policy in inline:
-            for statement in as_list(self._iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"].get("Statement")):
+            for statement in as_list(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"].get("Statement")):
                 if "NotAction" in statement:
                     problems.append(f"{policy} uses NotAction")
                 if statement.get("Effect") == "Allow":
@@ -135,45 +135,51 @@ class _Verify:
         return Status.PASS, f"exactly the {len(expected)} activation actions ({', '.join(inline)})"
 
     @check("network")
-    def network(self) -> tuple[Status, str]:
-        c = self.customer
-        vpcs = self._ec2.describe_vpcs(Filters=self._tag_filters)["Vpcs"]
+    def network(self, reader: boto3.Session) -> Outcome:
+        """The data-plane VPC, found by its tags, has the CIDR and DNS settings; finds its id."""
+        c, ec2 = self.customer, self._ec2(reader)
+        vpcs = ec2.describe_vpcs(Filters=self._tag_filters)["Vpcs"]
         if len(vpcs) != 1:
             return Status.FAIL, f"{len(vpcs)} VPCs tagged customer={c.name}, managed-by={MANAGED_BY} in {c.region}"
         vpc = vpcs[0]
-        self.vpc_id = vpc["VpcId"]
+        vpc_id = vpc["VpcId"]
         problems = [] if vpc["CidrBlock"] == c.network.cidr else [f"CIDR {vpc['CidrBlock']}, not {c.network.cidr}"]
-        for attribute in ("enableDnsSupport", "enableDnsHostnames"):
-            answer = self._ec2.describe_vpc_attribute(VpcId=self.vpc_id, Attribute=attribute)
-            if not answer[attribute[0].upper() + attribute[1:]]["Value"]:
-                problems.append(f"{attribute} is off")
+        try:
+            for attribute in ("enableDnsSupport", "enableDnsHostnames"):
+                answer = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
+                if not answer[attribute[0].upper() + attribute[1:]]["Value"]:
+                    problems.append(f"{attribute} is off")
+        except AWS_ERRORS as e:  # the VPC is found all the same: the peering checks still look at it
+            return Status.FAIL, aws_error(e), vpc_id
         if problems:
-            return Status.FAIL, f"{self.vpc_id}: {'; '.join(problems)}"
-        return Status.PASS, f"{self.vpc_id} on {c.network.cidr}, DNS support and hostnames on"
+            return Status.FAIL, f"{vpc_id}: {'; '.join(problems)}", vpc_id
+        return Status.PASS, f"{vpc_id} on {c.network.cidr}, DNS support and hostnames on", vpc_id
 
     @check("peering")
-    def peering(self) -> tuple[Status, str]:
-        if not self.vpc_id:
+    def peering(self, reader: boto3.Session, vpc_id: str | None) -> Outcome:
+        """An active peering from `vpc_id`, the VPC `network` found, to the customer's; finds the connection."""
+        if not vpc_id:
             return Status.FAIL, "not checked: no data-plane VPC"
         peer_vpc = self.customer.peering.vpc_id
-        found = [p for page in self._ec2.get_paginator("describe_vpc_peering_connections").paginate()
+        found = [p for page in self._ec2(reader).get_paginator("describe_vpc_peering_connections").paginate()
                  for p in page["VpcPeeringConnections"]
-                 if p["RequesterVpcInfo"]["VpcId"] == self.vpc_id and p["AccepterVpcInfo"]["VpcId"] == peer_vpc]
+                 if p["RequesterVpcInfo"]["VpcId"] == vpc_id and p["AccepterVpcInfo"]["VpcId"] == peer_vpc]
         active = [p for p in found if p["Status"]["Code"] == "active"]
         if not active:
             seen = listing(f"{p['VpcPeeringConnectionId']} {p['Status']['Code']}" for p in found) or "none"
-            return Status.FAIL, f"no active peering from {self.vpc_id} to {peer_vpc} (found: {seen})"
-        self.connection = active[0]
-        return Status.PASS, f"{self.connection['VpcPeeringConnectionId']} active: {self.vpc_id} to {peer_vpc}"
+            return Status.FAIL, f"no active peering from {vpc_id} to {peer_vpc} (found: {seen})"
+        connection = active[0]
+        return Status.PASS, f"{connection['VpcPeeringConnectionId']} active: {vpc_id} to {peer_vpc}", connection
 
     @check("routes")
-    def routes(self) -> tuple[Status, str]:
-        if not self.connection:
+    def routes(self, reader: boto3.Session, vpc_id: str | None, connection: dict | None) -> tuple[Status, str]:
+        """Both sides route to each other through `connection`, the peering `peering` found from `vpc_id`."""
+        if not connection:
             return Status.FAIL, "not checked: no active peering connection"
-        c, pcx = self.customer, self.connection["VpcPeeringConnectionId"]
-        ours = self._ec2.describe_route_tables(
-            Filters=[{"Name": "vpc-id", "Values": [self.vpc_id]}, *self._tag_filters])["RouteTables"]
-        peer_ec2 = peer_session(self.reader, c).client("ec2", region_name=c.peer_region)
+        c, pcx = self.customer, connection["VpcPeeringConnectionId"]
+        ours = self._ec2(reader).describe_route_tables(
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, *self._tag_filters])["RouteTables"]
+        peer_ec2 = peer_session(reader, c).client("ec2", region_name=c.peer_region)
         theirs = peer_ec2.describe_route_tables(
             Filters=[{"Name": "route-table-id", "Values": list(c.peering.route_table_ids)}])["RouteTables"]
         wanted = [(t, cidr) for t in ours for cidr in c.peering.cidrs] + [(t, c.network.cidr) for t in theirs]
@@ -181,19 +187,20 @@ class _Verify:
         found = {t["RouteTableId"] for t in theirs}
         missing += [f"{t} not found" for t in c.peering.route_table_ids if t not in found]
         if not ours:
-            missing.append(f"no route table tagged customer={c.name} in {self.vpc_id}")
+            missing.append(f"no route table tagged customer={c.name} in {vpc_id}")
         if missing:
             return Status.FAIL, f"missing via {pcx}: {', '.join(missing)}"
         tables = ", ".join(t["RouteTableId"] for t in ours + theirs)
         return Status.PASS, f"{len(wanted)} route(s) via {pcx} both ways, in {tables}"
 
     @check("dns")
-    def dns(self) -> tuple[Status, str]:
-        if not self.connection:
+    def dns(self, connection: dict | None) -> tuple[Status, str]:
+        """Both sides of `connection`, the peering `peering` found, resolve the other's DNS names."""
+        if not connection:
             return Status.FAIL, "not checked: no active peering connection"
         sides = (("requester (data plane)", "RequesterVpcInfo"), ("accepter (customer)", "AccepterVpcInfo"))
         off = [side for side, info in sides
-               if not self.connection[info].get("PeeringOptions", {}).get("AllowDnsResolutionFromRemoteVpc")]
+               if not connection[info].get("PeeringOptions", {}).get("AllowDnsResolutionFromRemoteVpc")]
         if off:
             return Status.FAIL, f"remote DNS resolution is off for the {' and '.join(off)} side"
         return Status.PASS, "remote DNS resolution on for both sides"
