@@ -95,10 +95,8 @@ def synth_case(count: int, scratch: Path) -> Case:
     return Case(f"synth, {count:,} {noun}", ("main.py",), {CUSTOMERS_DIR_ENV: str(customers)}, count)
 
 
-def review_case(count: int, scratch: Path, env: dict[str, str]) -> Case | None:
+def review_case(count: int, scratch: Path, env: dict[str, str]) -> Case:
     """`python -m dataplane review` of two synths of `count` customers: 5 added, 5 removed, a tenth changed."""
-    if not (PROJECT_ROOT / "dataplane" / "review.py").exists():
-        return None
     base, head = scratch / "review-base", scratch / "review-head"
     write_fleet(base, count, FULL_KINDS)
     write_fleet(head, count + 5, FULL_KINDS)
@@ -115,9 +113,7 @@ def review_case(count: int, scratch: Path, env: dict[str, str]) -> Case | None:
 
 
 def cases(sizes: list[int], scratch: Path, env: dict[str, str]) -> list[Case]:
-    rows = [synth_case(count, scratch) for count in sizes]
-    review = review_case(max(sizes), scratch, env)
-    return rows + ([review] if review else [])
+    return [synth_case(count, scratch) for count in sizes] + [review_case(max(sizes), scratch, env)]
 
 
 def tree_rss(processes: list[psutil.Process]) -> int:
@@ -229,9 +225,9 @@ def report(rows: list[Row], runs: int, load: tuple[float, float]) -> str:
         "",
         f"- `stock`: the plain cdktf app: the provider package's own eager import (`{PROVIDER_IMPORT_ENV}=stock`),",
         f"  one process (`{SYNTH_WORKERS_ENV}=1`), no `-O`",
-        "- `fast`: as `make synth` runs it: `dataplane/provider_import.py` (only the provider modules in use),",
+        "- `fast`: as `make synth` runs it: `dataplane/runtime/provider_import.py` (only the provider modules in use),",
         "  `python -O` (jsii's Python-side type checks off; the jsii kernel checks the values again in Node),",
-        "  and, from 200 customers, parallel shards, one per core (`dataplane/shards.py`)",
+        "  and, from 200 customers, parallel shards, one per core (`dataplane/runtime/shards.py`)",
         "",
         *table(rows),
         "",
