@@ -78,7 +78,8 @@ destroy: require-customer setup
 
 .PHONY: review gate
 
-# Synthesize BASE in a temporary worktree and the working tree as head, then report what changes.
+# Synthesize BASE in a temporary worktree (with this checkout's node_modules) and the working tree as
+# head, then report what changes.
 # Only the report reaches stdout (with make -s): `make -s review BASE=origin/main > review.md`.
 # REVIEW_ARGS is split into words with globbing off: arguments only, never shell code.
 review: $(VENV)/.installed node_modules/.installed
@@ -86,7 +87,7 @@ review: $(VENV)/.installed node_modules/.installed
 	@commit=$$(git rev-parse --verify --quiet --end-of-options "$$BASE^{commit}") || { \
 	  printf "BASE '%s' is not a git commit (git rev-parse --verify)\n" "$$BASE" >&2; exit 2; }; \
 	tmp=$$(mktemp -d) && trap 'git worktree remove --force "$$tmp/base" 2>/dev/null; rm -rf "$$tmp"' EXIT && \
-	git worktree add --quiet --detach "$$tmp/base" "$$commit" && \
+	git worktree add --quiet --detach "$$tmp/base" "$$commit" && ln -s "$(CURDIR)/node_modules" "$$tmp/base/" && \
 	(cd "$$tmp/base" && CDKTF_OUTDIR="$$tmp/base.out" "$(CURDIR)/$(PY)" main.py >&2) && \
 	CDKTF_OUTDIR="$$tmp/head.out" $(PY) main.py >&2 && \
 	set -f && $(PY) -m dataplane review --base "$$tmp/base.out" --head "$$tmp/head.out" $$REVIEW_ARGS
