@@ -118,7 +118,8 @@ class _Verify:
                   for p in page["PolicyNames"]]
         granted, problems = set(), []
         for policy in inline:
-            for statement in as_list(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"].get("Statement")):
+            document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+            for statement in as_list(document.get("Statement")):
                 if "NotAction" in statement:
                     problems.append(f"{policy} uses NotAction")
                 if statement.get("Effect") == "Allow":
