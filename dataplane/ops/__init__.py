@@ -1,1 +1,4 @@
-"""What runs against a live account or reads synthesized output: one CLI (`python -m dataplane`), one module per command."""
+"""What runs against a live account or reads synthesized output.
+
+One CLI (`python -m dataplane`, `cli.py`), one module per command.
+"""

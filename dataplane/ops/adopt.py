@@ -91,8 +91,9 @@ class Lookup:
 
     def one(self, found: list[str], what: str) -> Optional[str]:
         if len(found) > 1:
-            self.findings.append(Finding(what, f"{len(found)} live resources carry this stack's tags: "
-                                               f"{', '.join(found)}", "Delete the duplicates by hand, then deploy again."))
+            self.findings.append(Finding(
+                what, f"{len(found)} live resources carry this stack's tags: {', '.join(found)}",
+                "Delete the duplicates by hand, then deploy again."))
             return None
         return found[0] if found else None
 
@@ -129,7 +130,8 @@ class Lookup:
         subnets = vpc and self.client("ec2", provider).describe_subnets(Filters=[
             {"Name": "vpc-id", "Values": [vpc]}, {"Name": "cidr-block", "Values": [cidr]}])["Subnets"]
         remedy = "Someone else created it in the data-plane VPC: remove it yourself if it is unused."
-        ours = [s["SubnetId"] for s in subnets or [] if self.ours(f"subnet {s['SubnetId']} on {cidr}", tags_of(s), remedy)]
+        ours = [s["SubnetId"] for s in subnets or []
+                if self.ours(f"subnet {s['SubnetId']} on {cidr}", tags_of(s), remedy)]
         return self.one(ours, f"subnet on {cidr}")
 
     def route_table(self, config, provider):
@@ -178,7 +180,8 @@ class Lookup:
             return f"{table}_{cidr}"
         self.findings.append(Finding(
             f"route {cidr} in {table}",
-            f"already points at {route_target(routes[0])}, not at this stack's peering connection ({connection or 'none yet'})",
+            f"already points at {route_target(routes[0])}, not at this stack's peering connection "
+            f"({connection or 'none yet'})",
             "It is not this tool's route: remove or change it yourself if it is unused, or choose another CIDR."))
         return None
 
@@ -257,7 +260,8 @@ def adopt(stack_dir: Path, customer: str) -> list[dict]:
         raise AdoptError(f"AWS error: {aws_error(e)}") from None
 
 
-def _imports(stack: dict, customer: str, ids: dict[str, str], sessions: dict[Optional[str], boto3.Session]) -> list[dict]:
+def _imports(stack: dict, customer: str, ids: dict[str, str],
+             sessions: dict[Optional[str], boto3.Session]) -> list[dict]:
     lookup = Lookup(lambda service, alias: sessions[alias].client(service), ids, customer)
     resources = stack.get("resource", {})
     if unknown := sorted(set(resources) - DESCRIBED):

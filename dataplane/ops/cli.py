@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     deploy = _workspace_parser(commands, "deploy", _deploy, "adopt what is provably ours, then cdktf deploy")
     deploy.add_argument("--outputs-dir", type=Path, default=Path("outputs"),
                         help="where <customer>.json with the stack outputs is written (outputs)")
-    _workspace_parser(commands, "unlock", _unlock, "show the S3 state lock a killed run left, release it once confirmed")
+    _workspace_parser(commands, "unlock", _unlock, "show a killed run's S3 state lock; release it once confirmed")
     _checks_parser(commands, "preflight", _preflight, "check the account is ready, with the deployer's credentials")
     verify = _checks_parser(commands, "verify", _verify, "check the deployed activation, as the control plane would")
     verify.add_argument("--inspect-profile",
