@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -37,7 +36,7 @@ from constructs_lib.facts import Adoption
 from dataplane.ops.aws import AWS_ERRORS, assume, aws_error, route_target, tags_of
 from dataplane.ops.report import listing
 from dataplane.policy import not_owned, ownership_tags
-from dataplane.runtime.toolchain import tool_environment
+from dataplane.runtime.toolchain import INIT, TerraformError, terraform
 from dataplane.synth_output import IMPORTS_FILE, STACK_FILE
 
 REFERENCE = re.compile(r"\$\{([a-z0-9_]+\.[\w-]+)\.(id|vpc_peering_connection_id)\}")
@@ -221,12 +220,10 @@ def _orphans(ec2, customer: str, known: set[str]) -> list[Finding]:
 
 def _state(stack_dir: Path) -> dict[str, str]:
     """Addresses and ids of the resources the state records (empty when there is no state yet)."""
-    env = tool_environment()
-    for command in (["terraform", "init", "-input=false", "-no-color"], ["terraform", "state", "pull"]):
-        result = subprocess.run(command, cwd=stack_dir, env=env, capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            raise AdoptError(f"{' '.join(command)} failed: {(result.stderr or result.stdout).strip()}")
-    state = json.loads(result.stdout or "{}")
+    try:
+        state = json.loads(terraform(stack_dir, INIT, ["state", "pull"]) or "{}")
+    except TerraformError as e:
+        raise AdoptError(str(e)) from None
     return {f"{r['type']}.{r['name']}": r["instances"][0]["attributes"]["id"]
             for r in state.get("resources", []) if r.get("mode") == "managed" and r.get("instances")}
 

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Literal
 
 from dataplane import policy
 from dataplane.policy import as_list
-from dataplane.synth_output import MANIFEST
+from dataplane.synth_output import MANIFEST, STACK_FILE, stack_dir
 
 Status = Literal["added", "removed", "changed", "unchanged"]
 Format = Literal["markdown", "json"]
@@ -90,10 +90,12 @@ def load_stacks(outdir: Path) -> dict[str, StackFile]:
     if not manifest.is_file():
         raise ReviewError(f"{outdir}: no {MANIFEST}, so not a synthesized output (expected a cdktf.out layout)")
     try:
-        paths = {name: outdir / entry["synthesizedStackPath"]
-                 for name, entry in _json_object(manifest, manifest.read_bytes())["stacks"].items()}
-    except (KeyError, TypeError, AttributeError):
+        names = list(_json_object(manifest, manifest.read_bytes())["stacks"])
+    except (KeyError, TypeError):
         raise ReviewError(f"{manifest}: not a cdktf manifest (no stacks.<name>.synthesizedStackPath)") from None
+    if odd := [n for n in names if not isinstance(n, str) or not n or "/" in n or n in (".", "..")]:
+        raise ReviewError(f"{manifest}: not a stack name: {odd[0]!r}")
+    paths = {name: stack_dir(outdir, name) / STACK_FILE for name in names}
     stacks = {}
     for name, path in paths.items():
         try:

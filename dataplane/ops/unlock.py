@@ -11,7 +11,6 @@ backend the operating system releases the lock when terraform dies: there is not
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +22,7 @@ from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
 from dataplane.ops.aws import AWS_ERRORS, aws_error
 from dataplane.ops.deploy import workspace
-from dataplane.runtime.toolchain import tool_environment
+from dataplane.runtime.toolchain import INIT, TerraformError, terraform
 
 LOCK_SUFFIX = ".tflock"
 
@@ -75,10 +74,8 @@ def unlock(customer: Customer, settings: Settings, outdir: Path, answer: Callabl
         raise UnlockError("not confirmed; the lock stays")
     with workspace(customer, outdir) as workdir:
         stack_dir = synth_output.stack_dir(workdir, customer.name)
-        for command in (["terraform", "init", "-input=false", "-no-color"],
-                        ["terraform", "force-unlock", "-force", "-no-color", lock["ID"]]):
-            done = subprocess.run(command, cwd=stack_dir, env=tool_environment(), capture_output=True, text=True,
-                                  timeout=600)
-            if done.returncode != 0:
-                raise UnlockError(f"{' '.join(command[:2])} failed: {(done.stderr or done.stdout).strip()}")
+        try:
+            terraform(stack_dir, INIT, ["force-unlock", "-force", "-no-color", lock["ID"]])
+        except TerraformError as e:
+            raise UnlockError(str(e)) from None
     return f"released the state lock of {customer.name} ({lock['ID']})"

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
-from dataplane.ops.aws import AWS_ERRORS, assume, aws_error, home_region, peer_session
+from dataplane.ops.aws import assume, aws_error, home_region, peer_session
 from dataplane.ops.report import Outcome, Report, Status, check, listing
 from dataplane.policy import (
     ACTIVATION_ACTIONS,
@@ -145,13 +145,10 @@ class _Verify:
         vpc = vpcs[0]
         vpc_id = vpc["VpcId"]
         problems = [] if vpc["CidrBlock"] == c.network.cidr else [f"CIDR {vpc['CidrBlock']}, not {c.network.cidr}"]
-        try:
-            for attribute in ("enableDnsSupport", "enableDnsHostnames"):
-                answer = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
-                if not answer[attribute[0].upper() + attribute[1:]]["Value"]:
-                    problems.append(f"{attribute} is off")
-        except AWS_ERRORS as e:  # the VPC is found all the same: the peering checks still look at it
-            return Status.FAIL, aws_error(e), vpc_id
+        for attribute in ("enableDnsSupport", "enableDnsHostnames"):
+            answer = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
+            if not answer[attribute[0].upper() + attribute[1:]]["Value"]:
+                problems.append(f"{attribute} is off")
         if problems:
             return Status.FAIL, f"{vpc_id}: {'; '.join(problems)}", vpc_id
         return Status.PASS, f"{vpc_id} on {c.network.cidr}, DNS support and hostnames on", vpc_id

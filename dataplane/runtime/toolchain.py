@@ -8,6 +8,7 @@ the provider from it and nothing else; otherwise terraform uses the registry as 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 from dataplane.project import JSII_NODE_ENV, PROJECT_ROOT, TF_MIRROR_ENV
@@ -45,6 +46,23 @@ def tool_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env[JSII_NODE_ENV] = str(NODE)
     env["TF_CLI_CONFIG_FILE"] = str(TERRAFORM_CLI_CONFIG)
     return env
+
+
+class TerraformError(Exception):
+    """A terraform command failed; carries its error output."""
+
+
+def terraform(stack_dir: Path, *commands: list[str]) -> str:
+    """Run each terraform command (`["init", ...]`) in `stack_dir` in turn; the last one's output."""
+    for command in commands:
+        done = subprocess.run(["terraform", *command], cwd=stack_dir, env=tool_environment(), capture_output=True,
+                              text=True, timeout=600)
+        if done.returncode != 0:
+            raise TerraformError(f"terraform {command[0]} failed: {(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
+INIT = ["init", "-input=false", "-no-color"]
 
 
 def find_mirror() -> Path | None:
