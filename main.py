@@ -4,7 +4,7 @@
 `CDKTF_OUTDIR` (default `cdktf.out`). It synthesizes into a private directory first and then
 publishes the result (`dataplane/synth_output.py`), so a failed synth changes nothing and a
 running plan or deploy keeps its files. A large fleet is split over parallel shards
-(`dataplane/shards.py`), each of which is this app run with `--shard i/n` into a shard directory.
+(`dataplane/runtime/shards.py`), each of which is this app run with `--shard i/n` into a shard directory.
 """
 
 import argparse

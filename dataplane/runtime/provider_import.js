@@ -1,4 +1,4 @@
-// The Node half of dataplane/provider_import.py, preloaded into jsii's Node process through
+// The Node half of dataplane/runtime/provider_import.py, preloaded into jsii's Node process through
 // NODE_OPTIONS. The index of @cdktf/provider-aws requires all 2,135 of its modules; this turns
 // each `exports.name = require("./name");` line of that one file into a getter, so a module
 // loads when it is first used. Every other file is compiled as is, and so is every file when

@@ -14,8 +14,8 @@ Node process requires every JavaScript module when the assembly loads (about 1.7
   a JavaScript module loads when it is first used.
 
 The synthesized output is byte-identical either way (`tests/test_fast_import.py`).
-`dataplane/__init__.py` calls `install()` before anything imports cdktf, so every import of
-the provider in the project goes through it.
+`dataplane.runtime.prepare()` calls `install()`; the entry points that build stacks (`main.py`,
+the tests' session) call it before they import cdktf, so every import of the provider goes through it.
 
 `DATAPLANE_PROVIDER_IMPORT=stock` keeps the package's own eager import (in Python and Node),
 for comparison (`make bench`) or as an escape hatch; `fast`, the default, is this module.
