@@ -12,12 +12,16 @@ BASE ?=
 CDKTF_OUT ?= cdktf.out
 OUTPUTS ?= outputs
 REVIEW_ARGS ?=
+BASE_OUT ?= base.out
+PLANS ?= plans
 override CUSTOMER := $(value CUSTOMER)
 override BASE := $(value BASE)
 override CDKTF_OUT := $(value CDKTF_OUT)
 override OUTPUTS := $(value OUTPUTS)
 override REVIEW_ARGS := $(value REVIEW_ARGS)
-export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS
+override BASE_OUT := $(value BASE_OUT)
+override PLANS := $(value PLANS)
+export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS BASE_OUT PLANS
 
 # The tools' own environment (the pinned cdktf CLI and Node 22, .terraformrc, no telemetry) is set in
 # one place, dataplane/runtime/toolchain.py; every recipe runs them through the project's Python.
@@ -73,22 +77,30 @@ adopt: require-customer setup
 unlock: require-customer setup
 	$(PY) -m dataplane unlock --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
-destroy: require-customer setup
-	$(PY) -m dataplane cdktf destroy "$$CUSTOMER" --auto-approve --output="$$CDKTF_OUT"
+# With BASE, a customer whose file is gone: its stack is synthesized from BASE and destroyed from there.
+destroy: setup
+	@test -n "$$CUSTOMER" || { echo "usage: make destroy CUSTOMER=<name> [BASE=<git ref>]" >&2; exit 2; }
+	$(PY) -m dataplane destroy --outdir="$$CDKTF_OUT" $${BASE:+--base="$$BASE"} -- "$$CUSTOMER"
 
-.PHONY: review gate
+.PHONY: review gate synth-base plan-affected
 
-# Synthesize BASE in a temporary worktree (with this checkout's node_modules) and the working tree as
-# head, then report what changes.
+# Synthesize git ref BASE as committed (its own settings and customers) into BASE_OUT (base.out).
+synth-base: $(VENV)/.installed node_modules/.installed
+	@test -n "$$BASE" || { echo "usage: make $(firstword $(MAKECMDGOALS)) BASE=<git ref>" >&2; exit 2; }
+	@$(PY) -m dataplane synth-ref --outdir="$$BASE_OUT" -- "$$BASE"
+
+# Terraform plans of the stacks a change since BASE affects, into PLANS (plans): read them with
+# `python -m dataplane review --base base.out --head cdktf.out --plans plans`. Exit 2 when there are changes.
+plan-affected: synth-base synth
+	$(PY) -m dataplane plan --outdir="$$CDKTF_OUT" --affected-from="$$BASE_OUT" --out="$$PLANS"
+
+# Synthesize BASE and the working tree as head, then report what changes (no plan: see plan-affected).
 # Only the report reaches stdout (with make -s): `make -s review BASE=origin/main > review.md`.
 # REVIEW_ARGS is split into words with globbing off: arguments only, never shell code.
 review: $(VENV)/.installed node_modules/.installed
 	@test -n "$$BASE" || { echo "usage: make review BASE=<git ref> [REVIEW_ARGS='--format json | --affected']" >&2; exit 2; }
-	@commit=$$(git rev-parse --verify --quiet --end-of-options "$$BASE^{commit}") || { \
-	  printf "BASE '%s' is not a git commit (git rev-parse --verify)\n" "$$BASE" >&2; exit 2; }; \
-	tmp=$$(mktemp -d) && trap 'git worktree remove --force "$$tmp/base" 2>/dev/null; rm -rf "$$tmp"' EXIT && \
-	git worktree add --quiet --detach "$$tmp/base" "$$commit" && ln -s "$(CURDIR)/node_modules" "$$tmp/base/" && \
-	(cd "$$tmp/base" && CDKTF_OUTDIR="$$tmp/base.out" "$(CURDIR)/$(PY)" main.py >&2) && \
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PY) -m dataplane synth-ref --outdir="$$tmp/base.out" -- "$$BASE" && \
 	CDKTF_OUTDIR="$$tmp/head.out" $(PY) main.py >&2 && \
 	set -f && $(PY) -m dataplane review --base "$$tmp/base.out" --head "$$tmp/head.out" $$REVIEW_ARGS
 
@@ -96,10 +108,12 @@ review: $(VENV)/.installed node_modules/.installed
 gate: synth $(CHECKOV_VENV)/.installed
 	$(PY) -m dataplane gate "$$CDKTF_OUT"
 
-# Stock versus fast provider import: synth wall time and peak memory; writes bench/RESULTS.md.
+# Stock versus fast provider import: synth wall time and peak memory; then plans of a deployed fleet
+# (--jobs 1 and 2, with and without the shared plugin cache). Writes bench/RESULTS.md.
 .PHONY: bench
 bench: setup
 	$(PY) -m bench.run
+	$(PY) -m bench.plans
 
 clean:
-	rm -rf cdktf.out .terraformrc
+	rm -rf cdktf.out base.out plans .terraformrc

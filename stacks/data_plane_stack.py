@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
+from cdktf import (
+    CloudBackend,
+    LocalBackend,
+    NamedCloudWorkspace,
+    S3Backend,
+    TerraformOutput,
+    TerraformStack,
+)
 from cdktf_cdktf_provider_aws.provider import (
     AwsProvider,
     AwsProviderAssumeRole,
@@ -36,6 +43,9 @@ class DataPlaneStack(TerraformStack):
         if backend.type == "s3":
             s3 = S3Backend(self, bucket=backend.bucket, region=backend.region, key=backend.key(name), encrypt=True)
             s3.add_override("use_lockfile", True)
+        elif backend.type == "cloud":
+            CloudBackend(self, organization=backend.organization, hostname=backend.hostname,
+                         workspaces=NamedCloudWorkspace(backend.workspace(name)))
         else:
             # Terraform runs in <outdir>/stacks/<name>; state lives beside the outdir, never inside it.
             LocalBackend(self, path=f"../../../{backend.state_dir}/{name}.tfstate")

@@ -53,11 +53,12 @@ class Deployment:
     def deploy(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.cdktf("deploy", "--auto-approve", "--outputs-file", str(self.outputs_file), *args, check=check)
 
-    def make(self, target: str) -> subprocess.CompletedProcess:
-        """Run `make <target> CUSTOMER=<customer>` with synth output and outputs file under `workdir`."""
+    def make(self, target: str, *variables: str, **env: str) -> subprocess.CompletedProcess:
+        """Run `make <target> CUSTOMER=<customer> [variables]` with synth output and outputs file under `workdir`."""
         argv = ["make", "--no-print-directory", target, f"CUSTOMER={self.customer.name}",
-                f"CDKTF_OUT={self.workdir / 'cdktf.out'}", f"OUTPUTS={self.workdir}"]
-        return subprocess.run(argv, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=900)
+                f"CDKTF_OUT={self.workdir / 'cdktf.out'}", f"OUTPUTS={self.workdir}", *variables]
+        return subprocess.run(argv, cwd=PROJECT_ROOT, env={**self.env, **env}, capture_output=True, text=True,
+                              timeout=900)
 
     def outputs(self) -> dict:
         return json.loads(self.outputs_file.read_text())[self.customer.name]

@@ -72,3 +72,20 @@ def test_review_base_must_be_a_git_commit_and_is_never_shell_code(tmp_path):
     arguments = make("-s", "review", "BASE=HEAD", f"REVIEW_ARGS=--affected; touch {marker}")
     assert arguments.returncode == 2 and f"unrecognized arguments: --affected; touch {marker}" in arguments.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("target", ["synth-base", "plan-affected"])
+def test_targets_taking_a_base_need_a_git_commit(target, tmp_path):
+    assert one_line(make(target)) == f"usage: make {target} BASE=<git ref>"
+    marker = tmp_path / "injected"
+    for base in (f"HEAD$(touch {marker})", "--help"):
+        assert one_line(make(target, f"BASE={base}")) == f"BASE '{base}' is not a git commit (git rev-parse --verify)"
+    assert not marker.exists()
+
+
+def test_destroy_from_a_base_refuses_a_customer_still_in_the_fleet_or_a_bad_base(tmp_path):
+    marker = tmp_path / "injected"
+    assert one_line(make("destroy", "CUSTOMER=acme", "BASE=HEAD")).startswith("destroy: acme is still in the fleet")
+    assert one_line(make("destroy", "CUSTOMER=initech", f"BASE=HEAD`touch {marker}`")) == (
+        f"destroy: BASE 'HEAD`touch {marker}`' is not a git commit (git rev-parse --verify)")
+    assert not marker.exists()

@@ -13,7 +13,15 @@ from cdktf import Testing
 
 from dataplane.config.customer import Customer, Network
 from dataplane.config.settings import Settings
-from dataplane.ops.review import Report, ReviewError, StackReview, render, review
+from dataplane.ops.review import (
+    CONFIGURATION_ONLY,
+    Report,
+    ReviewError,
+    StackReview,
+    render,
+    review,
+    split,
+)
 from dataplane.project import PROJECT_ROOT
 from dataplane.runtime.shards import stable_json
 from stacks import DataPlaneStack
@@ -68,12 +76,15 @@ def with_action(raw: bytes, action: str) -> bytes:
     return json.dumps(doc).encode()
 
 
-def test_nothing_changed_is_one_line(tmp_path, fleet):
+def test_nothing_changed_says_so_and_that_no_plan_was_made(tmp_path, fleet):
     report = compare(tmp_path, fleet, fleet)
     assert report.summary() == {"added": 0, "removed": 0, "changed": 0, "unchanged": 2}
     assert report.affected == []
-    assert render(report) == ("## Data plane review\n\n**Customers:** 0 added, 0 removed, 0 changed, 2 unchanged\n\n"
+    assert render(report) == ("## Data plane review\n\nConfiguration diff only: no plan against live state was made; "
+                              "counts are of resource blocks in the configuration, not Terraform actions.\n\n"
+                              "**Customers:** 0 added, 0 removed, 0 changed, 2 unchanged\n\n"
                               "Unchanged (2): acme, globex\n")
+    assert json.loads(render(report, "json"))["basis"] == CONFIGURATION_ONLY
 
 
 def test_only_cdktf_metadata_changed_is_unchanged(tmp_path, fleet):
@@ -109,16 +120,17 @@ def test_customer_removed_warns_that_the_whole_stack_is_destroyed(tmp_path, flee
                               "(2 resources)"]
     assert report.affected == []
     markdown = render(report)
-    assert "> 1 change(s) replace or destroy something" in markdown
+    assert "> 1 warning(s), each also in its stack's section:\n> - `acme`: customer removed: its whole" in markdown
+    assert "Resource blocks: 0 added, 0 changed, 2 removed in the configuration" in markdown
     assert "- `- aws_iam_role.cross-account-role_F7C11791`" in markdown
 
 
 def test_network_cidr_change_warns_of_replacement(tmp_path, fleet, customers, settings):
     globex = customers["globex"].model_copy(update={"network": Network(cidr="172.24.0.0/19")})
     stack = only(compare(tmp_path, fleet, {**fleet, "globex": synth(globex, settings)}), "globex")
-    assert stack.warnings == ["network CIDR changed `172.20.0.0/19` → `172.24.0.0/19`: replaces the VPC "
-                              "(`aws_vpc.network_vpc_4E8F0223`) and everything in it: subnets, route table, routes "
-                              "and the peering"]
+    assert stack.warnings == ["predicted replacement: network CIDR changed `172.20.0.0/19` → `172.24.0.0/19`: "
+                              "replaces the VPC (`aws_vpc.network_vpc_4E8F0223`) and everything in it: subnets, route "
+                              "table, routes and the peering"]
     assert stack.changes == []
     changed = {c.address: c.attributes for c in stack.changed}
     assert changed["aws_vpc.network_vpc_4E8F0223"] == ("cidr_block",)
@@ -158,18 +170,19 @@ def test_role_name_and_region_changes_warn_of_replacement(tmp_path, fleet, custo
     acme = customers["acme"].model_copy(update={"region": "eu-west-1"})
     stack = only(compare(tmp_path, fleet, {**fleet, "acme": synth(acme, renamed)}), "acme")
     assert stack.warnings == [
-        "region changed `us-east-1` → `eu-west-1`: replaces every regional resource (network, peering); the old "
-        "region's are left behind, not destroyed",
-        "role name changed `astronomer-remote-management` → `astro-activation`: replaces the role "
-        "(`aws_iam_role.cross-account-role_F7C11791`); the control plane cannot assume it in between",
+        "predicted replacement: region changed `us-east-1` → `eu-west-1`: replaces every regional resource (network, "
+        "peering); the old region's are left behind, not destroyed",
+        "predicted replacement: role name changed `astronomer-remote-management` → `astro-activation`: replaces the "
+        "role (`aws_iam_role.cross-account-role_F7C11791`); the control plane cannot assume it in between",
     ]
 
 
 def test_peering_removed_warns_and_lists_what_goes_with_it(tmp_path, fleet, customers, settings):
     globex = customers["globex"].model_copy(update={"peering": None})
     stack = only(compare(tmp_path, fleet, {**fleet, "globex": synth(globex, settings)}), "globex")
-    assert stack.warnings[0] == (f"peering to {PEER} destroyed (`aws_vpc_peering_connection.peering_connection_E7A626F9`)"
-                                 ": traffic to the customer's VPC stops")
+    assert stack.warnings[0] == (f"peering to {PEER} destroyed "
+                                 "(`aws_vpc_peering_connection.peering_connection_E7A626F9`): traffic to the "
+                                 "customer's VPC stops")
     assert stack.warnings[1].startswith("also destroys: `aws_route.peering_from-customer-")
     assert len(stack.warnings) == 2
     assert stack.changes == [
@@ -183,12 +196,12 @@ def test_peering_removed_warns_and_lists_what_goes_with_it(tmp_path, fleet, cust
 def test_peering_target_and_cidrs_changed(tmp_path, fleet, customers, settings):
     c = customers["globex"]
     peering = c.peering.model_copy(update={"vpc_id": "vpc-0fedcba9876543210", "cidrs": ("10.30.0.0/16",)})
-    stack = only(compare(tmp_path, fleet, {**fleet, "globex": synth(c.model_copy(update={"peering": peering}), settings)}),
-                 "globex")
+    head = {**fleet, "globex": synth(c.model_copy(update={"peering": peering}), settings)}
+    stack = only(compare(tmp_path, fleet, head), "globex")
     assert stack.warnings == [
-        f"peering target changed {PEER} → `vpc-0fedcba9876543210` (account 111122223333, us-west-2): replaces the "
-        "peering connection (`aws_vpc_peering_connection.peering_connection_E7A626F9`); traffic stops until the new "
-        "one is accepted",
+        f"predicted replacement: peering target changed {PEER} → `vpc-0fedcba9876543210` (account 111122223333, "
+        "us-west-2): replaces the peering connection (`aws_vpc_peering_connection.peering_connection_E7A626F9`); "
+        "traffic stops until the new one is accepted",
         "also destroys: `aws_route.peering_to-customer-101000-16_45B24935`",
     ]
     assert stack.changes == ["peer CIDRs added: `10.30.0.0/16`", "peer CIDRs removed: `10.10.0.0/16`"]
@@ -245,8 +258,8 @@ def test_broken_output_is_refused_naming_the_file(tmp_path, synthesized, damage)
 
 
 def review_cli(base: Path, head: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dataplane", "review", "--base", str(base), "--head", str(head), *args],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "dataplane", "review", "--base", str(base), "--head", str(head),
+                           *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
 
 
 def test_cli_is_deterministic_and_lists_affected_stacks(tmp_path, fleet, customers, settings):
@@ -276,3 +289,132 @@ def test_cli_refuses_a_missing_directory(tmp_path):
     done = review_cli(tmp_path / "nope", tmp_path)
     assert done.returncode == 2
     assert "nope: not a directory" in done.stderr
+
+
+def test_data_sources_are_not_counted_as_resources_to_add(tmp_path, fleet):
+    report = compare(tmp_path, {"acme": fleet["acme"]}, fleet)
+    stack = only(report, "globex")
+    assert stack.data_sources == ["data.aws_availability_zones.network_zones_2241F3F0"]
+    assert not [a for a in stack.added + stack.removed if a.startswith("data.")] and len(stack.added) == 15
+    markdown = render(report)
+    assert markdown.splitlines()[2] == CONFIGURATION_ONLY
+    assert "Resource blocks: 15 added, 0 changed, 0 removed in the configuration" in markdown
+    assert "(read, not created; not counted): `data.aws_availability_zones.network_zones_2241F3F0`" in markdown
+    assert json.loads(render(report, "json"))["stacks"][0]["resources"]["data_sources"] == stack.data_sources
+
+
+def with_subnet_cidr(raw: bytes, cidr: str) -> bytes:
+    doc = json.loads(raw)
+    doc["resource"]["aws_subnet"]["network_private-subnet-0_0C797916"]["cidr_block"] = cidr
+    return json.dumps(doc).encode()
+
+
+def test_subnet_cidr_change_alone_is_a_predicted_replacement(tmp_path, fleet):
+    stack = only(compare(tmp_path, fleet, {**fleet, "globex": with_subnet_cidr(fleet["globex"], "172.20.16.0/21")}),
+                 "globex")
+    assert stack.warnings == ["predicted replacement: subnet CIDR changed `172.20.0.0/21` → `172.20.16.0/21`: "
+                              "replaces the subnet (`aws_subnet.network_private-subnet-0_0C797916`)"]
+
+
+# ---------------------------------------------------------------- comment-sized parts
+
+CUSTOMER_ROUTES = 60
+"""Peer CIDRs added to each generated stack: a section of about 6,000 characters."""
+
+
+def grown(raw: bytes, index: int, routes: int) -> bytes:
+    """globex's stack with `routes` more peer CIDRs; every tenth also on a new VPC CIDR (a predicted replacement)."""
+    doc = json.loads(raw)
+    template = doc["resource"]["aws_route"]["peering_to-customer-101000-16_45B24935"]
+    for n in range(routes):
+        cidr = f"10.{100 + n // 250}.{n % 250}.0/24"
+        doc["resource"]["aws_route"][f"peering_to-customer-{cidr.replace('.', '').replace('/', '-')}_{n:08X}"] = {
+            **template, "destination_cidr_block": cidr}
+    if index % 10 == 0:
+        doc["resource"]["aws_vpc"]["network_vpc_4E8F0223"]["cidr_block"] = "172.24.0.0/19"
+    return json.dumps(doc).encode()
+
+
+@pytest.fixture(scope="module")
+def big_fleet(tmp_path_factory, fleet) -> tuple[Path, Path]:
+    """300 changed stacks (base and head outdirs); `c007` has 2,000 new routes, more than one part can hold."""
+    root = tmp_path_factory.mktemp("big")
+    names = [f"c{i:03d}" for i in range(300)]
+    base = outdir(root / "base", {name: fleet["globex"] for name in names})
+    head = outdir(root / "head", {name: grown(fleet["globex"], i, 2000 if name == "c007" else CUSTOMER_ROUTES)
+                                  for i, name in enumerate(names)})
+    return base, head
+
+
+def test_a_big_review_splits_into_parts_that_fit_with_every_warning_in_part_one(big_fleet):
+    report = review(*big_fleet)
+    parts = split(report, 65_000)
+    assert 20 <= len(parts) < 100 and max(map(len, parts)) <= 65_000
+    assert parts == split(review(*big_fleet), 65_000)
+    assert [p.split("\n", 1)[0] for p in parts] == [f"**Part {i} of {len(parts)}**" for i in range(1, len(parts) + 1)]
+    first = parts[0]
+    assert "## Data plane review" in first and CONFIGURATION_ONLY in first
+    assert "**Customers:** 0 added, 0 removed, 300 changed, 0 unchanged" in first
+    warnings = [(s.name, w) for s in report.stacks for w in s.warnings]
+    assert len(warnings) == 30
+    assert all(f"> - `{name}`: {warning}\n" in first for name, warning in warnings)
+    # Every stack once, in order, at most one part per stack; only c007's section is cut.
+    headings = [line for part in parts for line in part.splitlines() if line.startswith("### ")]
+    assert headings == [f"### `c{i:03d}`: changed (configuration diff only)" for i in range(300)]
+    whole = render(report)
+    sections = ["### " + s for s in whole.split("\n### ")[1:]]
+    assert all(any(s.rstrip("\n") in p for p in parts) for s in sections if not s.startswith("### `c007`"))
+    [cut] = [p for p in parts if "### `c007`" in p]
+    assert len(cut) <= 65_000 and "(truncated: " in cut and " more lines; see the workflow artifact)\n" in cut
+
+
+def test_a_small_limit_still_holds_and_a_review_that_fits_is_one_part_without_numbering(big_fleet, tmp_path, fleet):
+    parts = split(review(*big_fleet), 1_000)
+    assert max(map(len, parts)) <= 1_000
+    assert parts[0].startswith(f"**Part 1 of {len(parts)}**\n\n## Data plane review\n")
+    small = compare(tmp_path, fleet, {**fleet, "acme": with_action(fleet["acme"], "ec2:DescribeVpcs")})
+    assert split(small) == [render(small)]
+    with pytest.raises(ValueError):
+        split(small, 999)
+
+
+def test_cli_writes_parts_to_a_directory_byte_identical_across_runs(big_fleet, tmp_path):
+    base, head = big_fleet
+
+    def parts_in(directory: Path) -> dict[str, bytes]:
+        done = review_cli(base, head, "--max-chars", "20000", "--parts-dir", str(directory))
+        assert (done.returncode, done.stderr) == (0, "")
+        files = sorted(directory.iterdir())
+        assert done.stdout == "".join(f"{f}\n" for f in files)
+        return {f.name: f.read_bytes() for f in files}
+
+    first, second = parts_in(tmp_path / "one"), parts_in(tmp_path / "two")
+    assert first == second and list(first)[:2] == ["part-001.md", "part-002.md"]
+    assert all(len(body.decode()) <= 20_000 for body in first.values())
+    shown = review_cli(base, head, "--max-chars", "20000")
+    assert shown.stdout == "".join(f"<!-- dataplane-review part {i} of {len(first)} -->\n{body.decode()}"
+                                   for i, body in enumerate(first.values(), 1))
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / f"part-{len(first) + 1:03d}.md").write_text("an earlier review's")
+    refused = review_cli(base, head, "--max-chars", "20000", "--parts-dir", str(stale))
+    assert (refused.returncode, refused.stdout, refused.stderr.count("\n")) == (2, "", 1)
+    assert sorted(p.name for p in stale.iterdir()) == [f"part-{len(first) + 1:03d}.md"]
+    as_json = review_cli(base, head, "--format", "json", "--max-chars", "1000")
+    assert len(json.loads(as_json.stdout)["stacks"]) == 300
+
+
+@pytest.mark.parametrize("args", [("--max-chars", "999"), ("--max-chars", "lots"),
+                                  ("--format", "json", "--parts-dir", "x")])
+def test_cli_refuses_bad_part_options_in_one_line(tmp_path, fleet, args):
+    base = outdir(tmp_path / "base", fleet)
+    done = review_cli(base, base, *args)
+    assert (done.returncode, done.stdout, done.stderr.count("\n")) == (2, "", 1)
+    assert done.stderr.startswith("review: ")
+
+
+@pytest.mark.parametrize("args", [(), ("--base", "x")])
+def test_cli_needs_base_and_head_or_plans(args):
+    done = subprocess.run([sys.executable, "-m", "dataplane", "review", *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr.count("\n")) == (2, "", 1)

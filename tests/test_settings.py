@@ -7,8 +7,16 @@ import json
 import pytest
 from cdktf import Testing
 
+from dataplane.config.customer import NAME_RULE
 from dataplane.config.errors import ConfigError
-from dataplane.config.settings import Settings, load_project, load_settings
+from dataplane.config.settings import (
+    CUSTOMER_NAME_MAX,
+    WORKSPACE_NAME_MAX,
+    Settings,
+    load_project,
+    load_settings,
+)
+from dataplane.ops.unlock import unlock
 from dataplane.project import CUSTOMERS_DIR_ENV
 from stacks import DataPlaneStack
 from tests.conftest import FIXTURES
@@ -49,6 +57,56 @@ def test_s3_bucket_names_that_s3_allows(tmp_path, bucket):
     assert (settings.backend.bucket, settings.backend.region) == (bucket, "eu-north-1")
 
 
+def test_deploy_role_in_each_customer_s_account(tmp_path):
+    settings = load_settings(write_settings(tmp_path, {"deployRoleName": "dataplane-deployer"}))
+    assert settings.deploy_role_arn("123456789012") == "arn:aws:iam::123456789012:role/dataplane-deployer"
+    assert load_settings(write_settings(tmp_path, {})).deploy_role_arn("123456789012") is None
+
+
+@pytest.mark.parametrize("name, words", [
+    ("bad name", "'bad name' is not an IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -)"),
+    ("d" * 65, "is not an IAM role name"),
+    ("path/deployer", "is not an IAM role name"),
+    ("astronomer-remote-management", "'astronomer-remote-management' is the role this tool creates for the control "
+                                     "plane (roleName), which only the control plane may assume"),
+])
+def test_a_bad_deploy_role_name_is_one_problem(tmp_path, name, words):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_settings(tmp_path, {"deployRoleName": name}))
+    [problem] = caught.value.problems
+    assert str(problem).startswith(f"{tmp_path / 'cdktf.json'}: context.deployRoleName: ") and words in str(problem)
+
+
+def test_cloud_backend_one_workspace_per_customer(tmp_path):
+    backend = load_settings(write_settings(tmp_path, {"backend": {"type": "cloud", "organization": "astro_platform-1"}}
+                                           )).backend
+    assert (backend.organization, backend.hostname, backend.workspace("acme")) == (
+        "astro_platform-1", "app.terraform.io", "dataplane-acme")
+
+
+@pytest.mark.parametrize("prefix, hostname", [("", "tfe.example.com"), ("Data_Plane-", "tfe.example.com:8443"),
+                                              ("p" * 50, "localhost")])
+def test_cloud_backend_prefixes_and_hostnames(tmp_path, prefix, hostname):
+    backend = load_settings(write_settings(tmp_path, {"backend": {
+        "type": "cloud", "organization": "astro", "workspacePrefix": prefix, "hostname": hostname}})).backend
+    assert (backend.workspace("acme"), backend.hostname) == (f"{prefix}acme", hostname)
+
+
+def test_the_longest_prefix_and_customer_name_fit_a_workspace_name():
+    assert NAME_RULE.fullmatch("a" * CUSTOMER_NAME_MAX) and not NAME_RULE.fullmatch("a" * (CUSTOMER_NAME_MAX + 1))
+    backend = Settings.model_validate({"backend": {"type": "cloud", "organization": "astro",
+                                                   "workspacePrefix": "p" * 50}}).backend
+    assert len(backend.workspace("a" * CUSTOMER_NAME_MAX)) == WORKSPACE_NAME_MAX
+
+
+def test_unlock_points_a_cloud_backend_to_its_workspace(customers):
+    settings = Settings.model_validate({"backend": {"type": "cloud", "organization": "astro"}})
+    message = unlock(customers["acme"], settings, None, lambda prompt: pytest.fail("nothing to confirm"))
+    assert message == ("acme uses the cloud backend, which keeps its own lock: unlock the workspace dataplane-acme in "
+                       "HCP Terraform (https://app.terraform.io/app/astro/workspaces/dataplane-acme), and only if the "
+                       "run holding it is dead")
+
+
 def test_environment_overrides_customers_dir(tmp_path, monkeypatch):
     monkeypatch.setenv(CUSTOMERS_DIR_ENV, "elsewhere")
     assert load_settings(write_settings(tmp_path, {"customersDir": "customers"})).customers_dir == "elsewhere"
@@ -83,8 +141,8 @@ def test_environment_overrides_customers_dir(tmp_path, monkeypatch):
        "not a region of the commercial AWS partition") for region in ("xx-fake-9", "cn-north-1", "us-gov-west-1")],
     *[({"backend": {"type": "s3", "bucket": bucket, "region": "us-east-1"}}, "context.backend.s3.bucket",
        "is not an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens")
-      for bucket in ("ab", "a" * 64, "Astro-state", "astro_state", "-astro", "astro-", ".astro", "astro.", "astro..state",
-                     "astró")],
+      for bucket in ("ab", "a" * 64, "Astro-state", "astro_state", "-astro", "astro-", ".astro", "astro.",
+                     "astro..state", "astró")],
     ({"backend": {"type": "s3", "bucket": "192.168.1.1", "region": "us-east-1"}}, "context.backend.s3.bucket",
      "formatted as an IP address"),
     *[({"backend": {"type": "s3", "bucket": bucket, "region": "us-east-1"}}, "context.backend.s3.bucket",
@@ -92,6 +150,19 @@ def test_environment_overrides_customers_dir(tmp_path, monkeypatch):
       for bucket in ("xn--astro", "sthree-astro", "amzn-s3-demo-astro", "astro-s3alias", "astro--ol-s3", "astro.mrap",
                      "astro--x-s3", "astro--table-s3")],
     ({"backend": {"type": "gcs"}}, "context.backend", "does not match any of the expected tags"),
+    ({"backend": {"type": "cloud"}}, "context.backend.cloud.organization", "required"),
+    *[({"backend": {"type": "cloud", "organization": org}}, "context.backend.cloud.organization",
+       "is not an HCP Terraform organization name (letters, digits, _ and -)")
+      for org in ("", "astro platform", "a.b")],
+    *[({"backend": {"type": "cloud", "organization": "astro", "workspacePrefix": prefix}},
+       "context.backend.cloud.workspacePrefix", "is not a workspace name prefix: at most 50 of A-Z a-z 0-9 _ -, so "
+       "that <prefix><customer> stays within HCP Terraform's 90 characters")
+      for prefix in ("p" * 51, "data.plane-", "dp/")],
+    *[({"backend": {"type": "cloud", "organization": "astro", "hostname": hostname}}, "context.backend.cloud.hostname",
+       "is not a hostname, optionally with a port") for hostname in ("https://app.terraform.io", "app.terraform.io/",
+                                                                     "-tfe.example.com", "tfe..example.com", "")],
+    ({"backend": {"type": "cloud", "organization": "astro", "workspace": "x"}}, "context.backend.cloud.workspace",
+     "unknown key"),
 ])
 def test_bad_settings_name_file_and_field(tmp_path, context, field, words):
     with pytest.raises(ConfigError) as caught:

@@ -9,8 +9,9 @@ import pytest
 from cdktf import Testing
 
 from dataplane.config.settings import Settings
+from dataplane.project import SETTINGS_ENV
 from stacks import DataPlaneStack
-from tests.conftest import stack_json
+from tests.conftest import run_main, stack_json
 from tests.snapshot import StackSnapshot, readable
 
 EXAMPLES = ["acme", "globex"]
@@ -60,6 +61,35 @@ def test_s3_backend_encrypts_locks_and_keys_per_customer(settings, customers):
     assert backends == {name: {"s3": {"bucket": "astro-state", "region": "us-east-1", "encrypt": True,
                                       "use_lockfile": True, "key": f"activation/{name}.tfstate"}}
                         for name in EXAMPLES}
+
+
+CLOUD = Settings.model_validate({"backend": {"type": "cloud", "organization": "astro", "workspacePrefix": "dp-",
+                                             "hostname": "tfe.example.com"}})
+
+
+def test_cloud_backend_one_workspace_per_customer(customers):
+    app = Testing.app()
+    terraform = {name: json.loads(Testing.synth(DataPlaneStack(app, customers[name], CLOUD)))["terraform"]
+                 for name in EXAMPLES}
+    assert {name: (t["cloud"], "backend" in t) for name, t in terraform.items()} == {
+        name: ({"organization": "astro", "hostname": "tfe.example.com", "workspaces": {"name": f"dp-{name}"}}, False)
+        for name in EXAMPLES}
+
+
+@pytest.mark.parametrize("name", ["acme-cloud"])
+def test_snapshot_with_the_cloud_backend(synthesized, tmp_path, snapshot, name):
+    """As `make synth` writes it with the cloud backend: only the backend differs from acme's own stack."""
+    settings = tmp_path / "cdktf.json"
+    settings.write_text(json.dumps({"context": {"backend": {"type": "cloud", "organization": "astro"}}}))
+    result = run_main(tmp_path / "cdktf.out", **{SETTINGS_ENV: str(settings)})
+    assert result.returncode == 0, result.stderr
+    stack, local = stack_json(tmp_path / "cdktf.out", "acme"), stack_json(synthesized, "acme")
+    assert readable(stack) == snapshot(extension_class=StackSnapshot)
+    for document in (stack, local):
+        for key in ("backend", "cloud"):
+            document["terraform"].pop(key, None)
+            document["//"]["metadata"].pop(key, None)
+    assert stack == local
 
 
 def test_control_plane_role_arn_replaces_the_account_root(customers):

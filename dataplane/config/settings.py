@@ -15,6 +15,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -41,6 +43,8 @@ RENAMED = {"context.permissionsBoundaryArn": "renamed to permissionsBoundary, wh
                                              "AWS-managed policy ARN"}
 RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+WORKSPACE_NAME_MAX = 90  # HCP Terraform's limit on a workspace name
+CUSTOMER_NAME_MAX = 40  # the longest customer name (NAME_RULE in dataplane/config/customer.py)
 
 
 def _boundary_in_every_account(value: str) -> str:
@@ -73,6 +77,15 @@ BucketName = Annotated[str, pattern(r"(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]
                                     "an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, beginning "
                                     "and ending with a letter or digit, no two periods in a row"),
                        AfterValidator(_bucket_name_allowed)]
+OrganizationName = Annotated[str, pattern(r"[A-Za-z0-9_-]+",
+                                          "an HCP Terraform organization name (letters, digits, _ and -)")]
+WorkspacePrefix = Annotated[str, pattern(
+    rf"[A-Za-z0-9_-]{{0,{WORKSPACE_NAME_MAX - CUSTOMER_NAME_MAX}}}",
+    f"a workspace name prefix: at most {WORKSPACE_NAME_MAX - CUSTOMER_NAME_MAX} of A-Z a-z 0-9 _ -, so that "
+    f"<prefix><customer> stays within HCP Terraform's {WORKSPACE_NAME_MAX} characters")]
+Hostname = Annotated[str, pattern(r"(?=[^:]{1,253}(:|$))[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                                  r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:\d{1,5})?",
+                                  "a hostname, optionally with a port (app.terraform.io), without scheme or path")]
 
 
 class _Context(BaseModel):
@@ -84,7 +97,8 @@ class LocalBackend(_Context):
     """One local state file per customer: `<stateDir>/<customer>.tfstate` beside the synth output dir."""
 
     type: Literal["local"] = "local"
-    state_dir: Annotated[str, pattern(r"(?!\.\.?$)[A-Za-z0-9._-]+", "a directory name (A-Z a-z 0-9 . _ -)")] = "terraform-state"
+    state_dir: Annotated[str, pattern(r"(?!\.\.?$)[A-Za-z0-9._-]+",
+                                      "a directory name (A-Z a-z 0-9 . _ -)")] = "terraform-state"
 
 
 class S3Backend(_Context):
@@ -99,6 +113,18 @@ class S3Backend(_Context):
         return f"{self.key_prefix}/{customer}.tfstate"
 
 
+class CloudBackend(_Context):
+    """One HCP Terraform (or Terraform Enterprise) workspace per customer: `<workspacePrefix><customer>`."""
+
+    type: Literal["cloud"]
+    organization: OrganizationName
+    workspace_prefix: WorkspacePrefix = "dataplane-"
+    hostname: Hostname = "app.terraform.io"
+
+    def workspace(self, customer: str) -> str:
+        return f"{self.workspace_prefix}{customer}"
+
+
 class Settings(_Context):
     """The `context` block of cdktf.json, with defaults."""
 
@@ -108,7 +134,16 @@ class Settings(_Context):
     control_plane_role_arn: Optional[RoleArn] = None
     permissions_boundary: Optional[PermissionsBoundary] = None
     max_session_duration: int = Field(3600, ge=3600, le=43200)
-    backend: Annotated[Union[LocalBackend, S3Backend], Field(discriminator="type")] = LocalBackend()
+    deploy_role_name: Optional[RoleName] = None
+    backend: Annotated[Union[LocalBackend, S3Backend, CloudBackend], Field(discriminator="type")] = LocalBackend()
+
+    @field_validator("deploy_role_name")
+    @classmethod
+    def _deploy_role_is_not_the_activation_role(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is not None and value == info.data.get("role_name"):
+            raise ValueError(f"{shown(value)} is the role this tool creates for the control plane (roleName), "
+                             "which only the control plane may assume; name the role deployers assume instead")
+        return value
 
     @model_validator(mode="after")
     def _role_in_control_plane(self) -> "Settings":
@@ -120,6 +155,12 @@ class Settings(_Context):
     def trusted_principal(self) -> str:
         """Who may assume the cross-account role: the control-plane role, or its account root."""
         return self.control_plane_role_arn or f"arn:aws:iam::{self.control_plane_account_id}:root"
+
+    def deploy_role_arn(self, account_id: str) -> Optional[str]:
+        """The role a deployer assumes to plan or deploy a stack in `account_id` (None: the caller's own)."""
+        if self.deploy_role_name is None:
+            return None
+        return f"arn:aws:iam::{account_id}:role/{self.deploy_role_name}"
 
     def permissions_boundary_arn(self, account_id: str) -> Optional[str]:
         """The role's boundary in `account_id`: the AWS-managed policy, or the named policy in that account."""

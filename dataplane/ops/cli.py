@@ -8,13 +8,21 @@ Each command's module is imported only when it runs, so the CLI starts light.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command tree (the workflow tests check every `python -m dataplane` step against it)."""
     parser = argparse.ArgumentParser(prog="python -m dataplane", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     known = commands.add_parser("customer", help="exit 0 when NAME is a customer of the fleet, else say so (exit 2)")
@@ -24,6 +32,26 @@ def main(argv: list[str] | None = None) -> int:
     deploy = _workspace_parser(commands, "deploy", _deploy, "adopt what is provably ours, then cdktf deploy")
     deploy.add_argument("--outputs-dir", type=Path, default=Path("outputs"),
                         help="where <customer>.json with the stack outputs is written (outputs)")
+    destroy = commands.add_parser("destroy", help="destroy a customer's stack; with --base, one whose file is gone")
+    destroy.add_argument("customer", help="customer name")
+    destroy.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output dir (cdktf.out)")
+    destroy.add_argument("--base", metavar="REF",
+                         help="git ref whose fleet still has the customer: its stack is synthesized and destroyed")
+    destroy.set_defaults(run=_destroy)
+    plan = commands.add_parser("plan", help="terraform plans of many stacks in parallel, as JSON for review --plans")
+    plan.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to plan (default: all, or affected)")
+    plan.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output to plan (cdktf.out)")
+    plan.add_argument("--affected-from", type=Path, metavar="BASE_OUT",
+                      help="base synth output: plan stacks added or changed since it, and destroys of removed ones")
+    plan.add_argument("--batch", type=_batch, metavar="i/n", help="plan only batch i (0-based) of n of the selection")
+    plan.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="stacks planned at once (CPUs)")
+    plan.add_argument("--out", type=Path, default=Path("plans"), help="where plans are written (plans)")
+    plan.add_argument("--ok-on-changes", action="store_true", help="exit 0, not 2, when stacks have changes")
+    plan.set_defaults(run=_plan)
+    synth_ref = commands.add_parser("synth-ref", help="synthesize a git ref as committed, in a temporary worktree")
+    synth_ref.add_argument("ref", help="git ref (branch, tag, commit)")
+    synth_ref.add_argument("--outdir", type=Path, required=True, help="where to synthesize (a cdktf.out layout)")
+    synth_ref.set_defaults(run=_synth_ref)
     _workspace_parser(commands, "unlock", _unlock, "show a killed run's S3 state lock; release it once confirmed")
     _checks_parser(commands, "preflight", _preflight, "check the account is ready, with the deployer's credentials")
     verify = _checks_parser(commands, "verify", _verify, "check the deployed activation, as the control plane would")
@@ -32,28 +60,75 @@ def main(argv: list[str] | None = None) -> int:
     listing = commands.add_parser("list", help="every customer, and data-plane CIDRs that overlap")
     listing.add_argument("--json", action="store_true", help="print as JSON")
     listing.set_defaults(run=_list)
-    review = commands.add_parser("review", help="review synthesized plans: what changes between two cdktf.out dirs")
-    review.add_argument("--base", type=Path, required=True, help="synthesized output of the base (cdktf.out layout)")
-    review.add_argument("--head", type=Path, required=True, help="synthesized output of the head (cdktf.out layout)")
+    review = commands.add_parser("review", help="the PR review: configuration diff of two cdktf.out dirs, and plans")
+    review.add_argument("--base", type=Path, help="synthesized output of the base (cdktf.out layout)")
+    review.add_argument("--head", type=Path, help="synthesized output of the head (cdktf.out layout)")
+    review.add_argument("--plans", type=Path, metavar="DIR",
+                        help="<customer>.plan.json files (terraform show -json): the plans' figures for those stacks")
     review.add_argument("--format", choices=("markdown", "json"), default="markdown")
     review.add_argument("--affected", action="store_true", help="print only the added or changed stack names")
+    review.add_argument("--max-chars", default="65000", metavar="N",
+                        help="split the Markdown into parts of at most N characters (at least 1000; 65000)")
+    review.add_argument("--parts-dir", type=Path, metavar="DIR",
+                        help="write the parts to DIR/part-001.md, ... and print only their paths")
     review.set_defaults(run=_review)
     gate = commands.add_parser("gate", help="the security gate: checkov over every synthesized stack")
     gate.add_argument("outdir", type=Path, nargs="?", default=Path("cdktf.out"), help="synth output (cdktf.out)")
     gate.set_defaults(run=_gate)
+    matrix = commands.add_parser("matrix", help="GitHub Actions job matrix: plan batches, customers to apply/destroy")
+    matrix.add_argument("kind", choices=("plan", "apply", "destroy"))
+    matrix.add_argument("--base", type=Path, required=True, help="synthesized output of the base (cdktf.out layout)")
+    matrix.add_argument("--head", type=Path, required=True, help="synthesized output of the head (cdktf.out layout)")
+    matrix.add_argument("--per-job", type=int, default=20, help="stacks per plan job (20)")
+    matrix.add_argument("--max-jobs", type=int, default=256, help="at most this many jobs, 1-256 (256: GitHub's limit)")
+    matrix.add_argument("--github-output", action="store_true", help="also append matrix= and count= to $GITHUB_OUTPUT")
+    matrix.set_defaults(run=_matrix)
+    comment = commands.add_parser("comment", help="post the review parts as sticky comments on the pull request")
+    comment.add_argument("--parts-dir", type=Path, required=True, help="the review's parts: part-001.md, ...")
+    comment.add_argument("--repo", help="OWNER/NAME (default: $GITHUB_REPOSITORY)")
+    comment.add_argument("--pr", type=int, help="pull request number (default: the event's, $GITHUB_EVENT_PATH)")
+    comment.add_argument("--api-url", help="GitHub REST API (default: $GITHUB_API_URL, else https://api.github.com)")
+    comment.set_defaults(run=_comment)
+    atlantis = commands.add_parser("atlantis", help="print atlantis.yaml: one Atlantis project per synthesized stack")
+    atlantis.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output (cdktf.out)")
+    atlantis.set_defaults(run=_atlantis)
     terraformrc = commands.add_parser("terraformrc", help="write the project's terraform CLI config if it changed")
     terraformrc.set_defaults(run=_terraformrc)
     cdktf = commands.add_parser("cdktf", help="the pinned cdktf CLI, with the project's environment")
     cdktf.add_argument("arguments", nargs=argparse.REMAINDER, help="its arguments (plan <customer> ...)")
     cdktf.set_defaults(run=_cdktf)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    return parser
 
 
 def _gate(args: argparse.Namespace) -> int:
     from dataplane.ops import gate
 
     return gate.run(args.outdir)
+
+
+def _atlantis(args: argparse.Namespace) -> int:
+    settings = _project()[0]
+    from dataplane.ops import atlantis
+    from dataplane.project import PROJECT_ROOT
+
+    try:
+        config = atlantis.repo_config(args.outdir, PROJECT_ROOT / settings.customers_dir, PROJECT_ROOT)
+    except atlantis.AtlantisError as e:
+        _usage_error(f"atlantis: {e}")
+    sys.stdout.write(atlantis.render(config))
+    return 0
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from dataplane.ops import matrix
+
+    return matrix.run(args.kind, args.base, args.head, args.per_job, args.max_jobs, args.github_output)
+
+
+def _comment(args: argparse.Namespace) -> int:
+    from dataplane.ops import comment
+
+    return comment.run(args.parts_dir, args.repo, args.pr, args.api_url)
 
 
 def _terraformrc(args: argparse.Namespace) -> int:
@@ -78,12 +153,30 @@ def _cdktf(args: argparse.Namespace) -> int:
 def _review(args: argparse.Namespace) -> int:
     from dataplane.ops import review
 
+    if (args.base is None) != (args.head is None):
+        _usage_error("review: --base and --head go together")
+    if args.base is None and args.plans is None:
+        _usage_error("review: nothing to review: give --base and --head, or --plans, or all three")
     try:
-        report = review.review(args.base, args.head)
+        max_chars = int(args.max_chars)
+    except ValueError:
+        max_chars = 0
+    if max_chars < review.MIN_CHARS:
+        _usage_error(f"review: --max-chars must be a whole number, at least {review.MIN_CHARS}; not {args.max_chars!r}")
+    if args.parts_dir is not None and (args.format == "json" or args.affected):
+        _usage_error("review: --parts-dir writes the Markdown parts: not with --format json or --affected")
+    try:
+        report = review.review(args.base, args.head, args.plans)
+        if args.affected or args.format == "json":
+            sys.stdout.write(review.render(report, args.format, args.affected))
+        elif args.parts_dir is None:
+            sys.stdout.write(review.join_parts(review.split(report, max_chars)))
+        else:
+            for path in review.write_parts(review.split(report, max_chars), args.parts_dir):
+                print(path)
     except review.ReviewError as e:
         print(f"review: {e}", file=sys.stderr)
         return 2
-    sys.stdout.write(review.render(report, args.format, args.affected))
     return 0
 
 
@@ -152,6 +245,64 @@ def _deploy(args: argparse.Namespace) -> int:
     except (AdoptError, SynthError) as e:
         print(f"deploy {customer.name}: {e}", file=sys.stderr)
         return 1
+
+
+def _batch(value: str) -> tuple[int, int]:
+    from dataplane.runtime.shards import parse
+
+    try:
+        return parse(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected i/n with 0 <= i < n") from None
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of at least 1")
+    return int(value)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if args.customers and args.affected_from:
+        _usage_error("plan: name customers or give --affected-from, not both")
+    settings = _project()[0]
+    from dataplane.ops import plan
+
+    try:
+        targets = plan.select(args.outdir, args.customers, args.affected_from, args.batch)
+    except plan.PlanInputError as e:
+        _usage_error(f"plan: {e}")
+    started = time.monotonic()
+    results = plan.plan_all(targets, args.outdir, args.out, settings, args.jobs,
+                            lambda result: print(result.line(), flush=True))
+    if args.batch is None:
+        plan.keep_only(args.out, [t.name for t in targets])
+    counts = {result: sum(r.result == result for r in results) for result in ("changes", "no changes", "error")}
+    print(f"planned {len(results)} stack(s) in {time.monotonic() - started:.1f} s: {counts['changes']} with changes, "
+          f"{counts['no changes']} without, {counts['error']} failed; plans in {args.out}")
+    return plan.exit_status(results, args.ok_on_changes)
+
+
+def _destroy(args: argparse.Namespace) -> int:
+    from dataplane.ops import offboard
+
+    if args.base is None:
+        return offboard.destroy(_customer(args.customer)[1].name, args.outdir)
+    try:
+        return offboard.destroy_from(args.customer, args.base, args.outdir, _project()[1])
+    except offboard.OffboardError as e:
+        _usage_error(f"destroy: {e}")
+
+
+def _synth_ref(args: argparse.Namespace) -> int:
+    from dataplane.ops.ref_synth import RefError, synth_ref
+
+    try:
+        commit = synth_ref(args.ref, args.outdir)
+    except RefError as e:
+        _usage_error(str(e))
+    print(f"synthesized {args.ref} ({commit[:12]}) into {args.outdir}", file=sys.stderr)
+    return 0
 
 
 def _unlock(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ Terraform's S3 backend with `use_lockfile` keeps the lock as an object beside th
 it, and every later plan or deploy then fails with "Error acquiring the state lock". This shows
 the lock's holder and, only after the engineer types the customer's name, releases it with
 `terraform force-unlock` in a private workspace, as a deploy would run terraform. With the local
-backend the operating system releases the lock when terraform dies: there is nothing to unlock.
+backend the operating system releases the lock when terraform dies: there is nothing to unlock; the
+cloud backend's lock is HCP Terraform's, released on the workspace's page.
 """
 
 from __future__ import annotations
@@ -61,9 +62,15 @@ def describe(where: str, lock: dict) -> str:
 
 def unlock(customer: Customer, settings: Settings, outdir: Path, answer: Callable[[str], str]) -> str:
     """Show the lock and release it once `answer(prompt)` returns the customer's name; returns what happened."""
-    if settings.backend.type != "s3":
+    backend = settings.backend
+    if backend.type == "local":
         return (f"{customer.name} uses the local backend: its lock is released by the operating system when "
                 "terraform exits or dies; nothing to unlock")
+    if backend.type == "cloud":
+        name = backend.workspace(customer.name)
+        return (f"{customer.name} uses the cloud backend, which keeps its own lock: unlock the workspace {name} "
+                f"in HCP Terraform (https://{backend.hostname}/app/{backend.organization}/workspaces/{name}), "
+                "and only if the run holding it is dead")
     where, lock = lock_holder(settings, customer)
     if lock is None:
         return f"{customer.name}'s state is not locked ({where} does not exist)"

@@ -1,0 +1,224 @@
+"""`python -m dataplane comment --parts-dir review-parts`: the review as sticky comments on the pull request.
+
+Part `i` of the review (`part-00i.md`) is one comment whose body begins with the hidden marker
+`<!-- dataplane-review part i -->`; part 1 is the main comment. Each run finds its comments again by that marker:
+it creates a missing part, edits a part whose text changed (in place), leaves an unchanged one alone, and
+deletes the comments of parts that no longer exist (and duplicates a race left). A comment whose body does
+not begin with the marker, anyone else's, is never touched.
+
+The repository, API and pull request come from GitHub Actions' environment unless given (`--repo`, `--api-url`,
+`--pr`); the token only from `$GITHUB_TOKEN`, and it is never printed. GitHub's REST API, over urllib.
+Exit status: 0 done, 1 the API refused or failed (one line, with the HTTP status), 2 bad input (one line).
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+TOKEN_ENV = "GITHUB_TOKEN"
+"""The token the comments are written with (in a workflow: `secrets.GITHUB_TOKEN`)."""
+REPOSITORY_ENV = "GITHUB_REPOSITORY"
+"""GitHub Actions': `owner/name` of the repository the workflow runs in."""
+API_URL_ENV = "GITHUB_API_URL"
+"""GitHub Actions': the REST API's address (GitHub Enterprise has its own)."""
+EVENT_PATH_ENV = "GITHUB_EVENT_PATH"
+"""GitHub Actions': the file holding the event that started the workflow (`pull_request.number`)."""
+
+DEFAULT_API_URL = "https://api.github.com"
+COMMENT_LIMIT = 65_536
+"""GitHub's limit on a comment body, in characters."""
+PER_PAGE = 100
+TIMEOUT = 30
+PART_FILE = re.compile(r"part-(\d{3,})\.md")
+MARKER = re.compile(r"<!-- dataplane-review part (\d+) -->")
+REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
+
+
+class InputError(Exception):
+    """A missing or malformed input: token, repository, pull request, API address or parts."""
+
+
+class GitHubError(Exception):
+    """The GitHub API refused a request, answered something unexpected, or could not be reached."""
+
+
+def marker(part: int) -> str:
+    return f"<!-- dataplane-review part {part} -->"
+
+
+def read_parts(parts_dir: Path) -> list[str]:
+    """The comment bodies, marker first, of `part-001.md`, `part-002.md`, ... in `parts_dir` (numbered without gaps)."""
+    if not parts_dir.is_dir():
+        raise InputError(f"{parts_dir}: not a directory")
+    files = {int(m[1]): path for path in parts_dir.iterdir() if (m := PART_FILE.fullmatch(path.name))}
+    if not files:
+        raise InputError(f"{parts_dir}: no review parts (part-001.md, ...)")
+    if sorted(files) != list(range(1, len(files) + 1)):
+        raise InputError(f"{parts_dir}: parts must be numbered part-001.md, part-002.md, ... without gaps; found "
+                         + ", ".join(files[n].name for n in sorted(files)))
+    bodies = []
+    for number in range(1, len(files) + 1):
+        try:
+            body = f"{marker(number)}\n{files[number].read_text(encoding='utf-8')}"
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"{files[number]}: cannot be read ({e})") from None
+        if len(body) > COMMENT_LIMIT:
+            raise InputError(f"{files[number]}: {len(body)} characters with the marker, more than a comment's "
+                             f"{COMMENT_LIMIT}")
+        bodies.append(body)
+    return bodies
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """Where the comments go, and the token that may write them."""
+
+    api_url: str
+    repo: str
+    number: int
+    token: str
+
+    @classmethod
+    def from_environment(cls, repo: str | None, number: int | None, api_url: str | None) -> PullRequest:
+        """The given values, else GitHub Actions' environment; an `InputError` for anything missing or malformed."""
+        token = os.environ.get(TOKEN_ENV)
+        if not token:
+            raise InputError(f"{TOKEN_ENV} is not set: the token to write comments with")
+        if not token.isprintable() or " " in token:
+            raise InputError(f"{TOKEN_ENV} holds spaces or control characters: not a token")
+        repo = repo or os.environ.get(REPOSITORY_ENV)
+        if not repo:
+            raise InputError(f"no repository: pass --repo OWNER/NAME or set {REPOSITORY_ENV}")
+        if not REPO.fullmatch(repo):
+            raise InputError(f"repository {repo!r} is not OWNER/NAME")
+        api_url = (api_url or os.environ.get(API_URL_ENV) or DEFAULT_API_URL).rstrip("/")
+        address = urllib.parse.urlsplit(api_url)
+        if address.scheme not in ("http", "https") or not address.hostname or address.query or address.fragment:
+            raise InputError(f"API address {api_url!r} is not an http(s) URL")
+        number = _event_pull_request() if number is None else number
+        if number < 1:
+            raise InputError(f"pull request number {number} is not positive")
+        return cls(api_url, repo, number, token)
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> Any:
+        """One REST call; its JSON answer (None when empty)."""
+        request = urllib.request.Request(
+            self.api_url + path, method=method, data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Accept": "application/vnd.github+json",
+                     "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json",
+                     "User-Agent": "dataplane-review"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as e:
+            raise GitHubError(f"{method} {path}: HTTP {e.code} {e.reason}{_message(e)}") from None
+        except urllib.error.URLError as e:
+            raise GitHubError(f"{method} {path}: {e.reason}") from None
+        except (OSError, http.client.HTTPException) as e:
+            raise GitHubError(f"{method} {path}: {e or type(e).__name__}") from None
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise GitHubError(f"{method} {path}: the answer is not JSON") from None
+
+    def comments(self) -> list[dict]:
+        """Every comment on the pull request, oldest first, following the pages."""
+        comments: list[dict] = []
+        for page in itertools.count(1):
+            path = f"/repos/{self.repo}/issues/{self.number}/comments?per_page={PER_PAGE}&page={page}"
+            batch = self._call("GET", path)
+            if not isinstance(batch, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), int)
+                                                      for c in batch):
+                raise GitHubError(f"GET {path}: the answer is not a list of comments")
+            comments += batch
+            if len(batch) < PER_PAGE:
+                break
+        return comments
+
+    def create(self, body: str) -> int:
+        path = f"/repos/{self.repo}/issues/{self.number}/comments"
+        answer = self._call("POST", path, {"body": body})
+        if not isinstance(answer, dict) or not isinstance(answer.get("id"), int):
+            raise GitHubError(f"POST {path}: the answer is not a comment")
+        return answer["id"]
+
+    def update(self, comment_id: int, body: str) -> None:
+        self._call("PATCH", f"/repos/{self.repo}/issues/comments/{comment_id}", {"body": body})
+
+    def delete(self, comment_id: int) -> None:
+        self._call("DELETE", f"/repos/{self.repo}/issues/comments/{comment_id}")
+
+
+def sync(pull_request: PullRequest, bodies: list[str]) -> Iterator[str]:
+    """Make the pull request's marked comments exactly `bodies` (part 1 first), saying what is done as it is done."""
+    ours: dict[int, list[dict]] = {}
+    for comment in pull_request.comments():
+        if found := MARKER.match(str(comment.get("body") or "")):
+            ours.setdefault(int(found[1]), []).append(comment)
+    stale = []
+    for part, body in enumerate(bodies, 1):
+        if part not in ours:
+            yield f"part {part}: created comment {pull_request.create(body)}"
+            continue
+        first, *duplicates = ours.pop(part)
+        stale += [(part, comment) for comment in duplicates]
+        if first.get("body") != body:
+            pull_request.update(first["id"], body)
+            yield f"part {part}: updated comment {first['id']}"
+        else:
+            yield f"part {part}: unchanged comment {first['id']}"
+    stale += [(part, comment) for part in sorted(ours) for comment in ours[part]]
+    for part, comment in stale:
+        pull_request.delete(comment["id"])
+        yield f"part {part}: deleted comment {comment['id']}"
+
+
+def run(parts_dir: Path, repo: str | None, number: int | None, api_url: str | None) -> int:
+    """Post the parts in `parts_dir`; print what was done. 0 done, 1 an API failure, 2 bad input."""
+    try:
+        pull_request = PullRequest.from_environment(repo, number, api_url)
+        bodies = read_parts(parts_dir)
+    except InputError as e:
+        print(f"comment: {e}", file=sys.stderr)
+        return 2
+    try:
+        for done in sync(pull_request, bodies):
+            print(done, flush=True)
+    except GitHubError as e:
+        print(f"comment: GitHub API {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _event_pull_request() -> int:
+    """The pull request number of the event that started the workflow."""
+    path = os.environ.get(EVENT_PATH_ENV)
+    if not path:
+        raise InputError(f"no pull request: pass --pr N or run on a pull_request event ({EVENT_PATH_ENV})")
+    try:
+        number = json.loads(Path(path).read_text(encoding="utf-8"))["pull_request"]["number"]
+    except (OSError, ValueError, KeyError, TypeError):
+        number = None
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise InputError(f"{path}: not a pull_request event (no pull_request.number); pass --pr N")
+    return number
+
+
+def _message(error: urllib.error.HTTPError) -> str:
+    """GitHub's own explanation of a refusal (`message` of its JSON answer), on one line."""
+    try:
+        message = json.loads(error.read()).get("message")
+    except (OSError, ValueError, AttributeError, http.client.HTTPException):
+        return ""
+    return f": {' '.join(str(message).split())[:200]}" if message else ""

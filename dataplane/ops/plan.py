@@ -1,0 +1,227 @@
+"""`python -m dataplane plan`: what Terraform will do to each stack, planned in parallel, as JSON a review reads.
+
+    python -m dataplane plan [CUSTOMER ...] [--affected-from BASE_OUT] [--batch i/n] [--jobs N] [--out plans]
+
+For each selected stack of the synth output (`--outdir`, default `cdktf.out`): `terraform init`
+(the aws provider from the project's CLI config, through its one shared plugin cache, so the
+provider is installed once for all stacks), `terraform plan -detailed-exitcode -out`, and
+`terraform show -json`, written to `<out>/<customer>.tfplan` and `<out>/<customer>.plan.json`.
+With `--affected-from`, the selection is the stacks added or changed since that base synth output,
+and every customer removed since then is planned as a destroy of the base's stack (in a private
+copy beside the synth output, so a local state path resolves as it would have in the base).
+
+One progress line per stack as it finishes (name, result, seconds). Exit status as terraform's
+`-detailed-exitcode`: 0 no changes anywhere, 2 changes (0 with `--ok-on-changes`), 1 any error;
+the other stacks still finish and are reported. Credentials: the standard chain, or, with the
+`deployRoleName` setting, `arn:aws:iam::<stack's account>:role/<deployRoleName>` assumed per stack.
+Without `--batch`, `<out>` holds only this run's plans afterwards (a review reads every plan there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+from dataplane import synth_output
+from dataplane.config.settings import Settings
+from dataplane.ops import review
+from dataplane.ops.matrix import batch_of
+from dataplane.runtime.toolchain import (
+    AWS_PROVIDER,
+    AWS_PROVIDER_VERSION,
+    INIT,
+    PLUGIN_CACHE,
+    tool_environment,
+)
+
+Result = Literal["no changes", "changes", "error"]
+PLAN_SUFFIX, JSON_SUFFIX = ".tfplan", ".plan.json"
+TIMEOUT = 1800
+
+
+class PlanInputError(Exception):
+    """A selection that cannot be planned: no synth output, or a name that is not one of its stacks."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One stack to plan: where its synthesized files are, and whether it is planned as a destroy."""
+
+    name: str
+    directory: Path
+    destroy: bool = False
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    name: str
+    result: Result
+    seconds: float
+    destroy: bool = False
+    error: str = ""
+
+    def line(self) -> str:
+        """The progress line: name, result, seconds; a failure's terraform output indented below."""
+        line = f"{self.name}: {self.result}{' (destroy)' if self.destroy else ''} in {self.seconds:.1f} s"
+        return line + "".join(f"\n    {text}" for text in self.error.splitlines())
+
+
+def select(outdir: Path, names: Sequence[str] = (), affected_from: Path | None = None,
+           batch: tuple[int, int] | None = None) -> list[Target]:
+    """The stacks to plan, sorted by name: those named, those affected since a base, or all; then one batch."""
+    try:
+        stacks = review.load_stacks(outdir)
+        if affected_from is not None:
+            report = review.review(affected_from, outdir)
+    except review.ReviewError as e:
+        raise PlanInputError(str(e)) from None
+    if unknown := [n for n in names if n not in stacks]:
+        raise PlanInputError(f"no stack {unknown[0]!r} in {outdir}; synthesized: {', '.join(sorted(stacks)) or 'none'}")
+    if affected_from is not None:
+        targets = [Target(n, synth_output.stack_dir(outdir, n)) for n in report.affected]
+        targets += [Target(n, synth_output.stack_dir(affected_from, n), destroy=True) for n in report.named("removed")]
+    else:
+        targets = [Target(n, synth_output.stack_dir(outdir, n)) for n in sorted(names or stacks)]
+    targets.sort(key=lambda t: t.name)
+    if batch is None:
+        return targets
+    chosen = set(batch_of([t.name for t in targets], *batch))
+    return [t for t in targets if t.name in chosen]
+
+
+def account_of(directory: Path) -> str:
+    """The account a synthesized stack deploys into: its default aws provider's `allowed_account_ids`."""
+    document = json.loads((directory / synth_output.STACK_FILE).read_text(encoding="utf-8"))
+    provider = next(p for p in document["provider"]["aws"] if "alias" not in p)
+    return provider["allowed_account_ids"][0]
+
+
+class _Credentials:
+    """Per-stack environment: the standard chain, or the deploy role assumed in the stack's account."""
+
+    def __init__(self, settings: Settings, base: dict[str, str]):
+        self._settings, self._base = settings, base
+        self._sts = None
+        if settings.deploy_role_name:
+            import boto3
+
+            self._sts = boto3.client("sts")
+
+    def environment(self, target: Target) -> dict[str, str]:
+        if self._sts is None:
+            return self._base
+        role = self._settings.deploy_role_arn(account_of(target.directory))
+        credentials = self._sts.assume_role(RoleArn=role, RoleSessionName=f"dataplane-plan-{target.name}"[:64])[
+            "Credentials"]
+        env = {k: v for k, v in self._base.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
+        return {**env, "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": credentials["SessionToken"]}
+
+
+class _Init:
+    """`terraform init`, alone until the shared plugin cache holds the provider (its first fill is not
+    safe to run concurrently), then in parallel: later inits only link to the cache."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._warm = (PLUGIN_CACHE / AWS_PROVIDER / AWS_PROVIDER_VERSION).is_dir()
+
+    def __call__(self, directory: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+        if not self._warm:
+            with self._lock:
+                if not self._warm:
+                    done = _terraform(directory, env, INIT)
+                    self._warm = done.returncode == 0
+                    return done
+        return _terraform(directory, env, INIT)
+
+
+def _terraform(directory: Path, env: dict[str, str], command: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["terraform", *command], cwd=directory, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def _failure(step: str, done: subprocess.CompletedProcess) -> str:
+    return f"terraform {step} failed: {(done.stderr or done.stdout).strip()}"
+
+
+def plan_stack(target: Target, out: Path, env: dict[str, str], init: _Init) -> tuple[Result, str]:
+    """Init, plan and show one stack; (result, error message). A failed stack leaves no plan files."""
+    plan_file, json_file = out / f"{target.name}{PLAN_SUFFIX}", out / f"{target.name}{JSON_SUFFIX}"
+    for stale in (plan_file, json_file):
+        stale.unlink(missing_ok=True)
+    result, error = _plan_stack(target, plan_file, json_file, env, init)
+    if result == "error":
+        plan_file.unlink(missing_ok=True)  # terraform saves an errored plan too
+    return result, error
+
+
+def _plan_stack(target: Target, plan_file: Path, json_file: Path, env: dict[str, str],
+                init: _Init) -> tuple[Result, str]:
+    if (done := init(target.directory, env)).returncode != 0:
+        return "error", _failure("init", done)
+    command = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
+    planned = _terraform(target.directory, env, command + (["-destroy"] if target.destroy else []))
+    if planned.returncode not in (0, 2):
+        return "error", _failure("plan", planned)
+    shown = _terraform(target.directory, env, ["show", "-json", str(plan_file)])
+    if shown.returncode != 0:
+        return "error", _failure("show", shown)
+    partial = json_file.with_suffix(".partial")
+    partial.write_text(shown.stdout, encoding="utf-8")
+    os.replace(partial, json_file)
+    return ("changes" if planned.returncode == 2 else "no changes"), ""
+
+
+def _run(target: Target, outdir: Path, out: Path, credentials: _Credentials, init: _Init) -> StackPlan:
+    started = time.monotonic()
+    try:
+        env = credentials.environment(target)
+        if target.destroy:
+            with synth_output.private_dir(outdir, f"plan-{target.name}") as workdir:
+                copy = synth_output.stack_dir(workdir, target.name)
+                shutil.copytree(target.directory, copy, ignore=shutil.ignore_patterns(".terraform"))
+                result, error = plan_stack(Target(target.name, copy, True), out, env, init)
+        else:
+            result, error = plan_stack(target, out, env, init)
+    except Exception as e:  # noqa: BLE001 - one stack's failure (credentials, files) never stops the others
+        result, error = "error", f"{type(e).__name__}: {e}"
+    return StackPlan(target.name, result, time.monotonic() - started, target.destroy, error)
+
+
+def plan_all(targets: Sequence[Target], outdir: Path, out: Path, settings: Settings, jobs: int,
+             progress: Callable[[StackPlan], None], env: dict[str, str] | None = None) -> list[StackPlan]:
+    """Plan every target, `jobs` at a time; `progress` hears of each as it finishes. Sorted results."""
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    credentials, init = _Credentials(settings, env or tool_environment()), _Init()
+    results = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(_run, t, outdir, out, credentials, init) for t in targets]
+        for future in as_completed(futures):
+            results.append(future.result())
+            progress(results[-1])
+    return sorted(results, key=lambda r: r.name)
+
+
+def keep_only(out: Path, names: Sequence[str]) -> None:
+    """Remove plans in `out` of stacks not in `names` (an earlier run's), so a review reads only this run's."""
+    for path in out.glob("*"):
+        stack = path.name.removesuffix(JSON_SUFFIX).removesuffix(PLAN_SUFFIX)
+        if stack != path.name and stack not in names:
+            path.unlink()
+
+
+def exit_status(results: Sequence[StackPlan], ok_on_changes: bool = False) -> int:
+    if any(r.result == "error" for r in results):
+        return 1
+    return 2 if any(r.result == "changes" for r in results) and not ok_on_changes else 0

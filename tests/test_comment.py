@@ -1,0 +1,287 @@
+"""The review's sticky comments, against a small fake of GitHub's issue-comments API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from dataplane.ops import cli
+from dataplane.ops.comment import COMMENT_LIMIT
+
+TOKEN = "ghs_test-token-never-printed"
+REPO = "octo-org/data-plane"
+PR = 7
+BOT = "github-actions[bot]"
+
+
+class FakeGitHub:
+    """Issue comments of `REPO`'s pull requests, served as GitHub's REST API serves them (pages of at most 100)."""
+
+    def __init__(self):
+        self.comments: dict[int, dict] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.refuse: tuple[int, str, str] | None = None
+        """(status, message, method): GitHub's answer to every request with that method ("" for all)."""
+        self._ids = iter(range(1001, 10**6))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def add(self, body: str, pr: int = PR, user: str = "someone") -> int:
+        comment_id = next(self._ids)
+        self.comments[comment_id] = {"id": comment_id, "pr": pr, "body": body, "user": {"login": user}}
+        return comment_id
+
+    def bodies(self, pr: int = PR) -> list[str]:
+        return [c["body"] for c in self.comments.values() if c["pr"] == pr]
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [(method, path) for method, path in self.requests if method != "GET"]
+
+    def answer(self, method: str, path: str, query: dict, body: dict | None) -> tuple[int, object]:
+        if self.refuse and self.refuse[2] in ("", method):
+            return self.refuse[0], {"message": self.refuse[1]}
+        if found := re.fullmatch(rf"/repos/{REPO}/issues/(\d+)/comments", path):
+            pr = int(found[1])
+            if method == "GET":
+                per_page, page = min(int(query.get("per_page", ["30"])[0]), 100), int(query.get("page", ["1"])[0])
+                listed = [c for c in self.comments.values() if c["pr"] == pr]
+                return 200, listed[(page - 1) * per_page:page * per_page]
+            if method == "POST":
+                comment_id = self.add(body["body"], pr, BOT)
+                return 201, self.comments[comment_id]
+        if (found := re.fullmatch(rf"/repos/{REPO}/issues/comments/(\d+)", path)) and int(found[1]) in self.comments:
+            if method == "PATCH":
+                self.comments[int(found[1])]["body"] = body["body"]
+                return 200, self.comments[int(found[1])]
+            if method == "DELETE":
+                del self.comments[int(found[1])]
+                return 204, None
+        return 404, {"message": "Not Found"}
+
+    def _handler(self):
+        github = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self):
+                address = urlsplit(self.path)
+                github.requests.append((self.command, self.path))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                if (self.headers["Authorization"], self.headers["Accept"], self.headers["X-GitHub-Api-Version"]) != (
+                        f"Bearer {TOKEN}", "application/vnd.github+json", "2022-11-28"):
+                    status, answer = 401, {"message": "Bad credentials"}
+                else:
+                    status, answer = github.answer(self.command, address.path, parse_qs(address.query), body)
+                raw = b"" if answer is None else json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _serve
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+@pytest.fixture
+def github(monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    for name in ("GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_EVENT_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    fake = FakeGitHub()
+    yield fake
+    fake.stop()
+
+
+def parts(directory: Path, *texts: str) -> Path:
+    """`directory` holding exactly `part-001.md`, ... with `texts`."""
+    directory.mkdir(exist_ok=True)
+    for old in directory.iterdir():
+        old.unlink()
+    for number, text in enumerate(texts, 1):
+        (directory / f"part-{number:03d}.md").write_text(text)
+    return directory
+
+
+def comment(capsys, github: FakeGitHub, parts_dir: Path, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["comment", "--parts-dir", str(parts_dir), *args])
+    out, err = capsys.readouterr()
+    assert TOKEN not in out + err
+    return code, out, err
+
+
+def post(capsys, github: FakeGitHub, parts_dir: Path) -> tuple[int, str, str]:
+    return comment(capsys, github, parts_dir, "--repo", REPO, "--pr", str(PR), "--api-url", github.url)
+
+
+def test_the_first_run_creates_one_comment_per_part_and_a_second_run_edits_nothing(capsys, github, tmp_path):
+    review = parts(tmp_path / "parts", "## Data plane review\n", "### `globex`: changed\n")
+    assert post(capsys, github, review) == (0, "part 1: created comment 1001\npart 2: created comment 1002\n", "")
+    assert github.bodies() == ["<!-- dataplane-review part 1 -->\n## Data plane review\n",
+                               "<!-- dataplane-review part 2 -->\n### `globex`: changed\n"]
+    github.requests.clear()
+    assert post(capsys, github, review) == (0, "part 1: unchanged comment 1001\npart 2: unchanged comment 1002\n", "")
+    assert github.writes() == [] and len(github.bodies()) == 2
+
+
+def test_a_changed_part_is_edited_in_place(capsys, github, tmp_path):
+    post(capsys, github, parts(tmp_path / "parts", "one\n", "two\n"))
+    github.requests.clear()
+    assert post(capsys, github, parts(tmp_path / "parts", "one\n", "two, revised\n")) == (
+        0, "part 1: unchanged comment 1001\npart 2: updated comment 1002\n", "")
+    assert github.writes() == [("PATCH", f"/repos/{REPO}/issues/comments/1002")]
+    assert github.bodies() == ["<!-- dataplane-review part 1 -->\none\n",
+                               "<!-- dataplane-review part 2 -->\ntwo, revised\n"]
+
+
+def test_parts_that_no_longer_exist_are_deleted(capsys, github, tmp_path):
+    post(capsys, github, parts(tmp_path / "parts", "one\n", "two\n", "three\n"))
+    assert post(capsys, github, parts(tmp_path / "parts", "just one\n")) == (
+        0, "part 1: updated comment 1001\npart 2: deleted comment 1002\npart 3: deleted comment 1003\n", "")
+    assert github.bodies() == ["<!-- dataplane-review part 1 -->\njust one\n"]
+
+
+def test_other_comments_are_never_touched(capsys, github, tmp_path):
+    others = ["LGTM", "> <!-- dataplane-review part 1 -->\n> quoting the review", " <!-- dataplane-review part 2 -->",
+              "<!-- dataplane-review part one -->", "<!-- another-bot part 1 -->"]
+    for body in others:
+        github.add(body)
+    github.add("<!-- dataplane-review part 1 -->\nanother pull request's review", pr=8, user=BOT)
+    post(capsys, github, parts(tmp_path / "parts", "one\n", "two\n"))
+    post(capsys, github, parts(tmp_path / "parts", "one, revised\n"))
+    assert github.bodies() == [*others, "<!-- dataplane-review part 1 -->\none, revised\n"]
+    assert github.bodies(pr=8) == ["<!-- dataplane-review part 1 -->\nanother pull request's review"]
+    assert {path for _, path in github.writes()} <= {f"/repos/{REPO}/issues/{PR}/comments",
+                                                     f"/repos/{REPO}/issues/comments/1007",
+                                                     f"/repos/{REPO}/issues/comments/1008"}
+
+
+def test_every_page_of_comments_is_read(capsys, github, tmp_path):
+    for n in range(250):
+        github.add(f"comment {n}")
+    review = parts(tmp_path / "parts", "one\n")
+    post(capsys, github, review)
+    for n in range(60):
+        github.add(f"later comment {n}")
+    github.requests.clear()
+    assert post(capsys, github, parts(tmp_path / "parts", "one, revised\n"))[0] == 0
+    assert [path for method, path in github.requests if method == "GET"] == [
+        f"/repos/{REPO}/issues/{PR}/comments?per_page=100&page={page}" for page in (1, 2, 3, 4)]
+    assert github.writes() == [("PATCH", f"/repos/{REPO}/issues/comments/1251")]
+    assert len(github.bodies()) == 311
+
+
+def test_duplicates_a_race_left_are_deleted(capsys, github, tmp_path):
+    first = github.add("<!-- dataplane-review part 1 -->\none\n", user=BOT)
+    second = github.add("<!-- dataplane-review part 1 -->\nold\n", user=BOT)
+    assert post(capsys, github, parts(tmp_path / "parts", "one\n")) == (
+        0, f"part 1: unchanged comment {first}\npart 1: deleted comment {second}\n", "")
+    assert github.bodies() == ["<!-- dataplane-review part 1 -->\none\n"]
+
+
+def test_the_repository_api_and_pull_request_come_from_github_actions(capsys, github, tmp_path, monkeypatch):
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"action": "synchronize", "pull_request": {"number": PR}}))
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    monkeypatch.setenv("GITHUB_API_URL", github.url + "/")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    assert comment(capsys, github, parts(tmp_path / "parts", "one\n")) == (0, "part 1: created comment 1001\n", "")
+    assert github.bodies() == ["<!-- dataplane-review part 1 -->\none\n"]
+
+
+@pytest.mark.parametrize("change, args, message", [
+    ({"GITHUB_TOKEN": None}, [], "GITHUB_TOKEN is not set: the token to write comments with"),
+    ({"GITHUB_TOKEN": TOKEN + "\n"}, [], "GITHUB_TOKEN holds spaces or control characters: not a token"),
+    ({}, ["--pr", "7"], "no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY"),
+    ({"GITHUB_REPOSITORY": "octo-org"}, ["--pr", "7"], "repository 'octo-org' is not OWNER/NAME"),
+    ({"GITHUB_REPOSITORY": "octo/../x"}, ["--pr", "7"], "repository 'octo/../x' is not OWNER/NAME"),
+    ({"GITHUB_REPOSITORY": REPO}, [], "no pull request: pass --pr N or run on a pull_request event "
+                                      "(GITHUB_EVENT_PATH)"),
+    ({"GITHUB_REPOSITORY": REPO, "GITHUB_EVENT_PATH": "{push}"}, [],
+     "{push}: not a pull_request event (no pull_request.number); pass --pr N"),
+    ({"GITHUB_REPOSITORY": REPO}, ["--pr", "0"], "pull request number 0 is not positive"),
+    ({"GITHUB_REPOSITORY": REPO}, ["--pr", "7", "--api-url", "file:///etc"], "API address 'file:///etc' is not an "
+                                                                              "http(s) URL"),
+    ({"GITHUB_REPOSITORY": REPO}, ["--pr", "7", "--parts-dir", "{missing}"], "{missing}: not a directory"),
+    ({"GITHUB_REPOSITORY": REPO}, ["--pr", "7", "--parts-dir", "{empty}"],
+     "{empty}: no review parts (part-001.md, ...)"),
+    ({"GITHUB_REPOSITORY": REPO}, ["--pr", "7", "--parts-dir", "{gap}"],
+     "{gap}: parts must be numbered part-001.md, part-002.md, ... without gaps; found part-001.md, part-003.md"),
+    ({"GITHUB_REPOSITORY": REPO}, ["--pr", "7", "--parts-dir", "{long}"],
+     f"{{long}}/part-001.md: {COMMENT_LIMIT + 1} characters with the marker, more than a comment's {COMMENT_LIMIT}"),
+])
+def test_bad_input_is_one_line_exit_2_before_any_request(capsys, github, tmp_path, monkeypatch, change, args, message):
+    paths = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "gap": tmp_path / "gap",
+             "long": tmp_path / "long", "push": tmp_path / "push.json"}
+    paths["empty"].mkdir()
+    (paths["empty"] / "README.md").write_text("not a part")
+    parts(paths["gap"], "one\n", "two\n", "three\n")
+    (paths["gap"] / "part-002.md").unlink()
+    parts(paths["long"], "x" * (COMMENT_LIMIT - len("<!-- dataplane-review part 1 -->\n") + 1))
+    paths["push"].write_text(json.dumps({"ref": "refs/heads/main"}))
+    for name, value in change.items():
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value.format(**paths))
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    args = [a.format(**paths) for a in args]
+    if "--parts-dir" not in args:
+        args += ["--parts-dir", str(parts(tmp_path / "parts", "one\n"))]
+    code = cli.main(["comment", *args])
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (2, "", f"comment: {message.format(**paths)}\n")
+    assert github.requests == []
+
+
+def test_an_api_refusal_is_one_line_exit_1_with_its_status(capsys, github, tmp_path):
+    github.refuse = (403, "Resource not accessible\nby integration", "")
+    assert post(capsys, github, parts(tmp_path / "parts", "one\n")) == (
+        1, "", f"comment: GitHub API GET /repos/{REPO}/issues/{PR}/comments?per_page=100&page=1: HTTP 403 Forbidden: "
+               "Resource not accessible by integration\n")
+
+
+def test_what_was_done_before_a_refusal_is_printed(capsys, github, tmp_path):
+    post(capsys, github, parts(tmp_path / "parts", "one\n"))
+    github.refuse = (422, "Validation Failed", "POST")
+    assert post(capsys, github, parts(tmp_path / "parts", "one\n", "two\n")) == (
+        1, "part 1: unchanged comment 1001\n",
+        f"comment: GitHub API POST /repos/{REPO}/issues/{PR}/comments: HTTP 422 Unprocessable Entity: "
+        "Validation Failed\n")
+
+
+def test_a_wrong_token_is_refused_without_printing_it(capsys, github, tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_wrong")
+    code, out, err = post(capsys, github, parts(tmp_path / "parts", "one\n"))
+    assert (code, out) == (1, "") and "HTTP 401 Unauthorized: Bad credentials" in err and "ghs_wrong" not in err
+
+
+def test_an_unreachable_api_is_one_line_exit_1(capsys, github, tmp_path):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    code, out, err = comment(capsys, github, parts(tmp_path / "parts", "one\n"), "--repo", REPO, "--pr", str(PR),
+                             "--api-url", f"http://127.0.0.1:{port}")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"comment: GitHub API GET /repos/{REPO}/issues/{PR}/comments?per_page=100&page=1: ")
+    assert err.count("\n") == 1 and "Connection refused" in err

@@ -1,0 +1,158 @@
+"""The pipeline's job matrices: batches that cover every planned stack, never more jobs than GitHub runs."""
+
+from __future__ import annotations
+
+import json
+from math import ceil
+from pathlib import Path
+
+import pytest
+
+from dataplane.ops import cli, matrix
+from dataplane.ops.review import Report, StackReview
+
+
+def names(n: int) -> list[str]:
+    return [f"customer-{i:04d}" for i in reversed(range(n))]
+
+
+def report(**status: list[str]) -> Report:
+    return Report(sorted((StackReview(name, kind) for kind, group in status.items() for name in group),
+                         key=lambda s: s.name))
+
+
+def test_batch_of_is_the_ith_contiguous_chunk_of_the_sorted_names():
+    assert [matrix.batch_of(["d", "a", "c", "b", "e"], i, 3) for i in range(3)] == [["a", "b"], ["c", "d"], ["e"]]
+    assert matrix.batch_of(["b", "a"], 0, 1) == ["a", "b"]
+    assert matrix.batch_of(["a", "b", "c"], 3, 4) == []
+    assert matrix.batch_of([], 0, 2) == []
+
+
+@pytest.mark.parametrize("index, count", [(-1, 2), (2, 2), (0, 0)])
+def test_batch_of_refuses_an_index_outside_the_count(index, count):
+    with pytest.raises(ValueError):
+        matrix.batch_of(["a"], index, count)
+
+
+@pytest.mark.parametrize("per_job, max_jobs", [(1, 256), (3, 7), (20, 256), (20, 1), (7, 256)])
+def test_batches_cover_every_stack_once_none_empty_and_never_more_than_max_jobs(per_job, max_jobs):
+    for total in [*range(0, 45), 255, 256, 257, 300, 511, 512, 513, 1000, 5121]:
+        fleet = names(total)
+        count = matrix.batch_count(total, per_job, max_jobs)
+        batches = [matrix.batch_of(fleet, i, count) for i in range(count)]
+        assert count <= max_jobs
+        assert sum(batches, []) == sorted(fleet)
+        assert all(batches), (total, count)
+        if ceil(total / per_job) <= max_jobs:
+            assert count == ceil(total / per_job) and all(len(b) <= per_job for b in batches)
+
+
+def test_plan_matrix_counts_added_changed_and_removed_stacks():
+    change = report(added=["a"], changed=["b", "c"], removed=["d"], unchanged=["e", "f"])
+    assert matrix.planned(change) == ["a", "b", "c", "d"]
+    assert matrix.matrix("plan", change, per_job=3) == [{"batch": "0/2", "index": 0}, {"batch": "1/2", "index": 1}]
+    assert matrix.matrix("plan", report(unchanged=["a"])) == []
+
+
+def test_plan_matrix_of_300_and_more_stacks_stays_within_256_jobs():
+    for total in (300, 1000, 25_600):
+        include = matrix.matrix("plan", report(changed=names(total)), per_job=1)
+        assert 0 < len(include) <= 256
+        assert [e["index"] for e in include] == list(range(len(include)))
+        assert {e["batch"] for e in include} == {f"{i}/{len(include)}" for i in range(len(include))}
+
+
+def test_apply_and_destroy_matrices_name_customers_in_order():
+    change = report(added=["b"], changed=["a"], removed=["d", "c"], unchanged=["e"])
+    assert matrix.matrix("apply", change) == [{"customer": "a"}, {"customer": "b"}]
+    assert matrix.matrix("destroy", change) == [{"customer": "c"}, {"customer": "d"}]
+    assert matrix.matrix("destroy", report(added=["a"])) == []
+
+
+@pytest.mark.parametrize("kind, status", [("apply", "added"), ("apply", "changed"), ("destroy", "removed")])
+def test_more_customers_than_one_matrix_holds_is_refused(kind, status):
+    assert len(matrix.matrix(kind, report(**{status: names(256)}))) == 256
+    with pytest.raises(matrix.MatrixError, match=f"300 customers to {kind}, more than the 256 jobs"):
+        matrix.matrix(kind, report(**{status: names(300)}))
+
+
+# ---------------------------------------------------------------- the command
+
+
+def outdir(root: Path, stacks: dict[str, str]) -> Path:
+    """A `cdktf.out` layout: `manifest.json` and `stacks/<name>/cdk.tf.json` holding a role named after the value."""
+    root.mkdir()
+    for name, role in stacks.items():
+        (root / "stacks" / name).mkdir(parents=True)
+        (root / "stacks" / name / "cdk.tf.json").write_text(
+            json.dumps({"resource": {"aws_iam_role": {"role": {"name": role}}}}))
+    (root / "manifest.json").write_text(json.dumps({"stacks": {name: {} for name in stacks}}))
+    return root
+
+
+@pytest.fixture
+def dirs(tmp_path) -> list[str]:
+    """Base and head: `acme` changed, `globex` removed, `initech` added, `hooli` unchanged."""
+    base = outdir(tmp_path / "base", {"acme": "old", "globex": "r", "hooli": "r"})
+    head = outdir(tmp_path / "head", {"acme": "new", "hooli": "r", "initech": "r"})
+    return ["--base", str(base), "--head", str(head)]
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["matrix", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_command_prints_compact_sorted_json(capsys, dirs):
+    assert run(capsys, "plan", *dirs, "--per-job", "2") == (
+        0, '{"include":[{"batch":"0/2","index":0},{"batch":"1/2","index":1}]}\n', "")
+    assert run(capsys, "apply", *dirs) == (0, '{"include":[{"customer":"acme"},{"customer":"initech"}]}\n', "")
+    assert run(capsys, "destroy", *dirs) == (0, '{"include":[{"customer":"globex"}]}\n', "")
+
+
+def test_github_output_appends_the_matrix_and_its_count(capsys, dirs, tmp_path, monkeypatch):
+    output = tmp_path / "github-output"
+    output.write_text("earlier=1\n")
+    monkeypatch.setenv(matrix.GITHUB_OUTPUT_ENV, str(output))
+    assert run(capsys, "apply", *dirs, "--github-output")[0] == 0
+    assert run(capsys, "destroy", *dirs, "--max-jobs", "1", "--github-output")[0] == 0
+    assert output.read_text() == ('earlier=1\n'
+                                  'matrix={"include":[{"customer":"acme"},{"customer":"initech"}]}\ncount=2\n'
+                                  'matrix={"include":[{"customer":"globex"}]}\ncount=1\n')
+
+
+def test_an_empty_matrix_has_count_0(capsys, tmp_path, monkeypatch):
+    same = outdir(tmp_path / "same", {"acme": "r"})
+    monkeypatch.setenv(matrix.GITHUB_OUTPUT_ENV, str(tmp_path / "github-output"))
+    for kind in ("plan", "apply", "destroy"):
+        assert run(capsys, kind, "--base", str(same), "--head", str(same), "--github-output") == (
+            0, '{"include":[]}\n', "")
+    assert (tmp_path / "github-output").read_text() == 'matrix={"include":[]}\ncount=0\n' * 3
+
+
+def test_too_many_customers_is_one_line_exit_1(capsys, tmp_path):
+    base = outdir(tmp_path / "base", {})
+    head = outdir(tmp_path / "head", {"a": "r", "b": "r", "c": "r"})
+    code, out, err = run(capsys, "apply", "--base", str(base), "--head", str(head), "--max-jobs", "2")
+    assert (code, out) == (1, "")
+    assert err == "matrix apply: 3 customers to apply, more than the 2 jobs of one matrix: split the change into " \
+                  "pull requests of at most 2 customers\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-jobs", "0"], "matrix: --max-jobs must be 1 to 256"),
+    (["--max-jobs", "257"], "matrix: --max-jobs must be 1 to 256"),
+    (["--per-job", "0"], "matrix: --per-job must be at least 1"),
+    (["--github-output"], "matrix: --github-output: GITHUB_OUTPUT is not set (GitHub Actions sets it in a step)"),
+])
+def test_bad_options_are_one_line_exit_2(capsys, dirs, monkeypatch, args, message):
+    monkeypatch.delenv(matrix.GITHUB_OUTPUT_ENV, raising=False)
+    assert run(capsys, "plan", *dirs, *args) == (2, "", message + "\n")
+
+
+def test_a_directory_that_is_not_a_synth_output_is_one_line_exit_2(capsys, tmp_path):
+    head = outdir(tmp_path / "head", {"acme": "r"})
+    code, out, err = run(capsys, "plan", "--base", str(tmp_path / "missing"), "--head", str(head))
+    assert (code, out) == (2, "")
+    assert err == f"matrix: {tmp_path / 'missing'}: not a directory (expected a cdktf.out layout)\n"

@@ -1,0 +1,72 @@
+"""`python -m dataplane plan`: what it selects and the input it refuses, before terraform runs
+(`tests/test_plan_e2e.py` plans for real against the emulator)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from dataplane.ops.plan import Target, select
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
+from dataplane.runtime.toolchain import tool_environment
+from tests.conftest import FIXTURES
+
+
+def plan(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dataplane", "plan", *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=120, env={**tool_environment(), CUSTOMERS_DIR_ENV: str(FIXTURES)})
+
+
+@pytest.fixture(scope="module")
+def base_and_head(synthesized, tmp_path_factory):
+    """The fixtures as base; a head without `acme` and with `globex` changed (its stack file edited)."""
+    root = tmp_path_factory.mktemp("plan-select")
+    base, head = root / "base.out", root / "head.out"
+    shutil.copytree(synthesized, base)
+    shutil.copytree(synthesized, head)
+    manifest = json.loads((head / "manifest.json").read_text())
+    del manifest["stacks"]["acme"]
+    (head / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(head / "stacks" / "acme")
+    stack = head / "stacks" / "globex" / "cdk.tf.json"
+    stack.write_text(stack.read_text().replace("172.20.0.0/19", "172.24.0.0/19"))
+    return base, head
+
+
+def test_without_names_every_stack_is_selected_in_name_order(synthesized):
+    assert select(synthesized) == [Target(n, synthesized / "stacks" / n) for n in ("acme", "globex")]
+    assert select(synthesized, ["globex"]) == [Target("globex", synthesized / "stacks" / "globex")]
+
+
+def test_affected_from_a_base_plans_changed_stacks_and_destroys_removed_ones_from_the_base(base_and_head):
+    base, head = base_and_head
+    assert select(head, affected_from=base) == [
+        Target("acme", base / "stacks" / "acme", destroy=True), Target("globex", head / "stacks" / "globex")]
+    assert select(head, affected_from=base, batch=(0, 2)) == [Target("acme", base / "stacks" / "acme", destroy=True)]
+    assert select(head, affected_from=base, batch=(1, 2)) == [Target("globex", head / "stacks" / "globex")]
+    assert select(base, affected_from=base) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["initech"], "plan: no stack 'initech' in {out}; synthesized: acme, globex"),
+    (["--", "--help"], "plan: no stack '--help' in {out}; synthesized: acme, globex"),
+    (["acme", "--affected-from", "{out}"], "plan: name customers or give --affected-from, not both"),
+    (["--affected-from", "/nonexistent"], "plan: /nonexistent: not a directory (expected a cdktf.out layout)"),
+])
+def test_bad_input_is_one_line_and_exit_2_before_terraform_runs(synthesized, tmp_path, args, message):
+    out = tmp_path / "plans"
+    result = plan("--outdir", str(synthesized), "--out", str(out), *[a.format(out=synthesized) for a in args])
+    assert (result.returncode, result.stderr, result.stdout) == (2, message.format(out=synthesized) + "\n", "")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--batch=2/2", "--batch=x", "--jobs=0", "--jobs=-1"])
+def test_bad_batch_or_jobs_is_a_usage_error_naming_the_argument(synthesized, option):
+    result = plan("--outdir", str(synthesized), option)
+    flag, value = option.split("=")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1].startswith(f"python -m dataplane plan: error: argument {flag}: '{value}'")

@@ -1,0 +1,196 @@
+"""Plan-based review and offboarding against the emulator.
+
+The peering fixture is deployed once with `make deploy`; heads that change it are planned with
+`python -m dataplane plan` and reviewed with `review --plans`, and compared with what terraform itself
+says. The tests run in file order: the drift test and the offboarding test change the deployment, so
+they come last; the offboarding removes the customer's file and destroys its stack from a base commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
+from dataplane.runtime.toolchain import tool_environment
+from tests.conftest import run_main
+from tests.deploy import Deployment, stage
+
+CUSTOMER = "globex"
+CI_ACCOUNT = "999999999999"
+
+
+@pytest.fixture(scope="module")
+def deployment(emulator, customers, settings, tmp_path_factory) -> Deployment:
+    """The peering fixture deployed with `make deploy`, and its configuration synthesized as the base."""
+    emulator.reset()
+    staged = stage(emulator, customers[CUSTOMER], settings, tmp_path_factory.mktemp("plan"))
+    deployed = staged.make("deploy")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    synthesized = run_main(staged.workdir / "base.out", **{CUSTOMERS_DIR_ENV: str(staged.workdir / "customers")})
+    assert synthesized.returncode == 0, synthesized.stderr
+    return staged
+
+
+def base(deployment: Deployment) -> Path:
+    return deployment.workdir / "base.out"
+
+
+def head(deployment: Deployment, name: str, edit=None) -> Path:
+    """A head synthesized beside the deployment (so the local state path is the same one): the customer's
+    file edited by `edit`, or removed when `edit` is None."""
+    customers = deployment.workdir / f"{name}-customers"
+    customers.mkdir()
+    if edit is not None:
+        source = deployment.workdir / "customers" / f"{CUSTOMER}.toml"
+        (customers / source.name).write_text(edit(source.read_text()))
+    outdir = deployment.workdir / f"{name}.out"
+    synthesized = run_main(outdir, **{CUSTOMERS_DIR_ENV: str(customers)})
+    assert synthesized.returncode == 0, synthesized.stderr
+    return outdir
+
+
+def dataplane(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dataplane", *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=900, env=env)
+
+
+def plan(deployment: Deployment, outdir: Path, *args: str, env: dict[str, str] | None = None) -> Path:
+    """`python -m dataplane plan` of `outdir` into `<outdir>.plans`, which it returns; it must find changes."""
+    plans = outdir.with_suffix(".plans")
+    planned = dataplane(env or deployment.env, "plan", "--outdir", str(outdir), "--out", str(plans), *args)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert re.search(rf"^{CUSTOMER}: changes( \(destroy\))? in \d+\.\d s$", planned.stdout, re.M), planned.stdout
+    return plans
+
+
+def review(deployment: Deployment, outdir: Path, plans: Path, fmt: str = "json") -> str:
+    reviewed = dataplane(deployment.env, "review", "--base", str(base(deployment)), "--head", str(outdir),
+                         "--plans", str(plans), "--format", fmt)
+    assert reviewed.returncode == 0, reviewed.stderr
+    return reviewed.stdout
+
+
+def reviewed_stack(deployment: Deployment, outdir: Path, plans: Path) -> dict:
+    [stack] = [s for s in json.loads(review(deployment, outdir, plans))["stacks"] if s["name"] == CUSTOMER]
+    return stack
+
+
+def terraform_summary(plans: Path, stack_dir: Path) -> tuple[int, int, int]:
+    """terraform's own `Plan: a to add, c to change, d to destroy.` for the saved plan."""
+    shown = subprocess.run(["terraform", "show", "-no-color", str(plans / f"{CUSTOMER}.tfplan")], cwd=stack_dir,
+                           capture_output=True, text=True, timeout=300, env=tool_environment())
+    found = re.search(r"Plan: (\d+) to add, (\d+) to change, (\d+) to destroy", shown.stdout)
+    assert found, shown.stdout + shown.stderr
+    return tuple(int(n) for n in found.groups())
+
+
+def test_a_cidr_change_is_reviewed_as_terraform_plans_it_with_cidr_block_as_the_cause(deployment):
+    outdir = head(deployment, "cidr", lambda text: text.replace("172.20.0.0/19", "172.24.0.0/19"))
+    plans = plan(deployment, outdir, "--affected-from", str(base(deployment)))
+    assert sorted(p.name for p in plans.iterdir()) == [f"{CUSTOMER}.plan.json", f"{CUSTOMER}.tfplan"]
+    stack = reviewed_stack(deployment, outdir, plans)
+    counts = stack["plan"]["counts"]
+    add, change, destroy = terraform_summary(plans, outdir / "stacks" / CUSTOMER)
+    assert (counts["create"] + counts["replace"], counts["update"], counts["destroy"] + counts["replace"]) == (
+        add, change, destroy)
+    replaced = {r["address"]: [a["path"] for a in r["attributes"]]
+                for r in stack["plan"]["resources"] if r["action"] == "replace"}
+    [vpc] = [address for address in replaced if address.startswith("aws_vpc.")]
+    assert replaced[vpc] == ["cidr_block"]
+    assert f"`{vpc}`" in review(deployment, outdir, plans, "markdown")
+
+
+def test_an_external_id_change_shows_the_trust_before_and_after(deployment):
+    outdir = head(deployment, "trust", lambda text: text.replace("astro-8d41a6c0", "astro-rotated-1"))
+    plans = plan(deployment, outdir, CUSTOMER)
+    markdown = review(deployment, outdir, plans, "markdown")
+    assert "ExternalId changed: `astro-8d41a6c0` → `astro-rotated-1`" in markdown
+    counts = reviewed_stack(deployment, outdir, plans)["plan"]["counts"]
+    assert (counts["update"], counts["replace"], counts["destroy"]) == (1, 0, 0)
+
+
+def test_one_ci_identity_plans_the_customers_account_through_the_deploy_role(emulator, deployment, tmp_path):
+    """Credentials of another account are refused by the stack's allowed account; with `deployRoleName`
+    the tool assumes that role in the stack's account, and the freshly deployed stack has no changes."""
+    ci = {**emulator.env(CI_ACCOUNT, deployment.customer.region, tool_environment()),
+          CUSTOMERS_DIR_ENV: deployment.env[CUSTOMERS_DIR_ENV]}
+    args = ["plan", "--outdir", str(base(deployment)), "--out", str(tmp_path / "plans"), CUSTOMER]
+    refused = dataplane(ci, *args)
+    assert refused.returncode == 1 and f"{CUSTOMER}: error in" in refused.stdout, refused.stdout + refused.stderr
+    assert f"AWS account ID not allowed: {CI_ACCOUNT}" in refused.stdout
+    assert not (tmp_path / "plans" / f"{CUSTOMER}.plan.json").exists()
+    settings = tmp_path / "cdktf.json"
+    context = json.loads((PROJECT_ROOT / "cdktf.json").read_text())["context"]
+    settings.write_text(json.dumps({"context": {**context, "deployRoleName": "dataplane-deploy"}}))
+    planned = dataplane({**ci, SETTINGS_ENV: str(settings)}, *args)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert re.search(rf"^{CUSTOMER}: no changes in", planned.stdout, re.M)
+    assert json.loads((tmp_path / "plans" / f"{CUSTOMER}.plan.json").read_text())["resource_changes"]
+
+
+def test_a_removed_customer_is_reviewed_as_its_whole_stack_destroyed(deployment):
+    outdir = head(deployment, "removed")
+    plans = plan(deployment, outdir, "--affected-from", str(base(deployment)))
+    state = json.loads(deployment.state_file.read_text())
+    managed = [r for r in state["resources"] if r["mode"] == "managed"]
+    counts = reviewed_stack(deployment, outdir, plans)["plan"]["counts"]
+    assert counts["destroy"] == sum(len(r["instances"]) for r in managed)
+    assert counts["create"] == counts["update"] == counts["replace"] == 0
+
+
+def test_a_route_deleted_by_hand_is_drift_apart_from_the_change(emulator, deployment):
+    peering = deployment.customer.peering
+    ec2 = emulator.client("ec2", peering.account_id, deployment.customer.peer_region)
+    [route_table] = peering.route_table_ids
+    ec2.delete_route(RouteTableId=route_table, DestinationCidrBlock=deployment.customer.network.cidr)
+    outdir = head(deployment, "drift", lambda text: text.replace("astro-8d41a6c0", "astro-rotated-2"))
+    plans = plan(deployment, outdir, CUSTOMER)
+    stack = reviewed_stack(deployment, outdir, plans)
+    [drifted] = stack["plan"]["drift"]
+    assert drifted["address"].startswith("aws_route.") and drifted["deleted"]
+    assert {r["address"] for r in stack["plan"]["resources"] if r["action"] == "create"} == {drifted["address"]}
+    markdown = review(deployment, outdir, plans, "markdown")
+    drift = markdown.index("Drift:")
+    assert drifted["address"] in markdown[drift:] and "ExternalId changed" in markdown[:drift]
+
+
+def base_commit(deployment: Deployment) -> str:
+    """A commit of this project (HEAD's code) whose fleet is the deployed customer alone; no ref points at it."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(deployment.workdir / "index"), "GIT_AUTHOR_NAME": "test",
+           "GIT_AUTHOR_EMAIL": "test@example.com", "GIT_COMMITTER_NAME": "test",
+           "GIT_COMMITTER_EMAIL": "test@example.com"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    git("read-tree", "HEAD")
+    git("rm", "--cached", "-r", "-q", "--ignore-unmatch", "customers")
+    blob = git("hash-object", "-w", str(deployment.workdir / "customers" / f"{CUSTOMER}.toml"))
+    git("update-index", "--add", "--cacheinfo", f"100644,{blob},customers/{CUSTOMER}.toml")
+    return git("commit-tree", git("write-tree"), "-p", "HEAD", "-m", "fleet with the deployed customer")
+
+
+def test_offboarding_destroys_from_the_base_and_keeps_the_customers_own_resources(emulator, deployment):
+    gone = deployment.workdir / "offboarded-customers"
+    gone.mkdir()
+    commit = base_commit(deployment)
+    destroyed = deployment.make("destroy", f"BASE={commit}", **{CUSTOMERS_DIR_ENV: str(gone)})
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert not json.loads(deployment.state_file.read_text())["resources"]
+    c = deployment.customer
+    ec2 = emulator.client("ec2", c.account_id, c.region)
+    assert not ec2.describe_vpcs(Filters=[{"Name": "tag:customer", "Values": [CUSTOMER]}])["Vpcs"]
+    assert not emulator.client("iam", c.account_id, c.region).list_roles()["Roles"]
+    peer = emulator.client("ec2", c.peering.account_id, c.peer_region)
+    assert peer.describe_vpcs(VpcIds=[c.peering.vpc_id])["Vpcs"]
+    [table] = peer.describe_route_tables(RouteTableIds=c.peering.route_table_ids)["RouteTables"]
+    assert [r for r in table["Routes"] if r.get("VpcPeeringConnectionId")] == []
+    leftovers = [p.name for p in deployment.workdir.iterdir() if p.name.startswith(".cdktf.out.destroy")]
+    assert leftovers == []
