@@ -16,18 +16,25 @@ from dataplane.policy import MANAGED_BY
 from dataplane.project import CUSTOMERS_DIR_ENV
 from tests.conftest import FIXTURES
 from tests.deploy import stage
-from tests.garbage_endpoint import NO_RETRIES, garbage_endpoint
+from tests.garbage_endpoint import (
+    NO_RETRIES,
+    broken_endpoint,
+    closed_endpoint,
+    garbage_endpoint,
+)
 
 DEPLOYER_ROLE = "emulator-admin"  # the role Emulator.credentials() assumes
+SIMULATION_NOT_CHECKED = "not checked: the endpoint does not implement iam:SimulatePrincipalPolicy"
 
 
 @dataclass
 class UnemulatedCalls:
-    """Answers for the two calls moto does not implement; a test sets what they say."""
+    """Answers for the two calls moto does not implement; a test sets what they say, or an error both answer."""
 
     denied: set[str] = field(default_factory=set)
     quotas: dict[str, float] = field(default_factory=lambda: dict.fromkeys(VCPU_QUOTAS, 64.0))
     simulated: list[dict] = field(default_factory=list)
+    error: tuple[int, str] | None = None  # HTTP status and AWS error code
 
     def install(self, session: boto3.Session) -> boto3.Session:
         for operation in ("iam.SimulatePrincipalPolicy", "service-quotas.GetServiceQuota"):
@@ -41,6 +48,10 @@ class UnemulatedCalls:
 
     def _answer(self, model, context: dict, **_) -> tuple[AWSResponse, dict]:
         params = context["stubbed-params"]
+        if self.error:
+            status, code = self.error
+            return AWSResponse(None, status, {}, None), {"Error": {"Code": code, "Message": "refused"},
+                                                         "ResponseMetadata": {"HTTPStatusCode": status}}
         if model.name == "SimulatePrincipalPolicy":
             self.simulated.append(params)
             body = {"IsTruncated": False, "EvaluationResults": [
@@ -173,6 +184,60 @@ def test_low_vcpu_quota_warns(run, customers, unemulated_calls):
     assert report.exit_code == 0
 
 
+@pytest.mark.parametrize(("status", "code", "outcome"), [
+    (403, "AccessDenied", Status.FAIL), (500, "InternalFailure", Status.FAIL), (400, "InvalidAction", Status.WARN),
+    (400, "UnknownOperationException", Status.WARN), (501, "NotImplemented", Status.WARN)])
+def test_an_error_answer_fails_unless_it_says_the_call_is_not_implemented(run, customers, unemulated_calls, status,
+                                                                          code, outcome):
+    unemulated_calls.error = (status, code)
+    report = rows(run(customers["acme"]))
+    assert (report["permissions"].status, report["quotas"].status) == (outcome, outcome)
+    assert (report["permissions"].reason, report["quotas"].reason) == (
+        (f"{code}: refused", f"{code}: refused") if outcome is Status.FAIL else
+        (SIMULATION_NOT_CHECKED, "not checked: the endpoint does not implement servicequotas:GetServiceQuota"))
+
+
+def test_calls_moto_does_not_implement_warn_not_checked_and_pass(emulator, customers, settings):
+    """Without the stubs, moto answers both calls with an HTML error page (HTTP 500): neither row fails."""
+    report = preflight(customers["acme"], settings, deployer(emulator, customers["acme"].account_id))
+    assert [(r.check, r.status) for r in report.rows] == [
+        (name, Status.PASS) for name in ("identity", "region", "vpcs", "cloudformation", "role")] + [
+        ("permissions", Status.WARN), ("quotas", Status.WARN)]
+    assert (rows(report)["permissions"].reason, rows(report)["quotas"].reason) == (
+        SIMULATION_NOT_CHECKED, "not checked: the endpoint does not implement servicequotas:GetAWSDefaultServiceQuota")
+    assert report.exit_code == 0
+
+
+@pytest.mark.parametrize(("kind", "outcome", "reason"), [
+    ("html-404", Status.WARN, "not checked: the endpoint does not implement servicequotas:GetServiceQuota"),
+    ("html-500", Status.WARN, "not checked: the endpoint does not implement servicequotas:GetServiceQuota"),
+    ("html-501", Status.WARN, "not checked: the endpoint does not implement servicequotas:GetServiceQuota"),
+    ("html-502", Status.FAIL, "502: Bad Gateway"),
+    ("html-200", Status.FAIL, "unparseable answer: no quota L-1216C47A in it (not an AWS endpoint?)"),
+    ("closed-port", Status.FAIL, 'Could not connect to the endpoint URL: "{url}/"')])
+def test_only_a_missing_call_is_not_checked(emulator, customers, settings, monkeypatch, kind, outcome, reason):
+    """An error page with 404, 500 or 501 says the endpoint lacks the call; a gateway's page, success or silence fail.
+
+    Shown on the quota row, whose endpoint can be replaced alone; the permission row follows the same rule.
+    """
+    for name, value in NO_RETRIES.items():
+        monkeypatch.setenv(name, value)
+    with broken_endpoint(kind) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", url)
+        report = preflight(customers["acme"], settings, deployer(emulator, customers["acme"].account_id))
+    assert rows(report)["quotas"] == Row("quotas", outcome, reason.format(url=url))
+
+
+def test_unreachable_iam_fails_permissions(emulator, customers, settings, monkeypatch):
+    for name, value in NO_RETRIES.items():
+        monkeypatch.setenv(name, value)
+    url = closed_endpoint()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", url)
+    report = preflight(customers["acme"], settings, deployer(emulator, customers["acme"].account_id))
+    assert failing(report)["permissions"] == f'Could not connect to the endpoint URL: "{url}/"'
+    assert report.exit_code == 1
+
+
 def test_peer_cidr_overlapping_the_data_plane_fails(run, emulator, globex):
     peer_ec2 = emulator.client("ec2", globex.peering.account_id, globex.peer_region)
     peer_ec2.associate_vpc_cidr_block(VpcId=globex.peering.vpc_id, CidrBlock="172.20.16.0/20")
@@ -251,24 +316,23 @@ def test_route_through_our_own_peering_warns_reactivation(run, emulator, globex)
 @pytest.mark.parametrize("status", [200, 500])
 def test_unparseable_answers_fail_their_rows_and_every_other_row_runs(emulator, globex, settings, monkeypatch,
                                                                       status):
-    """EC2 and service quotas answer HTML; so does moto to iam:SimulatePrincipalPolicy, not stubbed here."""
+    """EC2 and service quotas answer HTML; so does moto to iam:SimulatePrincipalPolicy, not stubbed here.
+
+    An HTML error page says the endpoint lacks the call (a WARN row), a page answering success is unparseable.
+    """
     for name, value in NO_RETRIES.items():
         monkeypatch.setenv(name, value)
     with garbage_endpoint(status) as url:
         monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", url)
         report = preflight(globex, settings, deployer(emulator, globex.account_id))
-    assert all(row.reason and "\n" not in row.reason for row in report.rows), report.rows
+    assert all(row.reason and "\n" not in row.reason and "<" not in row.reason for row in report.rows), report.rows
     assert {r.check: r.status for r in report.rows} == {
         "identity": Status.PASS, "region": Status.FAIL, "vpcs": Status.FAIL, "cloudformation": Status.PASS,
-        "role": Status.PASS, "permissions": Status.FAIL, "quotas": Status.FAIL, "peer vpc": Status.FAIL,
-        "peer route tables": Status.FAIL}
-    assert all(reason.startswith("unparseable answer: ") for check, reason in failing(report).items()
-               if (check, status) != ("quotas", 500)), report.table()
-    assert failing(report)["quotas"] == (
-        "unparseable answer: no quota L-1216C47A in it (not an AWS endpoint?)" if status == 200 else
-        "500: <!doctype html> <html lang=en> <title>500 Not An AWS Answer</title> <h1>Not An AWS Answer</h1> "
-        "<p>This server answers every request with this page.</p>")
+        "role": Status.PASS, "permissions": Status.WARN, "quotas": Status.FAIL if status == 200 else Status.WARN,
+        "peer vpc": Status.FAIL, "peer route tables": Status.FAIL}
+    assert all(reason.startswith("unparseable answer: ") for reason in failing(report).values()), report.table()
+    assert rows(report)["permissions"].reason == SIMULATION_NOT_CHECKED
 
 
 def test_cli_prints_the_table_and_exits_1_on_a_fail(emulator, monkeypatch, capsys):
@@ -279,3 +343,14 @@ def test_cli_prints_the_table_and_exits_1_on_a_fail(emulator, monkeypatch, capsy
     out = capsys.readouterr().out
     assert out.startswith("preflight acme (account 123456789012, us-east-1)\n  FAIL  identity  credentials are for")
     assert out.rstrip().endswith("FAILED: 0 pass, 0 warn, 1 fail")
+
+
+def test_cli_exits_0_with_rows_moto_cannot_check(emulator, monkeypatch, capsys):
+    monkeypatch.setenv(CUSTOMERS_DIR_ENV, str(FIXTURES))
+    deployer(emulator, "123456789012")
+    for name, value in emulator.credentials("123456789012").items():
+        monkeypatch.setenv(name, value)
+    assert main(["preflight", "acme"]) == 0
+    out = capsys.readouterr().out
+    assert f"  WARN  permissions     {SIMULATION_NOT_CHECKED}\n" in out and "html" not in out.lower(), out
+    assert out.rstrip().endswith("ok: 5 pass, 2 warn, 0 fail")

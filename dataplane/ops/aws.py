@@ -1,7 +1,8 @@
-"""AWS plumbing the operations share: which errors mean an AWS call failed, sessions, resource fields."""
+"""AWS plumbing the operations share: which errors mean a call failed or is unimplemented, sessions, resource fields."""
 
 from __future__ import annotations
 
+import http.client
 import textwrap
 
 import boto3
@@ -14,6 +15,8 @@ DEFAULT_HOME_REGION = "us-east-1"
 AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
 """What an AWS call raises when it fails: an error answer, botocore's own errors, an unparseable answer."""
 REASON_LIMIT = 400  # characters of an error in a reason: an error page can be the whole answer
+UNKNOWN_ACTION_CODES = ("NotImplemented", "InvalidAction", "UnknownOperationException")
+"""The error codes of an endpoint that does not know the call (AWS's own, or an emulator's)."""
 
 
 def aws_error(error: Exception) -> str:
@@ -29,6 +32,39 @@ def aws_error(error: Exception) -> str:
     else:
         text = str(error)
     return textwrap.shorten(text, REASON_LIMIT, placeholder=" …")
+
+
+def without_error_pages(client):
+    """`client`, raising a ClientError that names only the HTTP status for an error answered with a web page.
+
+    botocore would quote the page in the error, or fail to parse it and lose the status. Such an error is not retried.
+    """
+    client.meta.events.register("before-parse", _raise_error_page)
+    return client
+
+
+def _raise_error_page(operation_model, response_dict: dict, **_) -> None:
+    status, headers = response_dict["status_code"], {k.lower(): v for k, v in response_dict["headers"].items()}
+    if status >= 400 and headers.get("content-type", "").startswith("text/html"):
+        error = {"Code": str(status), "Message": http.client.responses.get(status, "")}
+        raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers}},
+                          operation_model.name)
+
+
+def unimplemented(error: Exception) -> bool:
+    """Whether `error` is an endpoint's answer that it does not implement the call.
+
+    That is an unknown-action error code, HTTP 501, or HTTP 404 or 500 with a web page instead of an AWS error
+    document (moto's answer to a call it does not emulate; see `without_error_pages`). Not a denied call, a
+    failed connection, an AWS error document with status 500, nor an unparseable answer with status 200.
+    """
+    if not isinstance(error, ClientError):
+        return False
+    meta = error.response.get("ResponseMetadata", {})
+    status = meta.get("HTTPStatusCode")
+    page = meta.get("HTTPHeaders", {}).get("content-type", "").startswith("text/html")
+    return error.response["Error"].get("Code") in UNKNOWN_ACTION_CODES or status == 501 or (
+        page and status in (404, 500))
 
 
 def home_region(session: boto3.Session) -> str:
