@@ -14,6 +14,8 @@ OUTPUTS ?= outputs
 REVIEW_ARGS ?=
 BASE_OUT ?= base.out
 PLANS ?= plans
+PORT ?=
+RECORDS ?= activations
 override CUSTOMER := $(value CUSTOMER)
 override BASE := $(value BASE)
 override CDKTF_OUT := $(value CDKTF_OUT)
@@ -21,12 +23,14 @@ override OUTPUTS := $(value OUTPUTS)
 override REVIEW_ARGS := $(value REVIEW_ARGS)
 override BASE_OUT := $(value BASE_OUT)
 override PLANS := $(value PLANS)
-export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS BASE_OUT PLANS
+override PORT := $(value PORT)
+override RECORDS := $(value RECORDS)
+export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS BASE_OUT PLANS PORT RECORDS
 
 # The tools' own environment (the pinned cdktf CLI and Node 22, .terraformrc, no telemetry) is set in
 # one place, dataplane/runtime/toolchain.py; every recipe runs them through the project's Python.
 
-.PHONY: setup synth test plan deploy destroy adopt unlock clean require-customer
+.PHONY: setup synth test plan deploy destroy adopt unlock clean require-customer activate drift sandbox
 
 setup: $(VENV)/.installed node_modules/.installed .terraformrc
 
@@ -61,13 +65,28 @@ require-customer: $(VENV)/.installed
 	@test -n "$$CUSTOMER" || { echo "usage: make $(firstword $(MAKECMDGOALS)) CUSTOMER=<name>" >&2; exit 2; }
 	@$(PY) -m dataplane customer -- "$$CUSTOMER"
 
+# terraform plan of the one customer, synthesized alone in a private directory beside CDKTF_OUT
+# (`cdktf plan <customer>` works too, but synthesizes the whole fleet and starts the cdktf CLI first).
 plan: require-customer setup
-	$(PY) -m dataplane cdktf plan "$$CUSTOMER" --output="$$CDKTF_OUT"
+	$(PY) -m dataplane preview --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
 # Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/ops/adopt.py), then deploy,
 # all in a private directory beside CDKTF_OUT (dataplane/ops/deploy.py).
 deploy: require-customer setup
 	$(PY) -m dataplane deploy --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" -- "$$CUSTOMER"
+
+# Preflight, deploy, verify, and the activation record activations/<customer>.{json,md}.
+activate: require-customer setup
+	$(PY) -m dataplane activate --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" --records-dir="$$RECORDS" -- "$$CUSTOMER"
+
+# Refresh-only plans of every deployed customer: in sync, drifted, not deployed. Exit 2 on drift.
+drift: synth
+	$(PY) -m dataplane drift --outdir="$$CDKTF_OUT"
+
+# A moto server on 127.0.0.1 (PORT, default 4566) with what each customer already has on its side; writes
+# .sandbox/env/<customer>.sh for another terminal and prints how to use them. Ctrl-C stops it.
+sandbox: $(VENV)/.installed
+	$(PY) -m dataplane sandbox $${PORT:+--port="$$PORT"}
 
 # What a deploy would adopt, without deploying.
 adopt: require-customer setup
@@ -108,12 +127,14 @@ review: $(VENV)/.installed node_modules/.installed
 gate: synth $(CHECKOV_VENV)/.installed
 	$(PY) -m dataplane gate "$$CDKTF_OUT"
 
-# Stock versus fast provider import: synth wall time and peak memory; then plans of a deployed fleet
-# (--jobs 1 and 2, with and without the shared plugin cache). Writes bench/RESULTS.md.
+# Stock versus fast provider import: synth wall time and peak memory; plans and drift of a deployed fleet
+# (--jobs 1 and 2, with and without the shared plugin cache); plan, deploy and activate of one customer
+# against the stock cdktf CLI. Writes bench/RESULTS.md.
 .PHONY: bench
 bench: setup
 	$(PY) -m bench.run
 	$(PY) -m bench.plans
+	$(PY) -m bench.activation
 
 clean:
 	rm -rf cdktf.out base.out plans .terraformrc

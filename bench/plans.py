@@ -1,4 +1,4 @@
-"""`make bench`, plan part: `python -m dataplane plan` of a deployed fleet against the emulator.
+"""`make bench`, fleet part: `python -m dataplane plan` and `drift` of a deployed fleet against the emulator.
 
 Twenty role-only fixture customers, each in its own account, are deployed into a moto server on
 127.0.0.1 (terraform apply per stack), then planned in the same run four ways: `--jobs 1` and
@@ -7,7 +7,8 @@ same provider mirror but no `plugin_cache_dir`: every stack installs the provide
 stock terraform way). Every stack's `.terraform` is removed before each variant, so each pays
 for its init. One CI identity plans every account through the `deployRoleName` setting, as the
 pull-request workflow does. Each variant runs once (a plan of 20 stacks is long enough to
-measure); wall time and peak RSS of the process tree as in `bench.run`. Appends its section
+measure); wall time and peak RSS of the process tree as in `bench.run`. Then `drift` of the same fleet,
+`--jobs 1` and `--jobs 2` (target: 60 s with 2 jobs). Writes its section
 to bench/RESULTS.md::
 
     .venv/bin/python -m bench.plans [--customers 20]
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.fleet import write_fleet
-from bench.run import RESULTS, Measured, measure
+from bench.run import Measured, measure, write_section
 from dataplane.ops.plan import account_of
 from dataplane.project import CUSTOMERS_DIR_ENV, OUTDIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 from dataplane.runtime.toolchain import cli_config, find_mirror, tool_environment
@@ -67,7 +68,13 @@ def variant(outdir: Path, settings: Path, env: dict[str, str], jobs: int, config
     return measure(argv, {**env, SETTINGS_ENV: str(settings)})
 
 
-def section(count: int, rows: dict[tuple[int, bool], Measured]) -> str:
+def drift(outdir: Path, settings: Path, env: dict[str, str], jobs: int) -> Measured:
+    """`python -m dataplane drift` of the deployed fleet (every stack in sync: exit 0)."""
+    return measure([sys.executable, "-m", "dataplane", "drift", "--outdir", str(outdir), "--jobs", str(jobs)],
+                   {**env, SETTINGS_ENV: str(settings)})
+
+
+def section(count: int, rows: dict[tuple[int, bool], Measured], drifts: dict[int, Measured]) -> str:
     lines = [HEADING, "", f"`python -m dataplane plan` of {count} deployed role-only customers (one account each) "
              "against moto on 127.0.0.1, one CI identity assuming `deployRoleName` per account; every stack "
              "initialized anew in each variant; one run each.", "",
@@ -78,7 +85,12 @@ def section(count: int, rows: dict[tuple[int, bool], Measured]) -> str:
         lines.append(f"| {jobs} | {cached.wall:.1f} / {cached.peak / 2**20:.0f} | {stock.wall:.1f} / "
                      f"{stock.peak / 2**20:.0f} | {stock.wall / cached.wall:.1f}× |")
     speedup = rows[1, True].wall / rows[2, True].wall
-    lines += ["", f"`--jobs 2` versus `--jobs 1`, with the cache: {speedup:.2f}× faster.", ""]
+    lines += ["", f"`--jobs 2` versus `--jobs 1`, with the cache: {speedup:.2f}× faster.", "",
+              f"`python -m dataplane drift` (refresh-only plans) of the same {count} deployed customers:", "",
+              "| jobs | wall s / peak MB |", "|---|---|"]
+    lines += [f"| {jobs} | {m.wall:.1f} / {m.peak / 2**20:.0f} |" for jobs, m in sorted(drifts.items())]
+    met = "met" if drifts[2].wall <= 60 else "**missed**"
+    lines += ["", f"Target: drift over {count} customers within 60 s with 2 jobs: {drifts[2].wall:.1f} s, {met}.", ""]
     return "\n".join(lines)
 
 
@@ -100,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                     rows[jobs, cached] = m = variant(outdir, settings, env, jobs, None if cached else no_cache)
                     print(f"plan, jobs {jobs}, cache {cached}: {m.wall:.1f} s, {m.peak / 2**20:.0f} MB",
                           file=sys.stderr)
+            drifts = {jobs: drift(outdir, settings, env, jobs) for jobs in (1, 2)}
     finally:
         emulator.stop()
-    text = RESULTS.read_text(encoding="utf-8")
-    kept = text.split(HEADING)[0].rstrip("\n")
-    RESULTS.write_text(f"{kept}\n\n{section(args.customers, rows)}", encoding="utf-8")
-    print(section(args.customers, rows))
+    text = section(args.customers, rows, drifts)
+    write_section(HEADING, text)
+    print(text)
     return 0
 
 

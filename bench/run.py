@@ -198,6 +198,14 @@ def targets(rows: list[Row]) -> list[str]:
     return lines
 
 
+def write_section(heading: str, text: str) -> None:
+    """Put `text` (starting with the `heading` line) into RESULTS.md in place of that section, or at its end."""
+    current = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    before, found, after = current.partition(heading)
+    rest = after[after.find("\n## "):] if found and "\n## " in after else ""
+    RESULTS.write_text(f"{before.rstrip()}\n\n{text.rstrip()}\n{rest}", encoding="utf-8")
+
+
 def machine(load: tuple[float, float]) -> list[str]:
     cpuinfo = Path("/proc/cpuinfo")
     models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()

@@ -45,6 +45,13 @@ def pytest_configure(config):
                        env=tool_environment(), capture_output=True, timeout=600, check=True)
 
 
+def pytest_collection_modifyitems(items):
+    """End-to-end modules (those using the emulator) first, in file order: the many quick modules then fill
+    both workers to the end, instead of one worker finishing a long module alone."""
+    e2e = {item.path for item in items if "emulator" in getattr(item, "fixturenames", ())}
+    items.sort(key=lambda item: item.path not in e2e)
+
+
 def pytest_sessionfinish(session):
     if hasattr(session.config, "workeroutput"):
         session.config.workeroutput["summary"] = session.config.stash.get(SUMMARY, [])

@@ -1,7 +1,8 @@
 """Deploy example customers for real, through the cdktf CLI, against the emulator.
 
 A customer's pre-existing resources (its VPC, route tables, the accepter role) are created in
-the emulator first; their ids are generated there, so the example file is staged with them.
+the emulator first, as the sandbox creates them; their ids are generated there, so the example
+file is staged with them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ import psutil
 
 from dataplane.config.customer import Customer, load_customer
 from dataplane.config.settings import Settings
-from dataplane.project import PROJECT_ROOT
+from dataplane.ops.sandbox import create_customer_side
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from dataplane.runtime.toolchain import tool_environment
 from tests.emulator import Emulator
-
-ACCEPTER_TRUST = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
 
 
 @dataclass(frozen=True)
@@ -66,27 +65,12 @@ class Deployment:
 
 def stage(emulator: Emulator, example: Customer, settings: Settings, workdir: Path) -> Deployment:
     """Create what the customer already has, and write its file with the emulator's ids."""
-    text = (PROJECT_ROOT / example.source).read_text()
-    if example.peering:
-        peering = example.peering
-        ec2 = emulator.client("ec2", peering.account_id, example.peer_region)
-        vpc_id = ec2.create_vpc(CidrBlock=peering.cidrs[0])["Vpc"]["VpcId"]
-        for extra in peering.cidrs[1:]:
-            ec2.associate_vpc_cidr_block(VpcId=vpc_id, CidrBlock=extra)
-        text = text.replace(peering.vpc_id, vpc_id)
-        for route_table_id in peering.route_table_ids:
-            created = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
-            text = text.replace(route_table_id, created)
-        if peering.accepter_role_arn:
-            emulator.client("iam", peering.account_id, example.peer_region).create_role(
-                RoleName=peering.accepter_role_arn.rsplit("/", 1)[1],
-                AssumeRolePolicyDocument=json.dumps(ACCEPTER_TRUST))
     customers = workdir / "customers"
     customers.mkdir(parents=True)
     path = customers / f"{example.name}.toml"
-    path.write_text(text)
+    path.write_text(create_customer_side(emulator, example, (PROJECT_ROOT / example.source).read_text()))
     env = emulator.env(example.account_id, example.region, tool_environment())
-    env["DATAPLANE_CUSTOMERS_DIR"] = str(customers)
+    env[CUSTOMERS_DIR_ENV] = str(customers)
     return Deployment(load_customer(path, settings.control_plane_account_id), workdir, env)
 
 

@@ -1,4 +1,4 @@
-"""The review's sticky comments, against a small fake of GitHub's issue-comments API on 127.0.0.1."""
+"""The review's sticky comments and the drift issue, against a small fake of GitHub's issues API on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dataplane.ops import cli
-from dataplane.ops.comment import COMMENT_LIMIT
+from dataplane.ops.comment import COMMENT_LIMIT, TITLE_LIMIT
 
 TOKEN = "ghs_test-token-never-printed"
 REPO = "octo-org/data-plane"
@@ -22,10 +22,13 @@ BOT = "github-actions[bot]"
 
 
 class FakeGitHub:
-    """Issue comments of `REPO`'s pull requests, served as GitHub's REST API serves them (pages of at most 100)."""
+    """Issue comments of `REPO`'s pull requests, and its issues, served as GitHub's REST API serves them (pages of at
+    most 100; the issues list holds pull requests too, as GitHub's does)."""
 
     def __init__(self):
         self.comments: dict[int, dict] = {}
+        self.issues: dict[int, dict] = {}
+        self._numbers = iter(range(1, 10**6))
         self.requests: list[tuple[str, str]] = []
         self.refuse: tuple[int, str, str] | None = None
         """(status, message, method): GitHub's answer to every request with that method ("" for all)."""
@@ -45,6 +48,13 @@ class FakeGitHub:
         self.comments[comment_id] = {"id": comment_id, "pr": pr, "body": body, "user": {"login": user}}
         return comment_id
 
+    def open_issue(self, title: str, body: str, user: str = "someone", pull_request: bool = False) -> int:
+        number = next(self._numbers)
+        self.issues[number] = {"number": number, "title": title, "body": body, "state": "open", "user": {"login": user}}
+        if pull_request:
+            self.issues[number]["pull_request"] = {"url": f"{self.url}/repos/{REPO}/pulls/{number}"}
+        return number
+
     def bodies(self, pr: int = PR) -> list[str]:
         return [c["body"] for c in self.comments.values() if c["pr"] == pr]
 
@@ -54,6 +64,18 @@ class FakeGitHub:
     def answer(self, method: str, path: str, query: dict, body: dict | None) -> tuple[int, object]:
         if self.refuse and self.refuse[2] in ("", method):
             return self.refuse[0], {"message": self.refuse[1]}
+        if path == f"/repos/{REPO}/issues":
+            if method == "GET":
+                per_page, page = min(int(query.get("per_page", ["30"])[0]), 100), int(query.get("page", ["1"])[0])
+                state = query.get("state", ["open"])[0]
+                listed = [i for i in self.issues.values() if state in ("all", i["state"])]
+                return 200, listed[(page - 1) * per_page:page * per_page]
+            if method == "POST":
+                return 201, self.issues[self.open_issue(body["title"], body["body"], BOT)]
+        if (found := re.fullmatch(rf"/repos/{REPO}/issues/(\d+)", path)) and int(found[1]) in self.issues \
+                and method == "PATCH":
+            self.issues[int(found[1])].update(body)
+            return 200, self.issues[int(found[1])]
         if found := re.fullmatch(rf"/repos/{REPO}/issues/(\d+)/comments", path):
             pr = int(found[1])
             if method == "GET":
@@ -285,3 +307,116 @@ def test_an_unreachable_api_is_one_line_exit_1(capsys, github, tmp_path):
     assert (code, out) == (1, "")
     assert err.startswith(f"comment: GitHub API GET /repos/{REPO}/issues/{PR}/comments?per_page=100&page=1: ")
     assert err.count("\n") == 1 and "Connection refused" in err
+
+
+# ---------------------------------------------------------------- the drift issue
+
+TITLE = "Data plane drift"
+MARKER = "<!-- dataplane-issue data-plane-drift -->"
+
+
+def issue(capsys, github: FakeGitHub, body_file: Path, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["issue", "--title", TITLE, "--body-file", str(body_file), "--repo", REPO, "--api-url", github.url,
+                     *args])
+    out, err = capsys.readouterr()
+    assert TOKEN not in out + err
+    return code, out, err
+
+
+def report(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "drift.md"
+    path.write_text(text)
+    return path
+
+
+def test_the_first_report_opens_the_issue_and_later_ones_update_it_in_place(capsys, github, tmp_path):
+    assert issue(capsys, github, report(tmp_path, "Drift: 1 drifted\n")) == (0, "issue #1: created\n", "")
+    assert github.issues[1] | {"user": None} == {"number": 1, "title": TITLE, "body": f"{MARKER}\nDrift: 1 drifted\n",
+                                                 "state": "open", "user": None}
+    assert issue(capsys, github, report(tmp_path, "Drift: 2 drifted\n")) == (0, "issue #1: updated\n", "")
+    assert github.issues[1]["body"] == f"{MARKER}\nDrift: 2 drifted\n"
+    github.requests.clear()
+    assert issue(capsys, github, report(tmp_path, "Drift: 2 drifted\n")) == (0, "issue #1: unchanged\n", "")
+    assert github.writes() == [] and len(github.issues) == 1
+
+
+def test_a_title_edited_by_hand_is_restored_with_the_body(capsys, github, tmp_path):
+    number = github.open_issue("drift (looking into it)", f"{MARKER}\nDrift: 1 drifted\n")
+    assert issue(capsys, github, report(tmp_path, "Drift: 1 drifted\n")) == (0, f"issue #{number}: updated\n", "")
+    assert github.writes() == [("PATCH", f"/repos/{REPO}/issues/{number}")]
+    assert github.issues[number]["title"] == TITLE
+
+
+def test_close_updates_and_closes_the_open_issue_and_the_next_drift_opens_a_new_one(capsys, github, tmp_path):
+    in_sync = "Drift: 0 drifted\n"
+    assert issue(capsys, github, report(tmp_path, in_sync), "--close") == (
+        0, "no open issue 'Data plane drift': nothing to close\n", "")
+    assert github.writes() == [] and github.issues == {}
+    issue(capsys, github, report(tmp_path, "Drift: 1 drifted\n"))
+    assert issue(capsys, github, report(tmp_path, in_sync), "--close") == (0, "issue #1: closed\n", "")
+    assert github.issues[1] | {"user": None} == {"number": 1, "title": TITLE, "body": f"{MARKER}\nDrift: 0 drifted\n",
+                                                 "state": "closed", "state_reason": "completed", "user": None}
+    assert issue(capsys, github, report(tmp_path, "Drift: 3 drifted\n")) == (0, "issue #2: created\n", "")
+
+
+def test_other_issues_and_pull_requests_are_never_touched_and_duplicates_are_closed(capsys, github, tmp_path):
+    others = [("Drift in staging", "<!-- dataplane-issue drift-in-staging -->\nmine"),
+              ("Quoting it", f"> {MARKER}\n> quoted"), ("Unrelated", "hello")]
+    numbers = [github.open_issue(title, body) for title, body in others]
+    pull = github.open_issue("A pull request", f"{MARKER}\nnot an issue", pull_request=True)
+    first = github.open_issue(TITLE, f"{MARKER}\nold")
+    second = github.open_issue(TITLE, f"{MARKER}\nrace")
+    assert issue(capsys, github, report(tmp_path, "new\n")) == (
+        0, f"issue #{first}: updated\nissue #{second}: closed, a duplicate of #{first}\n", "")
+    assert [(github.issues[n]["title"], github.issues[n]["body"]) for n in numbers] == others
+    assert github.issues[pull]["body"] == f"{MARKER}\nnot an issue" and github.issues[pull]["state"] == "open"
+    assert (github.issues[second]["state"], github.issues[second]["state_reason"]) == ("closed", "not_planned")
+    assert {path for _, path in github.writes()} == {f"/repos/{REPO}/issues/{first}", f"/repos/{REPO}/issues/{second}"}
+
+
+def test_every_page_of_open_issues_is_read(capsys, github, tmp_path):
+    for n in range(230):
+        github.open_issue(f"issue {n}", "text")
+    assert issue(capsys, github, report(tmp_path, "one\n")) == (0, "issue #231: created\n", "")
+    github.requests.clear()
+    assert issue(capsys, github, report(tmp_path, "two\n")) == (0, "issue #231: updated\n", "")
+    assert [path for method, path in github.requests if method == "GET"] == [
+        f"/repos/{REPO}/issues?state=open&sort=created&direction=asc&per_page=100&page={page}" for page in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("title, body, message", [
+    ("", "x", f"issue title '' is not 1-{TITLE_LIMIT} printable characters"),
+    ("   ", "x", f"issue title '   ' is not 1-{TITLE_LIMIT} printable characters"),
+    ("Drift\n", "x", f"issue title 'Drift\\n' is not 1-{TITLE_LIMIT} printable characters"),
+    ("x" * (TITLE_LIMIT + 1), "x", f"issue title '{'x' * (TITLE_LIMIT + 1)}' is not 1-{TITLE_LIMIT} printable "
+                                   "characters"),
+    ("!!!", "x", "issue title '!!!' has no letter or digit to find its issue by"),
+    (TITLE, None, "{body}: cannot be read ([Errno 2] No such file or directory: '{body}')"),
+    (TITLE, "x" * (COMMENT_LIMIT - len(MARKER)), f"{{body}}: {COMMENT_LIMIT + 1} characters with the marker, more "
+                                                 f"than an issue's {COMMENT_LIMIT}"),
+])
+def test_bad_issue_input_is_one_line_exit_2_before_any_request(capsys, github, tmp_path, title, body, message):
+    path = tmp_path / "drift.md"
+    if body is not None:
+        path.write_text(body)
+    code = cli.main(["issue", "--title", title, "--body-file", str(path), "--repo", REPO, "--api-url", github.url])
+    assert (code, *capsys.readouterr()) == (2, "", f"issue: {message.format(body=path)}\n")
+    assert github.requests == []
+
+
+def test_the_issue_needs_the_token_and_repository_as_comments_do(capsys, github, tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert issue(capsys, github, report(tmp_path, "x\n")) == (
+        2, "", "issue: GITHUB_TOKEN is not set: the token to write comments with\n")
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    code = cli.main(["issue", "--title", TITLE, "--body-file", str(tmp_path / "drift.md"), "--api-url", github.url])
+    assert (code, *capsys.readouterr()) == (
+        2, "", "issue: no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY\n")
+    assert github.requests == []
+
+
+def test_an_issue_api_refusal_is_one_line_exit_1_with_its_status(capsys, github, tmp_path):
+    github.refuse = (403, "Resource not accessible by integration", "POST")
+    assert issue(capsys, github, report(tmp_path, "x\n")) == (
+        1, "", f"issue: GitHub API POST /repos/{REPO}/issues: HTTP 403 Forbidden: Resource not accessible by "
+               "integration\n")

@@ -172,3 +172,38 @@ def test_set_up_steps_cache_their_downloads():
             assert step["with"]["cache"] == cache, (name, job_id)
         if action == "actions/cache":
             assert "hashFiles(" in step["with"]["key"], (name, job_id)
+
+
+def test_drift_runs_daily_and_on_demand_and_keeps_one_issue():
+    """The report goes to a file the issue steps read: the open issue is updated while the drift step fails (drift
+    or an error), and closed when it succeeds (all in sync)."""
+    drift = workflow("drift.yml")
+    assert set(drift[True]) == {"schedule", "workflow_dispatch"}  # YAML 1.1 reads the key `on` as True
+    [schedule] = drift[True]["schedule"]
+    assert re.fullmatch(r"\d+ \d+ \* \* \*", schedule["cron"])
+    assert drift["permissions"] == {"contents": "read"}
+    [(job_id, job)] = drift["jobs"].items()
+    assert job["permissions"] == {"contents": "read", "id-token": "write", "issues": "write"}
+    assert job["concurrency"] == {"group": "dataplane-drift", "cancel-in-progress": False}
+    runs = [(step.get("if"), words(step["run"])) for step in job["steps"] if "run" in step]
+    assert runs == [
+        (None, ["make", "synth"]),
+        (None, [".venv/bin/python", "-m", "dataplane", "drift", "--format", "markdown", "--out", "drift.md"]),
+        ("${{ failure() && steps.drift.outcome == 'failure' }}",
+         [".venv/bin/python", "-m", "dataplane", "issue", "--title", "Data plane drift", "--body-file", "drift.md"]),
+        (None, [".venv/bin/python", "-m", "dataplane", "issue", "--title", "Data plane drift", "--body-file",
+                "drift.md", "--close"])]
+    [find] = [step for step in job["steps"] if words(step.get("run", "x"))[3:4] == ["drift"]]
+    assert find["id"] == "drift"
+    for step in job["steps"]:
+        if words(step.get("run", "x"))[3:4] == ["issue"]:
+            assert step["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+
+
+def test_drift_is_set_up_as_the_plan_jobs_are_and_gets_credentials_after_the_synth():
+    plan = [step for step in workflow("pull-request.yml")["jobs"]["plan"]["steps"] if "uses" in step]
+    steps = workflow("drift.yml")["jobs"]["drift"]["steps"]
+    set_up = [step for step in steps if "uses" in step]
+    assert set_up == [step for step in plan if not step["uses"].startswith(("actions/download-", "actions/upload-"))]
+    credentials = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("aws-actions/"))
+    assert [s["run"] for s in steps[:credentials] if "run" in s] == ["make synth"]

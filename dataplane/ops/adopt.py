@@ -33,10 +33,11 @@ import boto3
 
 from constructs_lib import facts
 from constructs_lib.facts import Adoption
+from dataplane.ops import state
 from dataplane.ops.aws import AWS_ERRORS, assume, aws_error, route_target, tags_of
 from dataplane.ops.report import listing
 from dataplane.policy import not_owned, ownership_tags
-from dataplane.runtime.toolchain import INIT, TerraformError, terraform
+from dataplane.runtime.toolchain import TerraformError
 from dataplane.synth_output import IMPORTS_FILE, STACK_FILE
 
 REFERENCE = re.compile(r"\$\{([a-z0-9_]+\.[\w-]+)\.(id|vpc_peering_connection_id)\}")
@@ -221,11 +222,9 @@ def _orphans(ec2, customer: str, known: set[str]) -> list[Finding]:
 def _state(stack_dir: Path) -> dict[str, str]:
     """Addresses and ids of the resources the state records (empty when there is no state yet)."""
     try:
-        state = json.loads(terraform(stack_dir, INIT, ["state", "pull"]) or "{}")
-    except TerraformError as e:
+        return state.managed_ids(state.read(stack_dir))
+    except (TerraformError, state.StateError) as e:
         raise AdoptError(str(e)) from None
-    return {f"{r['type']}.{r['name']}": r["instances"][0]["attributes"]["id"]
-            for r in state.get("resources", []) if r.get("mode") == "managed" and r.get("instances")}
 
 
 def _sessions(stack: dict) -> dict[Optional[str], boto3.Session]:

@@ -52,13 +52,44 @@ def parser() -> argparse.ArgumentParser:
     synth_ref.add_argument("ref", help="git ref (branch, tag, commit)")
     synth_ref.add_argument("--outdir", type=Path, required=True, help="where to synthesize (a cdktf.out layout)")
     synth_ref.set_defaults(run=_synth_ref)
+    drift = commands.add_parser("drift", help="what changed outside Terraform in deployed stacks (refresh-only plans)")
+    drift.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to check (default: all)")
+    drift.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output to check (cdktf.out)")
+    drift.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="stacks planned at once (CPUs)")
+    drift.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    drift.add_argument("--out", type=Path, metavar="FILE", help="write the report to FILE (default: stdout)")
+    drift.set_defaults(run=_drift)
+    issue = commands.add_parser("issue", help="open or update the one open issue with this title (the drift report)")
+    issue.add_argument("--title", required=True, help="the issue's title; its hidden marker is made from it")
+    issue.add_argument("--body-file", type=Path, required=True, help="the issue's body (Markdown)")
+    issue.add_argument("--close", action="store_true", help="update the open issue and close it; open none")
+    issue.add_argument("--repo", help="OWNER/NAME (default: $GITHUB_REPOSITORY)")
+    issue.add_argument("--api-url", help="GitHub REST API (default: $GITHUB_API_URL, else https://api.github.com)")
+    issue.set_defaults(run=_issue)
+    sandbox = commands.add_parser("sandbox", help="an offline AWS (moto) with what each customer already has, "
+                                                  "until Ctrl-C; prints how to activate a customer in it")
+    sandbox.add_argument("--port", type=int, default=4566, help="port on 127.0.0.1 (4566; 0: any free port)")
+    sandbox.add_argument("--customers-dir", type=Path, metavar="DIR",
+                         help="the fleet (default: the project's customers, or $DATAPLANE_CUSTOMERS_DIR)")
+    sandbox.set_defaults(run=_sandbox)
+    activate = _workspace_parser(commands, "activate", _activate,
+                                 "preflight, deploy and verify a customer, then write its activation record")
+    activate.add_argument("--outputs-dir", type=Path, default=Path("outputs"),
+                          help="where the deploy writes <customer>.json with the stack outputs (outputs)")
+    activate.add_argument("--records-dir", type=Path, default=Path("activations"),
+                          help="where the record <customer>.json and <customer>.md is written (activations)")
+    activate.add_argument("--control-plane-profile", metavar="PROFILE",
+                          help="AWS profile of the control plane, for verify (default: the deployer's credentials)")
+    _workspace_parser(commands, "preview", _preview, "terraform plan of one customer as synthesized now (make plan)")
     _workspace_parser(commands, "unlock", _unlock, "show a killed run's S3 state lock; release it once confirmed")
     _checks_parser(commands, "preflight", _preflight, "check the account is ready, with the deployer's credentials")
     verify = _checks_parser(commands, "verify", _verify, "check the deployed activation, as the control plane would")
     verify.add_argument("--inspect-profile",
                         help="profile with read access to the customer's account (default: the assumed role)")
-    listing = commands.add_parser("list", help="every customer, and data-plane CIDRs that overlap")
+    listing = commands.add_parser("list", help="every customer, what its state says is deployed, CIDRs that overlap")
     listing.add_argument("--json", action="store_true", help="print as JSON")
+    listing.add_argument("--outdir", type=Path, default=Path("cdktf.out"),
+                         help="synth output dir (cdktf.out); local state sits beside it")
     listing.set_defaults(run=_list)
     review = commands.add_parser("review", help="the PR review: configuration diff of two cdktf.out dirs, and plans")
     review.add_argument("--base", type=Path, help="synthesized output of the base (cdktf.out layout)")
@@ -235,6 +266,17 @@ def _adopt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preview(args: argparse.Namespace) -> int:
+    customer = _customer(args.customer)[1]
+    from dataplane.ops.deploy import SynthError, preview
+
+    try:
+        return preview(customer, args.outdir)
+    except SynthError as e:
+        print(f"plan {customer.name}: {e}", file=sys.stderr)
+        return 1
+
+
 def _deploy(args: argparse.Namespace) -> int:
     customer = _customer(args.customer)[1]
     from dataplane.ops.adopt import AdoptError
@@ -305,6 +347,41 @@ def _synth_ref(args: argparse.Namespace) -> int:
     return 0
 
 
+def _activate(args: argparse.Namespace) -> int:
+    settings, customer = _customer(args.customer)
+    from dataplane.ops.activate import activate
+
+    control_plane = _session(args.control_plane_profile, None) if args.control_plane_profile else None
+    return activate(customer, settings, _session(None, None), control_plane, args.outdir, args.outputs_dir,
+                    args.records_dir)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from dataplane.config.errors import ConfigError
+    from dataplane.config.settings import load_project
+    from dataplane.ops import sandbox
+
+    try:
+        settings, customers = load_project(customers_dir=args.customers_dir and args.customers_dir.resolve())
+        return sandbox.run(settings, customers, args.port)
+    except (ConfigError, sandbox.SandboxError) as e:
+        _usage_error(f"sandbox: {e}")
+
+
+def _drift(args: argparse.Namespace) -> int:
+    settings = _project()[0]
+    from dataplane.ops import drift
+
+    return drift.run(args.outdir, args.customers, settings, args.jobs, args.format, args.out,
+                     lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def _issue(args: argparse.Namespace) -> int:
+    from dataplane.ops import comment
+
+    return comment.run_issue(args.title, args.body_file, args.close, args.repo, args.api_url)
+
+
 def _unlock(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
     from dataplane.ops.deploy import SynthError
@@ -329,8 +406,9 @@ def _answer(prompt: str) -> str:
 def _list(args: argparse.Namespace) -> int:
     from dataplane.ops import list_customers as fleet
 
-    customers = _project()[1]
-    print(fleet.as_json(customers) if args.json else fleet.table(customers))
+    settings, customers = _project()
+    found = fleet.states(customers, settings, args.outdir)
+    print(fleet.as_json(customers, found) if args.json else fleet.table(customers, found))
     return 0
 
 

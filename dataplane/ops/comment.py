@@ -9,6 +9,12 @@ not begin with the marker, anyone else's, is never touched.
 The repository, API and pull request come from GitHub Actions' environment unless given (`--repo`, `--api-url`,
 `--pr`); the token only from `$GITHUB_TOKEN`, and it is never printed. GitHub's REST API, over urllib.
 Exit status: 0 done, 1 the API refused or failed (one line, with the HTTP status), 2 bad input (one line).
+
+`python -m dataplane issue --title T --body-file FILE [--close]`: one open issue per title, the same way (the drift
+report's). Its body begins with the hidden marker `<!-- dataplane-issue <title as a slug> -->`; the oldest open issue
+so marked is updated in place (title and body, when they changed), or, if none is open, one is created. With
+`--close` (everything is fine again) it is updated and closed, and none is created. Later duplicates a race left are
+closed. The repository, API and token as for `comment`.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ EVENT_PATH_ENV = "GITHUB_EVENT_PATH"
 
 DEFAULT_API_URL = "https://api.github.com"
 COMMENT_LIMIT = 65_536
-"""GitHub's limit on a comment body, in characters."""
+"""GitHub's limit on a comment body, in characters (an issue body's too)."""
+TITLE_LIMIT = 256
+"""GitHub's limit on an issue title, in characters."""
 PER_PAGE = 100
 TIMEOUT = 30
 PART_FILE = re.compile(r"part-(\d{3,})\.md")
@@ -46,7 +54,7 @@ REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/(?!\.\.?$)[A-Za-z0-9._-]{1
 
 
 class InputError(Exception):
-    """A missing or malformed input: token, repository, pull request, API address or parts."""
+    """A missing or malformed input: token, repository, pull request, API address, parts, issue title or body."""
 
 
 class GitHubError(Exception):
@@ -81,16 +89,15 @@ def read_parts(parts_dir: Path) -> list[str]:
 
 
 @dataclass(frozen=True)
-class PullRequest:
-    """Where the comments go, and the token that may write them."""
+class Repository:
+    """A repository's REST API, and the token that may write to it."""
 
     api_url: str
     repo: str
-    number: int
     token: str
 
     @classmethod
-    def from_environment(cls, repo: str | None, number: int | None, api_url: str | None) -> PullRequest:
+    def from_environment(cls, repo: str | None, api_url: str | None) -> Repository:
         """The given values, else GitHub Actions' environment; an `InputError` for anything missing or malformed."""
         token = os.environ.get(TOKEN_ENV)
         if not token:
@@ -106,10 +113,7 @@ class PullRequest:
         address = urllib.parse.urlsplit(api_url)
         if address.scheme not in ("http", "https") or not address.hostname or address.query or address.fragment:
             raise InputError(f"API address {api_url!r} is not an http(s) URL")
-        number = _event_pull_request() if number is None else number
-        if number < 1:
-            raise InputError(f"pull request number {number} is not positive")
-        return cls(api_url, repo, number, token)
+        return cls(api_url, repo, token)
 
     def _call(self, method: str, path: str, body: dict | None = None) -> Any:
         """One REST call; its JSON answer (None when empty)."""
@@ -131,6 +135,46 @@ class PullRequest:
             return json.loads(raw) if raw else None
         except ValueError:
             raise GitHubError(f"{method} {path}: the answer is not JSON") from None
+
+    def open_issues(self) -> list[dict]:
+        """Every open issue (pull requests left out), oldest first, following the pages."""
+        issues: list[dict] = []
+        for page in itertools.count(1):
+            path = f"/repos/{self.repo}/issues?state=open&sort=created&direction=asc&per_page={PER_PAGE}&page={page}"
+            batch = self._call("GET", path)
+            if not isinstance(batch, list) or not all(isinstance(i, dict) and isinstance(i.get("number"), int)
+                                                      for i in batch):
+                raise GitHubError(f"GET {path}: the answer is not a list of issues")
+            issues += [i for i in batch if "pull_request" not in i]
+            if len(batch) < PER_PAGE:
+                break
+        return issues
+
+    def create_issue(self, title: str, body: str) -> int:
+        path = f"/repos/{self.repo}/issues"
+        answer = self._call("POST", path, {"title": title, "body": body})
+        if not isinstance(answer, dict) or not isinstance(answer.get("number"), int):
+            raise GitHubError(f"POST {path}: the answer is not an issue")
+        return answer["number"]
+
+    def update_issue(self, number: int, fields: dict) -> None:
+        self._call("PATCH", f"/repos/{self.repo}/issues/{number}", fields)
+
+
+@dataclass(frozen=True)
+class PullRequest(Repository):
+    """Where the comments go, and the token that may write them."""
+
+    number: int
+
+    @classmethod
+    def from_environment(cls, repo: str | None, number: int | None, api_url: str | None) -> PullRequest:
+        """The given values, else GitHub Actions' environment; an `InputError` for anything missing or malformed."""
+        repository = Repository.from_environment(repo, api_url)
+        number = _event_pull_request() if number is None else number
+        if number < 1:
+            raise InputError(f"pull request number {number} is not positive")
+        return cls(repository.api_url, repository.repo, repository.token, number)
 
     def comments(self) -> list[dict]:
         """Every comment on the pull request, oldest first, following the pages."""
@@ -197,6 +241,66 @@ def run(parts_dir: Path, repo: str | None, number: int | None, api_url: str | No
             print(done, flush=True)
     except GitHubError as e:
         print(f"comment: GitHub API {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def issue_marker(title: str) -> str:
+    """The hidden marker that begins the body of the issue titled `title`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return f"<!-- dataplane-issue {slug} -->"
+
+
+def read_issue(title: str, body_file: Path) -> str:
+    """The issue's body, marker first, from `body_file`; an `InputError` for a bad title or body."""
+    if not title.strip() or not title.isprintable() or len(title) > TITLE_LIMIT:
+        raise InputError(f"issue title {title!r} is not 1-{TITLE_LIMIT} printable characters")
+    if not re.search(r"[A-Za-z0-9]", title):
+        raise InputError(f"issue title {title!r} has no letter or digit to find its issue by")
+    try:
+        body = f"{issue_marker(title)}\n{body_file.read_text(encoding='utf-8')}"
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{body_file}: cannot be read ({e})") from None
+    if len(body) > COMMENT_LIMIT:
+        raise InputError(f"{body_file}: {len(body)} characters with the marker, more than an issue's {COMMENT_LIMIT}")
+    return body
+
+
+def upsert_issue(repository: Repository, title: str, body: str, close: bool = False) -> Iterator[str]:
+    """Make the open issue marked for `title` hold `body` (closed with `close`), saying what is done as it is done."""
+    marker = issue_marker(title)
+    ours = [i for i in repository.open_issues() if str(i.get("body") or "").startswith(marker)]
+    if not ours:
+        if close:
+            yield f"no open issue {title!r}: nothing to close"
+        else:
+            yield f"issue #{repository.create_issue(title, body)}: created"
+        return
+    first, *duplicates = ours
+    fields = {key: value for key, value in (("title", title), ("body", body)) if first.get(key) != value}
+    if close:
+        fields |= {"state": "closed", "state_reason": "completed"}
+    if fields:
+        repository.update_issue(first["number"], fields)
+    yield f"issue #{first['number']}: {'closed' if close else 'updated' if fields else 'unchanged'}"
+    for duplicate in duplicates:
+        repository.update_issue(duplicate["number"], {"state": "closed", "state_reason": "not_planned"})
+        yield f"issue #{duplicate['number']}: closed, a duplicate of #{first['number']}"
+
+
+def run_issue(title: str, body_file: Path, close: bool, repo: str | None, api_url: str | None) -> int:
+    """Open, update or close the issue titled `title`; print what was done. 0 done, 1 an API failure, 2 bad input."""
+    try:
+        repository = Repository.from_environment(repo, api_url)
+        body = read_issue(title, body_file)
+    except InputError as e:
+        print(f"issue: {e}", file=sys.stderr)
+        return 2
+    try:
+        for done in upsert_issue(repository, title, body, close):
+            print(done, flush=True)
+    except GitHubError as e:
+        print(f"issue: GitHub API {e}", file=sys.stderr)
         return 1
     return 0
 

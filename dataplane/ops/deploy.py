@@ -2,7 +2,7 @@
 
 A deploy never works in the shared synth output: it synthesizes its one customer into a new
 directory beside it (same parent, so the local state path is the same one), adopts there, and
-runs `cdktf deploy` on that directory. No other synth can change its files while it runs, and
+runs `cdktf deploy` on that directory (`preview`: `terraform plan` there, for `make plan`). No other synth can change its files while it runs, and
 the import blocks adopt writes go with the directory: a killed deploy leaves nothing that a
 later plan would apply. `python -m dataplane adopt <customer>` shows what a deploy would adopt.
 """
@@ -19,7 +19,7 @@ from dataplane import synth_output
 from dataplane.config.customer import Customer
 from dataplane.ops.adopt import adopt, write_imports
 from dataplane.project import PROJECT_ROOT
-from dataplane.runtime.toolchain import tool_environment
+from dataplane.runtime.toolchain import INIT, tool_environment
 
 MAIN = PROJECT_ROOT / "main.py"
 
@@ -44,6 +44,22 @@ def planned_imports(customer: Customer, outdir: Path) -> list[dict]:
     """What a deploy of `customer` would adopt now (writes nothing)."""
     with workspace(customer, outdir) as workdir:
         return adopt(synth_output.stack_dir(workdir, customer.name), customer.name)
+
+
+def preview(customer: Customer, outdir: Path) -> int:
+    """`terraform plan` of `customer`'s stack as synthesized now, printed as terraform prints it; its exit status.
+
+    The stock `cdktf plan` synthesizes the whole fleet and starts the cdktf CLI first; this synthesizes one
+    stack and runs terraform itself, with the project's CLI config (its shared plugin cache).
+    """
+    with workspace(customer, outdir) as workdir:
+        stack_dir = synth_output.stack_dir(workdir, customer.name)
+        init = subprocess.run(["terraform", *INIT], cwd=stack_dir, env=tool_environment(), capture_output=True,
+                              text=True, timeout=600)
+        if init.returncode != 0:
+            print((init.stderr or init.stdout).strip(), file=sys.stderr)
+            return 1
+        return subprocess.run(["terraform", "plan", "-input=false"], cwd=stack_dir, env=tool_environment()).returncode
 
 
 def deploy(customer: Customer, outdir: Path, outputs_dir: Path) -> int:

@@ -53,11 +53,14 @@ class PlanInputError(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """One stack to plan: where its synthesized files are, and whether it is planned as a destroy."""
+    """One stack to plan: where its synthesized files are, and whether it is planned as a destroy, or refresh-only
+    (what changed outside Terraform, for `python -m dataplane drift`: read without taking the state lock, so it never
+    holds up a deploy)."""
 
     name: str
     directory: Path
     destroy: bool = False
+    refresh_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,8 @@ def _plan_stack(target: Target, plan_file: Path, json_file: Path, env: dict[str,
     if (done := init(target.directory, env)).returncode != 0:
         return "error", _failure("init", done)
     command = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
-    planned = _terraform(target.directory, env, command + (["-destroy"] if target.destroy else []))
+    mode = ["-destroy"] if target.destroy else ["-refresh-only", "-lock=false"] if target.refresh_only else []
+    planned = _terraform(target.directory, env, command + mode)
     if planned.returncode not in (0, 2):
         return "error", _failure("plan", planned)
     shown = _terraform(target.directory, env, ["show", "-json", str(plan_file)])

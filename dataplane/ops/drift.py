@@ -1,0 +1,278 @@
+"""`python -m dataplane drift`: what changed outside Terraform in every deployed customer's stack.
+
+    python -m dataplane drift [CUSTOMER ...] [--outdir cdktf.out] [--jobs N] [--format markdown|json] [--out FILE]
+
+For each stack of the synth output (all, or those named) that has a state, a refresh-only plan (`terraform plan
+-refresh-only`, without taking the state lock: drift never holds up a deploy) through `plan`'s runner: the same init,
+credentials (`deployRoleName`) and parallelism, one progress line per stack on stderr as it finishes. Whether a
+stack has a state, its synthesized backend says: the local state file exists; the S3 object exists (asked with the
+credentials its plan uses); a cloud workspace is planned, and terraform says. The plans go to a private temporary
+directory, removed afterwards: drift writes only its report.
+
+Each stack is then in sync, drifted, not deployed (no state, or one without resources) or an error (one line). Drift
+is what the refresh found changed outside Terraform (read by `plan_review`, sensitive values masked): every resource
+deleted, and every change to an attribute the configuration sets (and `tags_all`, where the provider's default tags
+go). Not drift, and not reported, are the attributes the configuration leaves to the provider that the stack's own
+resources changed after their parent was stored, which a refresh-only plan lists too: a role's `inline_policy` (its
+`aws_iam_role_policy`), a route table's `route` (an `aws_route`), a peering's `accept_status` and DNS options.
+
+The report, Markdown (the drift issue's body, at most `MAX_CHARS`) or JSON, is sorted and holds no timings: the same
+findings give the same bytes. Exit status: 0 all in sync (stacks not deployed are listed, and fine), 2 any drift,
+1 any error (every other stack is still checked and reported), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+from dataplane.config.settings import Settings
+from dataplane.ops import plan, review, state
+from dataplane.ops.plan_review import (
+    DriftedResource,
+    ReviewError,
+    json_object,
+    read_plan,
+)
+
+Status = Literal["drifted", "in sync", "not deployed", "error"]
+Format = Literal["markdown", "json"]
+STATUSES: tuple[Status, ...] = ("drifted", "in sync", "not deployed", "error")
+HEADINGS = {"drifted": "Drifted", "in sync": "In sync", "not deployed": "Not deployed", "error": "Errors"}
+PROVIDER_ATTRIBUTES = frozenset({"tags_all"})
+"""Attributes the configuration sets through the provider (its `default_tags`), not in the resource block."""
+ERROR_CHARS = 300
+MAX_CHARS = 65_000
+"""The Markdown report's size: under GitHub's 65,536 characters for an issue body, with room for its marker."""
+
+
+class DriftError(Exception):
+    """A stack's state could not be looked for."""
+
+
+@dataclass(frozen=True)
+class StackDrift:
+    """One stack's finding: its status, what drifted, or its error (one line)."""
+
+    name: str
+    status: Status
+    drift: tuple[DriftedResource, ...] = ()
+    error: str = ""
+
+
+# ---------------------------------------------------------------- finding drift
+
+
+def select(outdir: Path, names: Sequence[str] = ()) -> list[plan.Target]:
+    """The stacks to check, sorted: those named, or all of the synth output; a `plan.PlanInputError` otherwise."""
+    return [replace(target, refresh_only=True) for target in plan.select(outdir, names)]
+
+
+def has_state(target: plan.Target, settings: Settings) -> bool:
+    """Whether the stack's synthesized backend holds a state (a cloud workspace: assumed), asked with the
+    credentials its plan uses; a `DriftError` when the S3 object cannot be asked for."""
+    import boto3
+
+    from dataplane.ops.aws import AWS_ERRORS, assume, aws_error
+
+    try:
+        session = boto3.Session()
+        if role := settings.deploy_role_arn(plan.account_of(target.directory)):
+            session = assume(session, role, f"dataplane-drift-{target.name}"[:64])
+        return state.exists(target.directory, session)
+    except AWS_ERRORS as e:
+        raise DriftError(f"cannot look for the state {state.where(target.directory)}: {aws_error(e)}") from None
+
+
+def find(targets: Sequence[plan.Target], outdir: Path, settings: Settings, jobs: int,
+         progress: Callable[[str], None]) -> list[StackDrift]:
+    """Every target's finding, sorted by name; `progress` hears one line per stack as it is known."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        states = list(pool.map(lambda target: _state(target, settings), targets))
+    found: list[StackDrift] = []
+    for target, known in zip(targets, states):
+        if known is False:
+            found.append(StackDrift(target.name, "not deployed"))
+            progress(f"{target.name}: not deployed (no state)")
+        elif known is not True:
+            found.append(StackDrift(target.name, "error", error=one_line(known)))
+            progress(f"{target.name}: error\n    {known}")
+    with tempfile.TemporaryDirectory(prefix="dataplane-drift-") as out:
+        def planned(result: plan.StackPlan) -> None:
+            found.append(_finding(result, Path(out) / f"{result.name}{plan.JSON_SUFFIX}"))
+            line = f"{result.name}: {found[-1].status} in {result.seconds:.1f} s"
+            progress(line + "".join(f"\n    {text}" for text in result.error.splitlines()))
+
+        deployed = [target for target, state in zip(targets, states) if state is True]
+        plan.plan_all(deployed, outdir, Path(out), settings, jobs, planned)
+    return sorted(found, key=lambda f: f.name)
+
+
+def _state(target: plan.Target, settings: Settings) -> bool | str:
+    """`has_state`, or why it cannot be told."""
+    try:
+        return has_state(target, settings)
+    except DriftError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - one stack's failure (files, credentials) never stops the others
+        return f"{type(e).__name__}: {e}"
+
+
+def _finding(result: plan.StackPlan, json_file: Path) -> StackDrift:
+    """A planned stack's finding: its error, or what its refresh-only plan found."""
+    if result.result == "error":
+        return StackDrift(result.name, "error", error=one_line(result.error))
+    return read_finding(result.name, json_file)
+
+
+def read_finding(name: str, json_file: Path) -> StackDrift:
+    """Stack `name`'s finding from its refresh-only plan (`terraform show -json`) in `json_file`."""
+    try:
+        raw = json_file.read_bytes()
+        document = json_object(json_file, raw)
+        drift = read_plan(name, json_file, raw).drift
+    except (OSError, ReviewError) as e:
+        return StackDrift(name, "error", error=one_line(str(e)))
+    if not _managed_in_state(document.get("prior_state", {}).get("values", {}).get("root_module", {})):
+        return StackDrift(name, "not deployed")
+    drift = relevant_drift(drift, document)
+    return StackDrift(name, "drifted" if drift else "in sync", drift)
+
+
+def _managed_in_state(module: dict) -> bool:
+    """Whether a module of the plan's `prior_state` (or a module below it) holds a managed resource."""
+    return any(r.get("mode") == "managed" for r in module.get("resources") or []) or any(
+        map(_managed_in_state, module.get("child_modules") or []))
+
+
+def relevant_drift(drift: Sequence[DriftedResource], document: dict) -> tuple[DriftedResource, ...]:
+    """`drift` without the echoes: deletions, and changes to attributes the configuration sets (see the module).
+
+    A resource the plan's configuration does not list (in a module, say) keeps all its drift.
+    """
+    configured = configured_attributes(document)
+    kept = []
+    for resource in drift:
+        names = configured.get(resource.address.split("[", 1)[0])
+        if resource.deleted or names is None:
+            kept.append(resource)
+        elif attributes := tuple(a for a in resource.attributes if re.match(r"[^.\[]*", a.path)[0] in names):
+            kept.append(replace(resource, attributes=attributes))
+    return tuple(kept)
+
+
+def configured_attributes(document: dict) -> dict[str, frozenset[str]]:
+    """Address -> the attributes its resource block sets, and `PROVIDER_ATTRIBUTES`: the root module's managed
+    resources, from the plan's `configuration`."""
+    resources = document.get("configuration", {}).get("root_module", {}).get("resources") or []
+    return {r["address"]: frozenset(r.get("expressions") or {}) | PROVIDER_ATTRIBUTES
+            for r in resources if isinstance(r, dict) and r.get("mode") == "managed" and "address" in r}
+
+
+def one_line(error: str) -> str:
+    """An error on one line: its first, followed by terraform's `Error:` line when the first ends in a colon."""
+    lines = [text for line in error.splitlines() if (text := line.strip(" \t│╷╵"))]
+    if not lines:
+        return "failed"
+    detail = next((line for line in lines[1:] if line.startswith("Error")), lines[1] if len(lines) > 1 else "")
+    text = f"{lines[0]} {detail}" if lines[0].endswith(":") and detail else lines[0]
+    return textwrap.shorten(text, ERROR_CHARS, placeholder=" …")
+
+
+def exit_status(found: Sequence[StackDrift]) -> int:
+    if any(f.status == "error" for f in found):
+        return 1
+    return 2 if any(f.status == "drifted" for f in found) else 0
+
+
+# ---------------------------------------------------------------- the report
+
+
+def counts(found: Sequence[StackDrift]) -> dict[Status, int]:
+    return {status: sum(f.status == status for f in found) for status in STATUSES}
+
+
+def summary(found: Sequence[StackDrift]) -> str:
+    """The report's first line: `Drift: 2 drifted, 17 in sync, 1 not deployed, 0 errors`."""
+    n = counts(found)
+    return (f"Drift: {n['drifted']} drifted, {n['in sync']} in sync, {n['not deployed']} not deployed, "
+            f"{n['error']} error{'' if n['error'] == 1 else 's'}")
+
+
+def to_json(found: Sequence[StackDrift]) -> str:
+    stacks = []
+    for f in found:
+        item: dict = {"name": f.name, "status": f.status}
+        if f.status == "drifted":
+            item["drift"] = [asdict(d) for d in f.drift]
+        if f.status == "error":
+            item["error"] = f.error
+        stacks.append(item)
+    return json.dumps({"summary": counts(found), "stacks": stacks}, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_markdown(found: Sequence[StackDrift], max_chars: int = MAX_CHARS) -> str:
+    """The summary, every stack named under its status, then the details (drift, errors) of as many as fit."""
+    head = [summary(found), "", "Refresh-only plans (`python -m dataplane drift`): what changed outside Terraform in "
+            "each deployed customer's stack, found by refreshing its state against its account.", ""]
+    for status in STATUSES:
+        if names := [f.name for f in found if f.status == status]:
+            head.append(f"- {HEADINGS[status]} ({len(names)}): " + ", ".join(f"`{name}`" for name in names))
+    text = "\n".join(head) + "\n"
+    details = [_details(f) for f in found if f.status in ("drifted", "error")]
+    for index, block in enumerate(details):
+        note = (f"\n(details of {len(details) - index} more stack(s) left out, for GitHub's size limit: "
+                "`python -m dataplane drift` prints them all)\n")
+        if len(text) + len(block) + (len(note) if index + 1 < len(details) else 0) > max_chars:
+            return text + note
+        text += block
+    return text
+
+
+def _details(finding: StackDrift) -> str:
+    lines = ["", f"### `{finding.name}`: {finding.status}", ""]
+    if finding.status == "error":
+        lines.append(finding.error)
+    for resource in finding.drift:
+        lines.append(f"- `{resource.address}`: " + ("deleted outside Terraform" if resource.deleted else "changed"))
+        lines += [f"  - {review._values(a)}" for a in resource.attributes]  # the review's rendering of a change
+    return "\n".join(lines) + "\n"
+
+
+def render(found: Sequence[StackDrift], fmt: Format = "markdown") -> str:
+    return to_json(found) if fmt == "json" else to_markdown(found)
+
+
+def run(outdir: Path, names: Sequence[str], settings: Settings, jobs: int, fmt: Format, out: Path | None,
+        progress: Callable[[str], None]) -> int:
+    """Check the stacks and write the report to `out` (else stdout); the exit status. Bad input: one line, exit 2."""
+    try:
+        targets = select(outdir, names)
+    except plan.PlanInputError as e:
+        print(f"drift: {e}", file=sys.stderr)
+        return 2
+    if out is not None and not out.parent.is_dir():
+        print(f"drift: {out}: its directory does not exist", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    found = find(targets, outdir, settings, jobs, progress)
+    progress(f"{summary(found)}: {len(found)} stack(s) in {time.monotonic() - started:.1f} s")
+    report = render(found, fmt)
+    if out is None:
+        sys.stdout.write(report)
+        return exit_status(found)
+    try:
+        out.write_text(report, encoding="utf-8")
+    except OSError as e:
+        print(f"drift: {out}: cannot be written ({e.strerror})", file=sys.stderr)
+        return 1
+    progress(f"report written to {out}")
+    return exit_status(found)

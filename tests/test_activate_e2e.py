@@ -1,0 +1,190 @@
+"""`python -m dataplane activate` end to end against the emulator, checked with boto3: globex activated once (as
+the control plane) and again (as the deployer, changing nothing); acme stopped at preflight by a foreign role."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataplane.ops.activate import as_deployer
+from dataplane.ops.cli import main
+from dataplane.ops.report import Row, Status
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
+from tests.conftest import FIXTURES
+from tests.deploy import Deployment, stage
+
+DEPLOYER_ROLE = "emulator-admin"  # the role Emulator.credentials() assumes; preflight reads it, as a real caller's
+
+
+def activate(deployment: Deployment, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -m dataplane activate <customer>` with synth output, outputs file and record under `workdir`."""
+    w = deployment.workdir
+    argv = [sys.executable, "-m", "dataplane", "activate", f"--outdir={w / 'cdktf.out'}", f"--outputs-dir={w}",
+            f"--records-dir={w / 'activations'}", *args, "--", deployment.customer.name]
+    return subprocess.run(argv, cwd=PROJECT_ROOT, env={**deployment.env, **env}, capture_output=True, text=True,
+                          timeout=900)
+
+
+def record(deployment: Deployment) -> dict:
+    return json.loads((deployment.workdir / "activations" / f"{deployment.customer.name}.json").read_text())
+
+
+def markdown(deployment: Deployment) -> str:
+    return (deployment.workdir / "activations" / f"{deployment.customer.name}.md").read_text()
+
+
+def staged(emulator, customer, settings, workdir: Path) -> Deployment:
+    emulator.client("iam", customer.account_id, customer.region).create_role(
+        RoleName=DEPLOYER_ROLE, AssumeRolePolicyDocument="{}")
+    return stage(emulator, customer, settings, workdir)
+
+
+@pytest.fixture(scope="module")
+def globex(emulator, customers, settings, tmp_path_factory) -> tuple[Deployment, subprocess.CompletedProcess, dict]:
+    """Globex activated once on a clean account, verified as the control plane (a profile); its run and record."""
+    emulator.reset()
+    deployment = staged(emulator, customers["globex"], settings, tmp_path_factory.mktemp("globex"))
+    credentials = emulator.credentials(settings.control_plane_account_id)
+    profiles = deployment.workdir / "aws-credentials"
+    profiles.write_text("[control-plane]\n" + "".join(f"{k.lower()} = {v}\n" for k, v in credentials.items()))
+    done = activate(deployment, "--control-plane-profile=control-plane", AWS_SHARED_CREDENTIALS_FILE=str(profiles),
+                    AWS_CONFIG_FILE=str(deployment.workdir / "no-aws-config"))
+    return deployment, done, record(deployment)
+
+
+def live_ids(emulator, deployment: Deployment, settings) -> dict:
+    """What boto3 finds deployed for the customer in the emulator."""
+    c = deployment.customer
+    ec2 = emulator.client("ec2", c.account_id, c.region)
+    role = emulator.client("iam", c.account_id, c.region).get_role(RoleName=settings.role_name)["Role"]
+    [vpc] = ec2.describe_vpcs(Filters=[{"Name": "tag:customer", "Values": [c.name]}])["Vpcs"]
+    in_vpc = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+    [table] = [t["RouteTableId"] for t in ec2.describe_route_tables(Filters=in_vpc)["RouteTables"]
+               if not any(a.get("Main") for a in t.get("Associations", []))]
+    [pcx] = ec2.describe_vpc_peering_connections(
+        Filters=[{"Name": "requester-vpc-info.vpc-id", "Values": [vpc["VpcId"]]}])["VpcPeeringConnections"]
+    return {"role_arn": role["Arn"], "role_id": role["RoleId"], "vpc_id": vpc["VpcId"],
+            "subnet_ids": sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=in_vpc)["Subnets"]),
+            "route_table_id": table, "peering_id": pcx["VpcPeeringConnectionId"], "peering": pcx["Status"]["Code"]}
+
+
+def state_ids(deployment: Deployment) -> dict:
+    """Every resource the state records, with its id.
+
+    Not the serial: the first apply after a create stores what refresh reads back (the peering's accepted
+    status, the role's inline policy, routes), one serial up, with nothing changed in the account.
+    """
+    state = json.loads(deployment.state_file.read_text())
+    return {f"{r['mode']}.{r['type']}.{r['name']}": [i["attributes"].get("id") for i in r["instances"]]
+            for r in state["resources"]}
+
+
+def recorded_ids(entry: dict) -> dict:
+    return {"role_arn": entry["role"]["arn"], "vpc_id": entry["network"]["vpc_id"],
+            "subnet_ids": entry["network"]["subnet_ids"], "route_table_id": entry["network"]["route_table_id"],
+            "peering_id": entry["peering"]["connection_id"], "peering": entry["peering"]["status"]}
+
+
+def test_activation_passes_and_records_the_deployed_ids(emulator, globex, settings):
+    deployment, done, entry = globex
+    assert done.returncode == 0, done.stdout + done.stderr
+    for step in ("preflight", "deploy", "verify"):
+        assert f"\n{step}: ok in " in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith("activated globex in ")
+    live = live_ids(emulator, deployment, settings)
+    assert recorded_ids(entry) == {k: v for k, v in live.items() if k != "role_id"}
+    assert len(live["subnet_ids"]) == 2 and live["peering"] == "active"
+
+    c = deployment.customer
+    assert (entry["customer"], entry["result"], entry["failed_step"], entry["verified_as"]) == (
+        "globex", "activated", None, "control plane")
+    assert (entry["account_id"], entry["region"]) == (c.account_id, c.region)
+    assert entry["role"] == {"arn": live["role_arn"], "name": settings.role_name, "external_id": c.external_id}
+    assert (entry["network"]["cidr"], entry["peering"]["peer_cidrs"], entry["peering"]["peer_vpc_id"]) == (
+        c.network.cidr, list(c.peering.cidrs), c.peering.vpc_id)
+    assert [(s["step"], s["result"]) for s in entry["steps"]] == [
+        ("preflight", "ok"), ("deploy", "ok"), ("verify", "ok")]
+    assert all(s["seconds"] >= 0 for s in entry["steps"])
+    checks = {(row["step"], row["check"]): row["status"] for row in entry["checks"]}
+    assert checks[("preflight", "role")] == "PASS" and checks[("preflight", "permissions")] == "WARN"
+    assert [row["check"] for row in entry["checks"] if row["step"] == "verify"] == [
+        "assume role", "trust policy", "permissions", "network", "peering", "routes", "dns", "deployed ids"]
+    assert all(row["status"] == "PASS" for row in entry["checks"] if row["step"] == "verify"), entry["checks"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert entry["tool_commit"] == (head.stdout.strip() if head.returncode == 0 else "unknown")
+    assert entry["started_at"] <= entry["finished_at"] and entry["started_at"].endswith("+00:00")
+
+    page = markdown(deployment)
+    assert page.startswith("# Activation of globex: activated\n")
+    for value in recorded_ids(entry).values():
+        assert all(v in page for v in (value if isinstance(value, list) else [value]))
+    assert c.external_id in page and "| verify | dns | PASS |" in page
+    assert not list(deployment.workdir.glob("activations/.*")), "no partial record files"
+
+
+def test_second_run_changes_nothing_and_refreshes_the_record(emulator, globex, settings):
+    deployment, _, first = globex
+    before, recorded = live_ids(emulator, deployment, settings), state_ids(deployment)
+    again = activate(deployment)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Resources: 0 added, 0 changed, 0 destroyed." in again.stdout
+    assert live_ids(emulator, deployment, settings) == before and state_ids(deployment) == recorded
+
+    entry = record(deployment)
+    assert recorded_ids(entry) == recorded_ids(first)
+    assert entry["started_at"] >= first["finished_at"] and entry["verified_as"] == "deployer"
+    verify = {row["check"]: row for row in entry["checks"] if row["step"] == "verify"}
+    assert verify["credentials"]["status"] == "WARN" and verify["credentials"]["reason"].startswith(
+        "verify ran with the deployer's credentials, not the control plane's")
+    assert verify["assume role"]["status"] == "WARN"  # moto lets the deployer in: it does not enforce trust
+    reactivation = {row["check"]: row["status"] for row in entry["checks"] if row["step"] == "preflight"}
+    assert (reactivation["role"], reactivation["vpcs"], reactivation["peer route tables"]) == ("WARN",) * 3
+
+
+def test_a_foreign_role_stops_activation_at_preflight_and_nothing_is_created(emulator, customers, settings,
+                                                                             tmp_path):
+    acme = customers["acme"]
+    iam = emulator.client("iam", acme.account_id, acme.region)
+    iam.create_role(RoleName=settings.role_name, AssumeRolePolicyDocument=json.dumps({"Statement": []}))
+    foreign = iam.get_role(RoleName=settings.role_name)["Role"]
+    deployment = staged(emulator, acme, settings, tmp_path)
+
+    done = activate(deployment)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"  FAIL  role            {foreign['Arn']} already exists and was not created by this tool" in done.stdout
+    assert "\npreflight: FAILED in " in done.stdout and "deploy: " not in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith("activation of acme FAILED at preflight; record: ")
+    assert not deployment.state_file.exists() and not (tmp_path / "cdktf.out").exists()
+    assert iam.get_role(RoleName=settings.role_name)["Role"] == foreign
+    assert iam.list_role_policies(RoleName=settings.role_name)["PolicyNames"] == []
+
+    entry = record(deployment)
+    assert (entry["result"], entry["failed_step"]) == ("failed", "preflight")
+    assert [(s["step"], s["result"]) for s in entry["steps"]] == [
+        ("preflight", "failed"), ("deploy", "not run"), ("verify", "not run")]
+    assert entry["role"] == {"arn": None, "name": None, "external_id": acme.external_id}
+    assert [row["check"] for row in entry["checks"] if row["status"] == "FAIL"] == ["role"]
+    assert markdown(deployment).startswith("# Activation of acme: **FAILED** at preflight\n")
+
+
+def test_bad_input_exits_2_before_anything_runs(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv(CUSTOMERS_DIR_ENV, str(FIXTURES))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    for argv, message in ((["activate", "nobody"], "no customer 'nobody'; known: acme, globex"),
+                          (["activate", "acme", "--control-plane-profile", "nope"], "(nope) could not be found")):
+        with pytest.raises(SystemExit) as exit:
+            main([*argv, f"--records-dir={tmp_path}"])
+        assert exit.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_deployer_refused_by_the_trust_is_a_warn_not_a_fail():
+    refused = Row("assume role", Status.FAIL, "AccessDenied: not authorized to perform sts:AssumeRole (as arn:x)")
+    assert as_deployer(refused) == Row("assume role", Status.WARN, "not checked as the control plane: the deployer "
+                                       "may not assume the role, as a trust policy for the control plane only intends")
+    for row in (Row("assume role", Status.FAIL, "ExpiredToken: expired"), Row("assume role", Status.WARN, "x")):
+        assert as_deployer(row) is row
