@@ -137,4 +137,4 @@ bench: setup
 	$(PY) -m bench.activation
 
 clean:
-	rm -rf cdktf.out base.out plans .terraformrc
+	rm -rf cdktf.out base.out plans review-parts .sandbox .terraformrc

@@ -4,8 +4,9 @@ checkov's built-ins accept a trust that any principal may assume with any action
 "*" (CKV_AWS_60), or reject the account-root principal even with an ExternalId (CKV_AWS_61). This is
 the rule activation actually relies on, the same one `verify` applies to the live role: exactly one
 Allow statement, one AWS principal without a wildcard, only `sts:AssumeRole`, and `sts:ExternalId`
-required with `StringEquals`. A trust that cannot be read (an unresolved reference) fails. The
-security gate runs checkov with the project root on `PYTHONPATH`, so this imports the project's rule.
+required with `StringEquals` (one id or a list, none with a wildcard; no other condition operator). A
+trust that cannot be read (an unresolved reference) fails. The security gate runs checkov with the
+project root on `PYTHONPATH`, so this imports the project's rule.
 """
 
 from __future__ import annotations

@@ -2,38 +2,50 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
 from constructs_lib import facts
-from constructs_lib.props import PolicyArn, SessionDuration, TrustedPrincipal, validate
-from dataplane.config.customer import ExternalId
+from constructs_lib.props import (
+    PolicyArn,
+    SessionDuration,
+    TrustedPrincipal,
+    validate,
+    validate_role_policies,
+)
+from dataplane.config.customer import ExternalIds
 from dataplane.config.settings import RoleName
-from dataplane.policy import ACTIVATION_POLICY_NAME, permissions_policy, trust_policy
+from dataplane.policy import (
+    ACTIVATION_POLICY_NAME,
+    permissions_policy,
+    policy_json,
+    trust_policy,
+)
 
 
 @dataclass(frozen=True)
 class CrossAccountRoleProps:
     role_name: str
     trusted_principal: str
-    external_id: str
+    external_id: Union[str, tuple[str, ...]]
     max_session_duration: int = 3600
     permissions_boundary_arn: Optional[str] = None
 
     def __post_init__(self):
-        validate(self, role_name=RoleName, trusted_principal=TrustedPrincipal, external_id=ExternalId,
+        validate(self, role_name=RoleName, trusted_principal=TrustedPrincipal, external_id=ExternalIds,
                  max_session_duration=SessionDuration, permissions_boundary_arn=Optional[PolicyArn])
+        validate_role_policies(trust_policy(self.trusted_principal, self.external_id), [permissions_policy()])
 
 
 class CrossAccountRole(Construct):
-    """A role only the control plane can assume, and only with the customer's ExternalId.
+    """A role only the control plane can assume, and only with one of the customer's ExternalIds.
 
-    Its permissions are the activation permissions, as a separate inline policy::
+    Its permissions are the activation permissions, as a separate inline policy; `external_id` is one
+    id or a tuple of several (one per control-plane cluster)::
 
         role = CrossAccountRole(stack, "role", CrossAccountRoleProps(
             role_name="astronomer-remote-management",
@@ -50,7 +62,7 @@ class CrossAccountRole(Construct):
             self, "role",
             name=props.role_name,
             description="Lets the Astro control plane activate and operate this data plane",
-            assume_role_policy=json.dumps(trust_policy(props.trusted_principal, props.external_id)),
+            assume_role_policy=policy_json(trust_policy(props.trusted_principal, props.external_id)),
             max_session_duration=props.max_session_duration,
             permissions_boundary=props.permissions_boundary_arn,
         )
@@ -58,7 +70,7 @@ class CrossAccountRole(Construct):
             self, "activation",
             name=ACTIVATION_POLICY_NAME,
             role=role.id,
-            policy=json.dumps(permissions_policy()),
+            policy=policy_json(permissions_policy()),
         )
         self.role_arn: str = role.arn
         self.role_name: str = role.name

@@ -2,12 +2,15 @@
 
 Each rule is a type of the loader (`dataplane.config`) or built from its patterns::
 
-    validate(props, role_name=RoleName, external_id=ExternalId)
+    validate(props, role_name=RoleName, external_id=ExternalIds)
     # ValueError: role_name: 'a b' is not an IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -)
+
+and a role's policies are checked by the rules the loader applies to them (`dataplane.policy`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Annotated, Any
 
@@ -23,6 +26,7 @@ from dataplane.config.customer import (
 )
 from dataplane.config.errors import problems_from_validation
 from dataplane.config.settings import Settings
+from dataplane.policy import inline_policies_problems, trust_policy_problems
 
 
 def loader_rule(model, field: str) -> Any:
@@ -70,3 +74,12 @@ def validate(props: object, **rules: Any) -> None:
         except ValidationError as e:
             raise ValueError("; ".join(f"{p.field}: {p.message}"
                                        for p in problems_from_validation("", e, prefix=prop))) from None
+
+
+def validate_role_policies(trust: dict, inline: Sequence[dict]) -> None:
+    """Raise `ValueError` for what IAM would refuse in a role's trust and inline policies, named as the loader names it
+    (`external_id: the trust policy would be ...`, `(inline policies): ...`)."""
+    problems = [f"external_id: {p}" for p in trust_policy_problems(trust)]
+    problems += [f"(inline policies): {p}" for p in inline_policies_problems(inline)]
+    if problems:
+        raise ValueError("; ".join(problems))

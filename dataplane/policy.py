@@ -1,14 +1,17 @@
 """What activation grants and how its resources are recognised: the one place for these rules.
 
 The activation actions and the documents built from them (the control plane's trust, the
-activation permissions), the ownership tags every resource of a stack carries, and the trust
-rule that verify, review and the security gate's own check (CKV_DP_1) all apply. Standard
-library only: the security gate's separate venv imports this module too.
+activation permissions), what IAM refuses in them though moto accepts it (shape, size quotas),
+the ownership tags every resource of a stack carries, and the trust rule that verify, review and
+the security gate's own check (CKV_DP_1) all apply. Standard library only: the security gate's
+separate venv imports this module too.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 ACTIVATION_ACTIONS = (
@@ -31,6 +34,11 @@ SIMULATED = {"cloudformation:*": ("cloudformation:CreateStack", "cloudformation:
 
 ACTIVATION_POLICY_NAME = "data-plane-activation"
 MANAGED_BY = "dataplane-activation"
+TRUST_POLICY_QUOTA = 2_048
+"""IAM's default quota on a role's trust policy, in characters without whitespace (AWS raises it on request)."""
+INLINE_POLICIES_QUOTA = 10_240
+"""IAM's limit on a role's inline policies together, in characters without whitespace."""
+_STRING_OR_WHITESPACE = re.compile(r'("(?:[^"\\]|\\.)*")|[ \t\n\r]+')
 
 
 def as_list(value) -> list:
@@ -38,8 +46,27 @@ def as_list(value) -> list:
     return [] if value is None else value if isinstance(value, list) else [value]
 
 
-def trust_policy(principal: str, external_id: str) -> dict:
-    """The role's trust: one principal, `sts:AssumeRole` only, the ExternalId required."""
+def account_root(account_id: str) -> str:
+    """The principal that stands for a whole account."""
+    return f"arn:aws:iam::{account_id}:root"
+
+
+def trusted_principal(control_plane_account_id: str, control_plane_role_arn: str | None = None) -> str:
+    """Who may assume the cross-account role: the control-plane role, or its account root."""
+    return control_plane_role_arn or account_root(control_plane_account_id)
+
+
+def external_id_list(external_id: str | Sequence[str]) -> list[str]:
+    """A customer's `external_id`, one id or several, as a list."""
+    return [external_id] if isinstance(external_id, str) else list(external_id)
+
+
+def trust_policy(principal: str, external_id: str | Sequence[str]) -> dict:
+    """The role's trust: one principal, `sts:AssumeRole` only, one of the ExternalIds required.
+
+    `external_id` is one id or several, as in the customer file; one id is written as a plain string.
+    """
+    ids = external_id_list(external_id)
     return {
         "Version": "2012-10-17",
         "Statement": [{
@@ -47,7 +74,7 @@ def trust_policy(principal: str, external_id: str) -> dict:
             "Effect": "Allow",
             "Principal": {"AWS": principal},
             "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+            "Condition": {"StringEquals": {"sts:ExternalId": ids[0] if len(ids) == 1 else ids}},
         }],
     }
 
@@ -57,6 +84,43 @@ def permissions_policy() -> dict:
     return {"Version": "2012-10-17",
             "Statement": [{"Sid": "DataPlaneActivation", "Effect": "Allow", "Action": list(ACTIVATION_ACTIONS),
                            "Resource": "*"}]}
+
+
+def policy_json(document: dict) -> str:
+    """A policy document as the stack writes it into Terraform's JSON."""
+    return json.dumps(document)
+
+
+def iam_size(text: str) -> int:
+    """A policy's size as IAM counts it against its quotas: its JSON text without whitespace outside strings."""
+    return len(_STRING_OR_WHITESPACE.sub(lambda match: match[1] or "", text))
+
+
+def trust_policy_problems(document: dict) -> list[str]:
+    """What IAM refuses in a role's trust policy as the stack writes it, though moto accepts it.
+
+    A statement without a `Principal`, a statement with a `Resource` (or `NotResource`), and a policy over
+    IAM's default quota (`TRUST_POLICY_QUOTA`).
+    """
+    problems = []
+    for index, statement in enumerate(as_list(document.get("Statement"))):
+        sid = statement.get("Sid") or f"statement {index}"
+        if "Principal" not in statement:
+            problems.append(f"the trust policy's {sid} has no Principal, which IAM requires")
+        if resource := [key for key in ("Resource", "NotResource") if key in statement]:
+            problems.append(f"the trust policy's {sid} has {resource[0]}, which IAM refuses in a trust policy")
+    if (size := iam_size(policy_json(document))) > TRUST_POLICY_QUOTA:
+        problems.append(f"the trust policy would be {size:,} characters (whitespace excluded), over IAM's default "
+                        f"quota of {TRUST_POLICY_QUOTA:,}")
+    return problems
+
+
+def inline_policies_problems(documents: Sequence[dict]) -> list[str]:
+    """What IAM refuses in a role's inline policies as the stack writes them: over `INLINE_POLICIES_QUOTA` together."""
+    if (size := sum(iam_size(policy_json(d)) for d in documents)) > INLINE_POLICIES_QUOTA:
+        return [f"the role's inline policies would be {size:,} characters in total (whitespace excluded), over "
+                f"IAM's limit of {INLINE_POLICIES_QUOTA:,}"]
+    return []
 
 
 def simulated_actions(actions: tuple[str, ...] = ACTIVATION_ACTIONS) -> tuple[str, ...]:
@@ -83,7 +147,7 @@ def principals(principal: Any) -> set[str]:
     for kind, values in principal.items():
         for value in as_list(values):
             if kind == "AWS" and re.fullmatch(r"\d{12}", str(value)):
-                value = f"arn:aws:iam::{value}:root"
+                value = account_root(str(value))
             found.add(str(value) if kind == "AWS" else f"{kind}:{value}")
     return found
 
@@ -98,12 +162,14 @@ def required_external_ids(statement: dict) -> list | None:
     return as_list(found[0]) if found else None
 
 
-def trust_problems(document: Any, principal: str | None = None, external_id: str | None = None) -> list[str]:
+def trust_problems(document: Any, principal: str | None = None,
+                   external_id: str | Sequence[str] | None = None) -> list[str]:
     """What makes a trust policy wider than activation allows; none: it follows the trust rule.
 
     The rule: exactly one Allow statement, trusting one AWS principal without a wildcard (`principal`,
-    when given), allowing only `sts:AssumeRole`, and requiring `sts:ExternalId` under `StringEquals`
-    (exactly `external_id`, when given).
+    when given), allowing only `sts:AssumeRole`, and requiring `sts:ExternalId` under `StringEquals`, no
+    other condition operator, one id or a list of them, none with a wildcard (exactly the ids of
+    `external_id`, one or several, when given).
     """
     statements = as_list(document.get("Statement")) if isinstance(document, dict) else []
     if any(not isinstance(s, dict) for s in statements):
@@ -112,6 +178,7 @@ def trust_problems(document: Any, principal: str | None = None, external_id: str
     if not allows:
         return [f"no statement allows {principal or 'any principal'}"]
     problems = [f"{len(allows)} statements allow access; the trust has exactly one"] if len(allows) > 1 else []
+    expected = None if external_id is None else sorted(set(external_id_list(external_id)))
     for index, statement in enumerate(allows):
         sid = statement.get("Sid") or f"statement {index}"
         if "NotPrincipal" in statement or "NotAction" in statement:
@@ -123,11 +190,16 @@ def trust_problems(document: Any, principal: str | None = None, external_id: str
             problems.append(f"{sid} trusts {', '.join(others) or 'no principal'}")
         if actions := sorted(str(a) for a in as_list(statement.get("Action")) if str(a).lower() != "sts:assumerole"):
             problems.append(f"{sid} allows {', '.join(actions)}")
+        condition = statement.get("Condition")
+        if operators := sorted(set(condition) - {"StringEquals"}) if isinstance(condition, dict) else []:
+            problems.append(f"{sid} uses condition operator {', '.join(operators)}; the trust uses only StringEquals")
         required = required_external_ids(statement)
         if not required or not all(isinstance(v, str) and v for v in required):
             problems.append(f"{sid} does not require the sts:ExternalId")
-        elif external_id is not None and required != [external_id]:
-            problems.append(f"{sid} requires ExternalId {', '.join(required)}, not {external_id}")
+        elif wildcards := sorted(v for v in required if "*" in v or "?" in v):
+            problems.append(f"{sid} requires ExternalId {', '.join(wildcards)}, with a wildcard character (* or ?)")
+        elif expected is not None and sorted(set(required)) != expected:
+            problems.append(f"{sid} requires ExternalId {', '.join(sorted(set(required)))}, not {', '.join(expected)}")
     if principal and not any(principal in principals(s.get("Principal")) for s in allows):
         problems.append(f"{principal} is not trusted")
     return problems

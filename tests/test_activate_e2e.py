@@ -13,11 +13,10 @@ import pytest
 from dataplane.ops.activate import as_deployer
 from dataplane.ops.cli import main
 from dataplane.ops.report import Row, Status
+from dataplane.ops.sandbox import create_deployer
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from tests.conftest import FIXTURES
 from tests.deploy import Deployment, stage
-
-DEPLOYER_ROLE = "emulator-admin"  # the role Emulator.credentials() assumes; preflight reads it, as a real caller's
 
 
 def activate(deployment: Deployment, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -38,8 +37,7 @@ def markdown(deployment: Deployment) -> str:
 
 
 def staged(emulator, customer, settings, workdir: Path) -> Deployment:
-    emulator.client("iam", customer.account_id, customer.region).create_role(
-        RoleName=DEPLOYER_ROLE, AssumeRolePolicyDocument="{}")
+    create_deployer(emulator, customer)
     return stage(emulator, customer, settings, workdir)
 
 
@@ -103,7 +101,7 @@ def test_activation_passes_and_records_the_deployed_ids(emulator, globex, settin
     assert (entry["customer"], entry["result"], entry["failed_step"], entry["verified_as"]) == (
         "globex", "activated", None, "control plane")
     assert (entry["account_id"], entry["region"]) == (c.account_id, c.region)
-    assert entry["role"] == {"arn": live["role_arn"], "name": settings.role_name, "external_id": c.external_id}
+    assert entry["role"] == {"arn": live["role_arn"], "name": settings.role_name, "external_ids": list(c.external_ids)}
     assert (entry["network"]["cidr"], entry["peering"]["peer_cidrs"], entry["peering"]["peer_vpc_id"]) == (
         c.network.cidr, list(c.peering.cidrs), c.peering.vpc_id)
     assert [(s["step"], s["result"]) for s in entry["steps"]] == [
@@ -166,7 +164,7 @@ def test_a_foreign_role_stops_activation_at_preflight_and_nothing_is_created(emu
     assert (entry["result"], entry["failed_step"]) == ("failed", "preflight")
     assert [(s["step"], s["result"]) for s in entry["steps"]] == [
         ("preflight", "failed"), ("deploy", "not run"), ("verify", "not run")]
-    assert entry["role"] == {"arn": None, "name": None, "external_id": acme.external_id}
+    assert entry["role"] == {"arn": None, "name": None, "external_ids": list(acme.external_ids)}
     assert [row["check"] for row in entry["checks"] if row["status"] == "FAIL"] == ["role"]
     assert markdown(deployment).startswith("# Activation of acme: **FAILED** at preflight\n")
 

@@ -40,7 +40,8 @@ def test_one_project_per_stack_with_its_autoplan_apply_requirements_and_workflow
     assert acme["dir"] == "cdktf.out/stacks/acme"
     assert acme["autoplan"] == {"enabled": True, "when_modified": [
         "cdk.tf.json", "../../../customers/acme.toml", "../../../cdktf.json", "../../../main.py",
-        "../../../.terraform.lock.hcl", "../../../requirements.txt", "../../../stacks/**", "../../../constructs_lib/**", "../../../dataplane/**"]}
+        "../../../.terraform.lock.hcl", "../../../requirements.txt", "../../../stacks/**",
+        "../../../constructs_lib/**", "../../../dataplane/**"]}
     assert acme["apply_requirements"] == ["approved", "mergeable"]
     assert acme["workflow"] == "dataplane"
 

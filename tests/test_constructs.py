@@ -19,10 +19,16 @@ from cdktf_cdktf_provider_aws.vpc_peering_connection_accepter import (
 
 from constructs_lib import facts
 from constructs_lib.cross_account_role import CrossAccountRole, CrossAccountRoleProps
-from constructs_lib.data_plane_network import DataPlaneNetwork, DataPlaneNetworkProps
+from constructs_lib.data_plane_network import (
+    DataPlaneNetwork,
+    DataPlaneNetworkProps,
+    private_subnet_cidrs,
+)
 from constructs_lib.facts import Adoption
+from constructs_lib.props import validate_role_policies
 from constructs_lib.vpc_peering import VpcPeering, VpcPeeringProps
 from dataplane.ops import adopt
+from dataplane.policy import permissions_policy, trust_policy
 from tests.conftest import stack_json
 
 ROLE = {"role_name": "astronomer-remote-management", "trusted_principal": "arn:aws:iam::406882777402:root",
@@ -64,6 +70,19 @@ def test_role_trust_policy_exactly(role_json):
             "Condition": {"StringEquals": {"sts:ExternalId": "astro-3f9c2b7e"}},
         }],
     }
+
+
+@pytest.mark.parametrize("external_id, condition", [
+    (("astro-3f9c2b7e",), "astro-3f9c2b7e"),
+    (("astro-3f9c2b7e", "astro-cluster-2"), ["astro-3f9c2b7e", "astro-cluster-2"]),
+])
+def test_role_trusts_each_of_several_external_ids(external_id, condition):
+    """One id (a string, or a list of one) stays a plain string; several are a list in the file's order."""
+    synthesized = synth(lambda s: CrossAccountRole(s, "role", CrossAccountRoleProps(**{**ROLE,
+                                                                                       "external_id": external_id})))
+    [role] = resources(synthesized, IamRole.TF_RESOURCE_TYPE)
+    [statement] = json.loads(role["assume_role_policy"])["Statement"]
+    assert statement["Condition"] == {"StringEquals": {"sts:ExternalId": condition}}
 
 
 def test_role_name_duration_and_boundary(role_json):
@@ -117,6 +136,21 @@ def test_network_private_subnets_in_two_zones(network_json):
     assert sorted(a["subnet_id"] for a in associations) == sorted(
         f"${{aws_subnet.{name}.id}}" for name in network_json["resource"]["aws_subnet"])
     assert {a["route_table_id"] for a in associations} == {f"${{aws_route_table.{route_table}.id}}"}
+
+
+@pytest.mark.parametrize("cidr, subnets", [
+    ("10.0.0.0/16", ["10.0.0.0/18", "10.0.64.0/18"]),
+    ("172.20.0.0/19", ["172.20.0.0/21", "172.20.8.0/21"]),
+    ("172.20.16.0/20", ["172.20.16.0/22", "172.20.20.0/22"]),
+])
+def test_private_subnets_are_the_first_two_quarters(cidr, subnets):
+    """A /20 (minNetworkPrefix 20) gives two /22s: 1,019 usable addresses each, half the VPC left free."""
+    assert private_subnet_cidrs(cidr) == subnets
+
+
+def test_a_slash_20_network_synthesizes():
+    synthesized = synth(lambda s: DataPlaneNetwork(s, "network", DataPlaneNetworkProps("acme", "172.20.16.0/20")))
+    assert sorted(s["cidr_block"] for s in resources(synthesized, "aws_subnet")) == ["172.20.16.0/22", "172.20.20.0/22"]
 
 
 def test_network_default_security_group_has_no_rules(network_json):
@@ -173,6 +207,12 @@ def test_same_account_same_region_peering_auto_accepts():
     (CrossAccountRoleProps, "trusted_principal", "arn:aws-cn:iam::406882777402:root", "partition"),
     (CrossAccountRoleProps, "external_id", "x", "is not 2-1224 characters"),
     (CrossAccountRoleProps, "external_id", "astro 3f9c", "is not 2-1224 characters"),
+    (CrossAccountRoleProps, "external_id", (), "must list at least 1 item(s)"),
+    (CrossAccountRoleProps, "external_id", ("astro-1", "astro 2"), "'astro 2' is not 2-1224 characters"),
+    (CrossAccountRoleProps, "external_id", ("astro-1", "astro-1"), "lists 'astro-1' twice"),
+    (CrossAccountRoleProps, "external_id", tuple(f"astro-{i}" for i in range(21)), "must list at most 20 item(s)"),
+    (CrossAccountRoleProps, "external_id", ("x" * 1224, "y" * 607),
+     "the trust policy would be 2,049 characters (whitespace excluded), over IAM's default quota of 2,048"),
     (CrossAccountRoleProps, "max_session_duration", 3599, "greater than or equal to 3600"),
     (CrossAccountRoleProps, "max_session_duration", 43201, "less than or equal to 43200"),
     (CrossAccountRoleProps, "max_session_duration", "3600", "must be an integer"),
@@ -181,13 +221,13 @@ def test_same_account_same_region_peering_auto_accepts():
     (DataPlaneNetworkProps, "name", "Acme", "is not a customer name"),
     (DataPlaneNetworkProps, "cidr", "172.20.0.0", "has no prefix length"),
     (DataPlaneNetworkProps, "cidr", "172.20.0.1/19", "has host bits set"),
-    (DataPlaneNetworkProps, "cidr", "172.20.0.0/20", "smaller than a /19"),
+    (DataPlaneNetworkProps, "cidr", "172.20.0.0/21", "smaller than a /20"),
     (DataPlaneNetworkProps, "cidr", "10.0.0.0/15", "larger than a /16"),
     (DataPlaneNetworkProps, "cidr", "8.8.0.0/16", "not in a private (RFC1918) range"),
     (VpcPeeringProps, "name", "", "is not a customer name"),
     (VpcPeeringProps, "vpc_id", "vpc-dataplane", "is not a VPC id"),
     (VpcPeeringProps, "route_table_id", "rtb-dataplane", "is not a route table id"),
-    (VpcPeeringProps, "data_plane_cidr", "172.20.0.0/20", "smaller than a /19"),
+    (VpcPeeringProps, "data_plane_cidr", "172.20.0.0/21", "smaller than a /20"),
     (VpcPeeringProps, "peer_vpc_id", "vpc-1", "is not a VPC id"),
     (VpcPeeringProps, "peer_account_id", "1111", "is not a 12-digit AWS account id"),
     (VpcPeeringProps, "peer_region", "mars-1", "is not a region of the commercial AWS partition"),
@@ -199,6 +239,34 @@ def test_same_account_same_region_peering_auto_accepts():
 def test_props_refuse_a_bad_value_naming_the_prop(props, prop, value, message):
     with pytest.raises(ValueError, match=rf"^{prop}(\[\d+\])?: .*{re.escape(message)}"):
         props(**{**VALID[props], prop: value})
+
+
+def test_props_take_what_any_project_may_choose():
+    """The constructs do not see the settings: a /20 and 20 ExternalIds filling the trust to 2,048 pass."""
+    DataPlaneNetworkProps("acme", "172.20.16.0/20")
+    CrossAccountRoleProps(**{**ROLE, "external_id": ("x" * 1224, "y" * 606)})
+    CrossAccountRoleProps(**{**ROLE, "external_id": tuple(f"astro-{i}" for i in range(20))})
+
+
+def misshapen(edit) -> dict:
+    document = trust_policy("arn:aws:iam::406882777402:root", "astro-3f9c2b7e")
+    edit(document["Statement"][0])
+    return document
+
+
+@pytest.mark.parametrize("trust, inline, message", [
+    (misshapen(lambda s: s.pop("Principal")), [permissions_policy()],
+     "external_id: the trust policy's AstroControlPlane has no Principal, which IAM requires"),
+    (misshapen(lambda s: s.update(Resource="*")), [permissions_policy()],
+     "external_id: the trust policy's AstroControlPlane has Resource, which IAM refuses in a trust policy"),
+    (misshapen(lambda s: None), [permissions_policy()] * 39,
+     "(inline policies): the role's inline policies would be 10,491 characters in total (whitespace excluded), "
+     "over IAM's limit of 10,240"),
+])
+def test_props_refuse_role_policies_iam_would_refuse(trust, inline, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        validate_role_policies(trust, inline)
+    validate_role_policies(misshapen(lambda s: None), [permissions_policy()] * 38)  # 10,222 characters
 
 
 def test_props_take_a_role_principal_an_account_boundary_and_references():

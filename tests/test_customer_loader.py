@@ -10,15 +10,27 @@ from pathlib import Path
 import botocore
 import pytest
 
+from dataplane.config import customer as customer_module
 from dataplane.config.customer import (
     AWS_REGIONS,
     MAX_FILE_BYTES,
+    OPT_IN_REGIONS,
     SUPPORTED_REGIONS,
     CustomerFile,
+    CustomerRules,
     load_customer,
     load_customers,
 )
 from dataplane.config.errors import ConfigError
+from dataplane.policy import (
+    INLINE_POLICIES_QUOTA,
+    TRUST_POLICY_QUOTA,
+    iam_size,
+    inline_policies_problems,
+    permissions_policy,
+    policy_json,
+    trust_policy,
+)
 from dataplane.project import PROJECT_ROOT
 
 CONTROL_PLANE = "406882777402"
@@ -39,15 +51,16 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
-def refusal(tmp_path: Path, text: str, name: str = "acme") -> list[str]:
+def refusal(tmp_path: Path, text: str, name: str = "acme", rules: CustomerRules = CustomerRules()) -> list[str]:
     path = write(tmp_path, name, text)
     with pytest.raises(ConfigError) as caught:
-        load_customer(path, CONTROL_PLANE)
+        load_customer(path, CONTROL_PLANE, rules=rules)
     return [str(p) for p in caught.value.problems]
 
 
-def assert_refused(tmp_path: Path, text: str, field: str, words: str, name: str = "acme") -> None:
-    problems = refusal(tmp_path, text, name)
+def assert_refused(tmp_path: Path, text: str, field: str, words: str, name: str = "acme",
+                   rules: CustomerRules = CustomerRules()) -> None:
+    problems = refusal(tmp_path, text, name, rules)
     expected = f"{tmp_path / name}.toml: {field}: "
     matching = [p for p in problems if p.startswith(expected)]
     assert matching, f"no problem for {field}: {problems}"
@@ -192,7 +205,7 @@ def test_a_file_of_the_maximum_size_loads(tmp_path):
 
 
 def test_recursion_in_validation_is_a_problem_too(tmp_path, monkeypatch):
-    def too_deep(raw):
+    def too_deep(raw, **options):
         raise RecursionError
     monkeypatch.setattr(CustomerFile, "model_validate", too_deep)
     assert_refused(tmp_path, BASE, "(file)", "nested too deeply")
@@ -248,3 +261,146 @@ def test_two_customers_in_one_account_are_refused(tmp_path):
 def test_missing_directory_is_a_problem(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_customers(tmp_path / "nope", CONTROL_PLANE)
+
+
+def with_external_id(value: str) -> str:
+    return BASE.replace('"astro-3f9c2b7e"', value)
+
+
+def test_several_external_ids_load_in_the_file_s_order(tmp_path):
+    customer = load_customer(write(tmp_path, "acme", with_external_id('["astro-b2", "astro-a1"]')), CONTROL_PLANE)
+    assert customer.external_id == customer.external_ids == ("astro-b2", "astro-a1")
+    one = load_customer(write(tmp_path, "acme", BASE), CONTROL_PLANE)
+    assert (one.external_id, one.external_ids) == ("astro-3f9c2b7e", ("astro-3f9c2b7e",))
+
+
+def test_twenty_external_ids_load(tmp_path):
+    ids = ", ".join(f'"astro-{i:02d}"' for i in range(20))
+    assert len(load_customer(write(tmp_path, "acme", with_external_id(f"[{ids}]")), CONTROL_PLANE).external_ids) == 20
+
+
+CHARACTERS = "2-1224 characters of A-Z a-z 0-9 + = , . @ : / _ -"
+
+
+@pytest.mark.parametrize("value, field, message", [
+    ("[]", "external_id", "must list at least 1 item(s)"),
+    ('["astro-a1", "astro-b2", "astro-a1"]', "external_id", "lists 'astro-a1' twice"),
+    ("[" + ", ".join(f'"astro-{i:02d}"' for i in range(21)) + "]", "external_id", "must list at most 20 item(s)"),
+    ('["astro-a1", "astro b2"]', "external_id[1]", f"'astro b2' is not {CHARACTERS}"),
+    ('["astro-a1", 7]', "external_id[1]", "must be a quoted string, not integer 7"),
+    ('["astro-a1", "*"]', "external_id[1]", f"'*' is not {CHARACTERS}"),
+    ("7", "external_id", "must be a quoted string, not integer 7"),
+])
+def test_a_bad_external_id_list_is_one_problem(tmp_path, value, field, message):
+    assert refusal(tmp_path, with_external_id(value)) == [f"{tmp_path / 'acme'}.toml: {field}: {message}"]
+
+
+ROOT = f"arn:aws:iam::{CONTROL_PLANE}:root"
+LONGEST_ID = "x" * 1224
+
+
+def compact_size(document: dict) -> int:
+    """The policy's length without any whitespace outside strings, counted independently of `iam_size`."""
+    return len(json.dumps(document, separators=(",", ":")))
+
+
+def test_iam_size_counts_the_rendered_json_without_whitespace_outside_strings():
+    assert iam_size('{"Sid": "a b", "x": [1, 2]}') == len('{"Sid":"a b","x":[1,2]}')
+    assert iam_size('{"a": "q\\" b", \n\t"c": "d"}') == len('{"a":"q\\" b","c":"d"}')
+    document = trust_policy(ROOT, [LONGEST_ID, "y2"])
+    assert " " in policy_json(document) and iam_size(policy_json(document)) == compact_size(document)
+
+
+@pytest.mark.parametrize("second, loads", [(606, True), (607, False)])
+def test_a_trust_policy_over_2048_characters_is_refused_with_its_size(tmp_path, second, loads):
+    ids = [LONGEST_ID, "y" * second]
+    assert compact_size(trust_policy(ROOT, ids)) == (TRUST_POLICY_QUOTA if loads else 2049)
+    text = with_external_id(json.dumps(ids))
+    if loads:
+        assert load_customer(write(tmp_path, "acme", text), CONTROL_PLANE).external_ids == tuple(ids)
+    else:
+        assert refusal(tmp_path, text) == [
+            f"{tmp_path / 'acme'}.toml: external_id: the trust policy would be 2,049 characters (whitespace "
+            "excluded), over IAM's default quota of 2,048"]
+
+
+def test_the_trust_policy_is_sized_with_the_configured_principal(tmp_path):
+    """The same ExternalIds fit with the account root but not with a longer control-plane role ARN."""
+    ids = [LONGEST_ID, "y" * 606]
+    role = f"arn:aws:iam::{CONTROL_PLANE}:role/control-plane"
+    size = compact_size(trust_policy(role, ids))
+    problems = refusal(tmp_path, with_external_id(json.dumps(ids)), rules=CustomerRules(control_plane_role_arn=role))
+    assert problems == [f"{tmp_path / 'acme'}.toml: external_id: the trust policy would be {size:,} characters "
+                        "(whitespace excluded), over IAM's default quota of 2,048"]
+
+
+def filler(size: int) -> dict:
+    """An inline policy of exactly `size` characters, whitespace excluded."""
+    document = {"Version": "2012-10-17", "Statement": [{"Sid": "", "Effect": "Allow", "Action": "s3:GetObject",
+                                                        "Resource": "*"}]}
+    document["Statement"][0]["Sid"] = "F" * (size - compact_size(document))
+    assert compact_size(document) == size
+    return document
+
+
+@pytest.mark.parametrize("total, loads", [(INLINE_POLICIES_QUOTA, True), (INLINE_POLICIES_QUOTA + 1, False)])
+def test_inline_policies_over_10240_characters_in_total_are_refused(tmp_path, monkeypatch, total, loads):
+    monkeypatch.setattr(customer_module, "permissions_policy", lambda: filler(total))
+    path = write(tmp_path, "acme", BASE)
+    if loads:
+        assert load_customer(path, CONTROL_PLANE).name == "acme"
+    else:
+        assert refusal(tmp_path, BASE) == [
+            f"{path}: (inline policies): the role's inline policies would be 10,241 characters in total (whitespace "
+            "excluded), over IAM's limit of 10,240"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.pop("Principal"), "the trust policy's AstroControlPlane has no Principal, which IAM requires"),
+    (lambda s: s.update(Resource="*"),
+     "the trust policy's AstroControlPlane has Resource, which IAM refuses in a trust policy"),
+    (lambda s: s.update(NotResource="*"),
+     "the trust policy's AstroControlPlane has NotResource, which IAM refuses in a trust policy"),
+])
+def test_trust_shapes_iam_refuses_but_moto_accepts_are_refused(tmp_path, monkeypatch, edit, message):
+    def misshapen(principal, external_id):
+        document = trust_policy(principal, external_id)
+        edit(document["Statement"][0])
+        return document
+    monkeypatch.setattr(customer_module, "trust_policy", misshapen)
+    assert refusal(tmp_path, BASE) == [f"{tmp_path / 'acme'}.toml: external_id: {message}"]
+
+
+def test_network_prefix_follows_the_project_s_minimum(tmp_path):
+    slash_20 = BASE + '[network]\ncidr = "10.0.0.0/20"\n'
+    assert_refused(tmp_path, slash_20, "network.cidr",
+                   "10.0.0.0/20 is smaller than a /19; the data plane needs at least a /19")
+    assert load_customer(write(tmp_path, "acme", slash_20), CONTROL_PLANE,
+                         rules=CustomerRules(min_network_prefix=20)).network.cidr == "10.0.0.0/20"
+    assert_refused(tmp_path, BASE + '[network]\ncidr = "10.0.0.0/21"\n', "network.cidr",
+                   "10.0.0.0/21 is smaller than a /20; the data plane needs at least a /20",
+                   rules=CustomerRules(min_network_prefix=20))
+
+
+def test_regions_follow_the_project_s_supported_and_opt_in_lists(tmp_path):
+    rules = CustomerRules(supported_regions=frozenset({"us-east-1", "eu-north-1"}),
+                          opt_in_regions=frozenset({"eu-north-1"}))
+    assert refusal(tmp_path, BASE.replace("us-east-1", "us-west-2"), rules=rules) == [
+        f"{tmp_path / 'acme'}.toml: region: 'us-west-2' is not a supported Astro region "
+        "(supported: eu-north-1, us-east-1)"]
+    assert load_customer(write(tmp_path, "acme", BASE.replace("us-east-1", "eu-north-1")), CONTROL_PLANE,
+                         rules=rules).opt_in_region
+    assert not load_customer(write(tmp_path, "acme", BASE), CONTROL_PLANE, rules=rules).opt_in_region
+
+
+def test_the_default_rules_are_the_seed_s():
+    assert CustomerRules() == CustomerRules(None, 19, SUPPORTED_REGIONS, OPT_IN_REGIONS)
+    assert OPT_IN_REGIONS <= SUPPORTED_REGIONS
+
+
+def test_inline_policies_are_counted_together():
+    activation = permissions_policy()
+    assert inline_policies_problems([activation, filler(INLINE_POLICIES_QUOTA - compact_size(activation))]) == []
+    assert inline_policies_problems([activation, filler(INLINE_POLICIES_QUOTA + 1 - compact_size(activation))]) == [
+        "the role's inline policies would be 10,241 characters in total (whitespace excluded), over IAM's limit of "
+        "10,240"]

@@ -259,7 +259,9 @@ def test_a_local_state_is_the_file_the_backend_names_beside_the_synth_output(tmp
     target = stack(tmp_path / "cdktf.out", "acme", {"local": {"path": "../../../terraform-state/acme.tfstate"}})
     assert drift.has_state(target, settings) is False
     (tmp_path / "terraform-state").mkdir()
-    (tmp_path / "terraform-state" / "acme.tfstate").write_text("{}")
+    (tmp_path / "terraform-state" / "acme.tfstate").write_text(json.dumps({"resources": []}))
+    assert drift.has_state(target, settings) is False, "a state without resources: destroyed, not deployed"
+    (tmp_path / "terraform-state" / "acme.tfstate").write_text(DEPLOYED_STATE)
     assert drift.has_state(target, settings) is True
 
 
@@ -278,6 +280,8 @@ def s3(emulator, aws_via_emulator, monkeypatch):
     return client
 
 
+DEPLOYED_STATE = json.dumps({"resources": [{"mode": "managed", "type": "aws_iam_role", "name": "role",
+                                             "instances": [{"attributes": {"id": "astronomer-remote-management"}}]}]})
 S3_BACKEND = {"s3": {"bucket": "astro-state", "key": "dataplane/acme.tfstate", "region": "us-east-1",
                      "encrypt": True, "use_lockfile": True}}
 
@@ -285,7 +289,7 @@ S3_BACKEND = {"s3": {"bucket": "astro-state", "key": "dataplane/acme.tfstate", "
 def test_an_s3_state_is_the_object_the_backend_names(s3, tmp_path, settings):
     target = stack(tmp_path / "cdktf.out", "acme", S3_BACKEND)
     assert drift.has_state(target, settings) is False
-    s3.put_object(Bucket="astro-state", Key="dataplane/acme.tfstate", Body=b"{}")
+    s3.put_object(Bucket="astro-state", Key="dataplane/acme.tfstate", Body=DEPLOYED_STATE.encode())
     assert drift.has_state(target, settings) is True
 
 
@@ -298,7 +302,7 @@ def test_with_a_deploy_role_the_s3_state_is_looked_for_as_the_plan_would(s3, tmp
 
     aws_assume = aws.assume
     monkeypatch.setattr(aws, "assume", assume)
-    s3.put_object(Bucket="astro-state", Key="dataplane/acme.tfstate", Body=b"{}")
+    s3.put_object(Bucket="astro-state", Key="dataplane/acme.tfstate", Body=DEPLOYED_STATE.encode())
     target = stack(tmp_path / "cdktf.out", "acme", S3_BACKEND)
     assert drift.has_state(target, Settings.model_validate({"deployRoleName": "dataplane-deploy"})) is True
     assert assumed == [("arn:aws:iam::123456789012:role/dataplane-deploy", "dataplane-drift-acme")]
@@ -312,7 +316,7 @@ def test_an_unreachable_s3_is_that_stack_s_error_and_the_others_are_still_found(
     lines: list[str] = []
     found = drift.find(targets, outdir, settings, 2, lines.append)
     assert [(f.name, f.status) for f in found] == [("acme", "error"), ("hooli", "not deployed")]
-    assert found[0].error.startswith("cannot look for the state s3://astro-state/dataplane/acme.tfstate: ")
+    assert found[0].error.startswith("cannot read the state s3://astro-state/dataplane/acme.tfstate: ")
     assert "127.0.0.1:9" in found[0].error and "\n" not in found[0].error
     assert sorted(line.split("\n")[0] for line in lines) == ["acme: error", "hooli: not deployed (no state)"]
 

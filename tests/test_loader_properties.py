@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataplane.config.customer import Customer, load_customer
+from dataplane.config.customer import Customer, CustomerRules, load_customer
 from dataplane.config.errors import ConfigError
 from tests.conftest import SUMMARY
 
@@ -68,14 +68,14 @@ def report_tally(request):
         f"{TALLY['tried'] - TALLY['refused']} loaded")
 
 
-def load(text: str, name: str = "acme") -> Customer | list:
+def load(text: str, name: str = "acme", rules: CustomerRules = CustomerRules()) -> Customer | list:
     """The loaded customer, or the refusal's problems; anything else propagates and fails the test."""
     TALLY["tried"] += 1
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / f"{name}.toml"
         path.write_text(text, encoding="utf-8")
         try:
-            return load_customer(path, CONTROL_PLANE)
+            return load_customer(path, CONTROL_PLANE, rules=rules)
         except ConfigError as e:
             TALLY["refused"] += 1
             assert e.problems and all(p.file == str(path) and p.field and p.message for p in e.problems)
@@ -114,9 +114,9 @@ def inside(address: int, prefix: int, blocks: list[tuple[int, int]]) -> bool:
     return any(address >> (32 - p) == base >> (32 - p) and prefix >= p for base, p in blocks)
 
 
-def oracle_data_plane_cidr(address: int, prefix: int) -> bool:
+def oracle_data_plane_cidr(address: int, prefix: int, smallest: int) -> bool:
     host_bits_clear = address & ((1 << (32 - prefix)) - 1) == 0
-    return host_bits_clear and inside(address, prefix, RFC1918) and 16 <= prefix <= 19
+    return host_bits_clear and inside(address, prefix, RFC1918) and 16 <= prefix <= smallest
 
 
 def oracle_peer_cidr(address: int, prefix: int) -> bool:
@@ -132,13 +132,14 @@ addresses = st.one_of(st.integers(0, 2**32 - 1), within(RFC1918), within(NOT_IN_
 aligned = st.tuples(addresses, st.integers(0, 32)).map(lambda ap: (ap[0] & ~((1 << (32 - ap[1])) - 1), ap[1]))
 
 
+@pytest.mark.parametrize("smallest", [19, 20])
 @PROPERTY
-@given(st.one_of(st.tuples(addresses, st.integers(0, 32)), aligned))
-def test_network_cidr_matches_the_integer_oracle(address_prefix):
+@given(address_prefix=st.one_of(st.tuples(addresses, st.integers(0, 32)), aligned))
+def test_network_cidr_matches_the_integer_oracle(smallest, address_prefix):
     address, prefix = address_prefix
     cidr = f"{ipaddress.IPv4Address(address)}/{prefix}"
-    result = load(toml_document({**BASE, "network": {"cidr": cidr}}))
-    expected = oracle_data_plane_cidr(address, prefix)
+    result = load(toml_document({**BASE, "network": {"cidr": cidr}}), rules=CustomerRules(min_network_prefix=smallest))
+    expected = oracle_data_plane_cidr(address, prefix, smallest)
     assert isinstance(result, Customer) == expected, (cidr, result)
     if not expected:
         assert fields(result) == {"network.cidr"}
@@ -205,6 +206,20 @@ def test_external_ids_match_the_character_oracle(external_id):
     assert isinstance(result, Customer) == oracle_external_id(external_id), (external_id, result)
     if not oracle_external_id(external_id):
         assert fields(result) == {"external_id"}
+
+
+@PROPERTY
+@given(st.lists(st.one_of(almost_ids, st.sampled_from(["astro-a1", "astro-b2", "x" * 40]),
+                          st.from_regex(r"[A-Za-z0-9+=,.@:/_-]{2,40}", fullmatch=True)), max_size=24))
+def test_external_id_lists_match_the_oracle(ids):
+    """1 to 20 distinct ids, each passing the character oracle (short ones: the trust stays within its quota)."""
+    result = load(toml_document({**BASE, "external_id": ids}))
+    expected = 1 <= len(ids) <= 20 and len(set(ids)) == len(ids) and all(map(oracle_external_id, ids))
+    assert isinstance(result, Customer) == expected, (ids, result)
+    if expected:
+        assert result.external_ids == tuple(ids)
+    else:
+        assert fields(result) <= {"external_id"} | {f"external_id[{i}]" for i in range(len(ids))}
 
 
 @PROPERTY

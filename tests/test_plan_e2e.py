@@ -1,16 +1,20 @@
-"""Plan-based review and offboarding against the emulator.
+"""Plans, drift and offboarding against the emulator, on one deployment.
 
 The peering fixture is deployed once with `make deploy`; heads that change it are planned with
 `python -m dataplane plan` and reviewed with `review --plans`, and compared with what terraform itself
-says. The tests run in file order: the drift test and the offboarding test change the deployment, so
-they come last; the offboarding removes the customer's file and destroys its stack from a base commit.
+says; `python -m dataplane drift` checks the fleet's head (it, and `acme`, never deployed). The tests
+run in file order: the deployment is first only read; then it is tampered with by hand, and drift and
+the plan-based review report exactly that; last, the customer's file is removed and its stack
+destroyed from a base commit.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +23,12 @@ import pytest
 
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 from dataplane.runtime.toolchain import tool_environment
-from tests.conftest import run_main
+from tests.conftest import FIXTURES, run_main
 from tests.deploy import Deployment, stage
 
-CUSTOMER = "globex"
+CUSTOMER, UNDEPLOYED = "globex", "acme"
 CI_ACCOUNT = "999999999999"
+CONTROL_PLANE, INTRUDER = "arn:aws:iam::406882777402:root", "arn:aws:iam::123456789012:root"
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +96,31 @@ def terraform_summary(plans: Path, stack_dir: Path) -> tuple[int, int, int]:
     return tuple(int(n) for n in found.groups())
 
 
+def fleet(deployment: Deployment) -> Path:
+    """The fleet's head, synthesized once into the deployment's `cdktf.out` (beside its state), as `make synth`
+    would: the deployed customer, and `acme`, never deployed."""
+    outdir = deployment.workdir / "cdktf.out"
+    if not (outdir / "manifest.json").is_file():
+        customers = deployment.workdir / "fleet-customers"
+        customers.mkdir()
+        shutil.copy(deployment.workdir / "customers" / f"{CUSTOMER}.toml", customers)
+        shutil.copy(FIXTURES / f"{UNDEPLOYED}.toml", customers)
+        synthesized = run_main(outdir, **{CUSTOMERS_DIR_ENV: str(customers)})
+        assert synthesized.returncode == 0, synthesized.stderr
+    return outdir
+
+
+def drift(env: dict[str, str], deployment: Deployment, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dataplane", "drift", "--outdir", str(fleet(deployment)), *args],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env=env)
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory` but terraform's working files (`.terraform/`), with its bytes."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and ".terraform" not in p.relative_to(directory).parts}
+
+
 def test_a_cidr_and_external_id_change_is_reviewed_as_terraform_plans_it(deployment):
     """The counts are terraform's own; the VPC's replacement names `cidr_block`; the trust diff shows the ids."""
     outdir = head(deployment, "changed", lambda text: text.replace("172.20.0.0/19", "172.24.0.0/19").replace(
@@ -142,20 +172,92 @@ def test_a_removed_customer_is_reviewed_as_its_whole_stack_destroyed(deployment)
     assert counts["create"] == counts["update"] == counts["replace"] == 0
 
 
-def test_a_route_deleted_by_hand_is_drift_apart_from_the_change(emulator, deployment):
-    peering = deployment.customer.peering
-    ec2 = emulator.client("ec2", peering.account_id, deployment.customer.peer_region)
-    [route_table] = peering.route_table_ids
-    ec2.delete_route(RouteTableId=route_table, DestinationCidrBlock=deployment.customer.network.cidr)
+def test_a_fresh_deployment_is_in_sync_and_a_customer_without_state_is_not_deployed(deployment, tmp_path):
+    """Also while a deploy holds the state lock (terraform's local lock: a POSIX lock on the state file): drift reads
+    without taking it, so it never holds up a deploy."""
+    report = tmp_path / "drift.md"
+    with deployment.state_file.open("r+") as state:
+        fcntl.lockf(state, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = drift(deployment.env, deployment, "--out", str(report))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert re.search(rf"^{CUSTOMER}: in sync in \d+\.\d s$", done.stderr, re.M), done.stderr
+    assert f"\n{UNDEPLOYED}: not deployed (no state)\n" in f"\n{done.stderr}"
+    assert report.read_text() == (
+        "Drift: 0 drifted, 1 in sync, 1 not deployed, 0 errors\n\n"
+        "Refresh-only plans (`python -m dataplane drift`): what changed outside Terraform in each deployed customer's "
+        "stack, found by refreshing its state against its account.\n\n"
+        f"- In sync (1): `{CUSTOMER}`\n"
+        f"- Not deployed (1): `{UNDEPLOYED}`\n")
+
+
+def test_a_stack_terraform_cannot_plan_is_an_error_on_one_line(emulator, deployment):
+    """Another account's credentials: the stack's provider refuses them (`allowed_account_ids`)."""
+    env = {**emulator.env(CI_ACCOUNT, deployment.customer.region, tool_environment()),
+           CUSTOMERS_DIR_ENV: deployment.env[CUSTOMERS_DIR_ENV]}
+    done = drift(env, deployment, CUSTOMER, "--format", "json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert json.loads(done.stdout)["stacks"] == [{"name": CUSTOMER, "status": "error", "error": (
+        f"terraform plan failed: Error: AWS account ID not allowed: {CI_ACCOUNT}")}]
+    assert re.search(rf"^{CUSTOMER}: error in \d+\.\d s\n    ", done.stderr, re.M), done.stderr
+
+
+def test_a_route_deleted_the_trust_rewritten_and_a_tag_changed_are_exactly_the_drift(emulator, deployment, settings,
+                                                                                     tmp_path):
+    c = deployment.customer
+    [table] = c.peering.route_table_ids
+    emulator.client("ec2", c.peering.account_id, c.peer_region).delete_route(
+        RouteTableId=table, DestinationCidrBlock=c.network.cidr)
+    iam = emulator.client("iam", c.account_id, c.region)
+    trust = iam.get_role(RoleName=settings.role_name)["Role"]["AssumeRolePolicyDocument"]
+    trust["Statement"][0]["Principal"] = {"AWS": INTRUDER}
+    iam.update_assume_role_policy(RoleName=settings.role_name, PolicyDocument=json.dumps(trust))
+    ec2 = emulator.client("ec2", c.account_id, c.region)
+    [vpc] = ec2.describe_vpcs(Filters=[{"Name": "tag:customer", "Values": [CUSTOMER]}])["Vpcs"]
+    [name] = [t["Value"] for t in vpc["Tags"] if t["Key"] == "Name"]
+    ec2.create_tags(Resources=[vpc["VpcId"]], Tags=[{"Key": "Name", "Value": "renamed-by-hand"}])
+    before = files(deployment.workdir)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+
+    done = drift({**deployment.env, "TMPDIR": str(temporary)}, deployment, "--format", "json")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert re.search(rf"^{CUSTOMER}: drifted in \d+\.\d s$", done.stderr, re.M), done.stderr
+    report = json.loads(done.stdout)
+    assert report["summary"] == {"drifted": 1, "in sync": 0, "not deployed": 1, "error": 0}
+    [stack] = [s for s in report["stacks"] if s["name"] == CUSTOMER]
+    state = json.loads(deployment.state_file.read_text())
+
+    def address(rtype: str, **attributes: str) -> str:
+        [found] = [f"{r['type']}.{r['name']}" for r in state["resources"] if r["mode"] == "managed"
+                   and r["type"] == rtype and attributes.items() <= r["instances"][0]["attributes"].items()]
+        return found
+    drifted = {d["address"]: d for d in stack["drift"]}
+    assert {a: (d["deleted"], [x["path"] for x in d["attributes"]]) for a, d in drifted.items()} == {
+        address("aws_iam_role"): (False, ["assume_role_policy"]),
+        address("aws_route", route_table_id=table): (True, []),
+        address("aws_vpc"): (False, ["tags.Name", "tags_all.Name"])}
+    [trust_change] = drifted[address("aws_iam_role")]["attributes"]
+    assert CONTROL_PLANE in trust_change["before"] and INTRUDER in trust_change["after"]
+    assert [(json.loads(a["before"]), json.loads(a["after"])) for a in drifted[address("aws_vpc")]["attributes"]] == [
+        (name, "renamed-by-hand")] * 2
+    # Drift writes only its report: the plans went to a private temporary directory, since removed; the state is as
+    # it was (a refresh-only plan records nothing).
+    assert list(temporary.iterdir()) == []
+    assert files(deployment.workdir) == before
+
+
+def test_drift_a_plan_finds_is_reported_apart_from_the_change(emulator, deployment):
+    """After the tampering above: the route deleted by hand is drift, and the plan creates it again."""
     outdir = head(deployment, "drift", lambda text: text.replace("astro-8d41a6c0", "astro-rotated-2"))
     plans = plan(deployment, outdir, CUSTOMER)
     stack = reviewed_stack(deployment, outdir, plans)
-    [drifted] = stack["plan"]["drift"]
-    assert drifted["address"].startswith("aws_route.") and drifted["deleted"]
-    assert {r["address"] for r in stack["plan"]["resources"] if r["action"] == "create"} == {drifted["address"]}
+    [route] = [d["address"] for d in stack["plan"]["drift"] if d["deleted"]]
+    assert route.startswith("aws_route.")
+    assert {r["address"] for r in stack["plan"]["resources"] if r["action"] == "create"} == {route}
     markdown = review(deployment, outdir, plans, "markdown")
     drift = markdown.index("Drift:")
-    assert drifted["address"] in markdown[drift:] and "ExternalId changed" in markdown[:drift]
+    assert route in markdown[drift:] and "ExternalId changed" in markdown[:drift]
 
 
 def base_commit(deployment: Deployment) -> str:

@@ -165,6 +165,51 @@ def test_external_id_change(tmp_path, fleet, customers, settings):
     assert stack.changes == ["ExternalId changed: `astro-3f9c2b7e` → `astro-rotated`"]
 
 
+SEVERAL = ("astro-3f9c2b7e", "astro-cluster-2", "astro-cluster-3")
+
+
+def test_external_ids_added_and_removed_one_per_cluster(tmp_path, fleet, customers, settings):
+    several = synth(customers["acme"].model_copy(update={"external_id": SEVERAL}), settings)
+    added = only(compare(tmp_path / "added", fleet, {**fleet, "acme": several}), "acme")
+    assert (added.warnings, added.changes) == ([], ["ExternalIds added: `astro-cluster-2`, `astro-cluster-3`"])
+    fewer = synth(customers["acme"].model_copy(update={"external_id": ("astro-cluster-3", "astro-new")}), settings)
+    report = compare(tmp_path / "removed", {**fleet, "acme": several}, {**fleet, "acme": fewer})
+    stack = only(report, "acme")
+    assert stack.changes == ["ExternalIds added: `astro-new`",
+                             "ExternalIds removed: `astro-3f9c2b7e`, `astro-cluster-2`"]
+    assert stack.warnings == ["ExternalId `astro-3f9c2b7e` removed from the trust: that cluster loses access",
+                              "ExternalId `astro-cluster-2` removed from the trust: that cluster loses access"]
+    assert "- ⚠️ **ExternalId `astro-cluster-2` removed from the trust: that cluster loses access**" in render(report)
+
+
+def role_plan(before: bytes, after: bytes) -> dict:
+    """A plan updating acme's role from its trust in `before` to its trust in `after` (synthesized stacks)."""
+    def trust(raw: bytes) -> str:
+        [role] = json.loads(raw)["resource"]["aws_iam_role"].values()
+        return role["assume_role_policy"]
+    return {"format_version": "1.2", "resource_changes": [{
+        "address": "aws_iam_role.cross-account-role_F7C11791", "mode": "managed", "type": "aws_iam_role",
+        "name": "cross-account-role_F7C11791", "change": {
+            "actions": ["update"], "before": {"assume_role_policy": trust(before)},
+            "after": {"assume_role_policy": trust(after)}, "before_sensitive": {}, "after_sensitive": {},
+            "after_unknown": {}}}]}
+
+
+def test_a_plan_removing_an_external_id_warns_in_the_same_words(tmp_path, fleet, customers, settings):
+    several = synth(customers["acme"].model_copy(update={"external_id": SEVERAL}), settings)
+    fewer = synth(customers["acme"].model_copy(update={"external_id": SEVERAL[:2]}), settings)
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "acme.plan.json").write_text(json.dumps(role_plan(several, fewer)))
+    stack = only(review(None, None, tmp_path / "plans"), "acme")
+    assert (stack.changes, stack.warnings) == (
+        ["ExternalIds removed: `astro-cluster-3`"],
+        ["ExternalId `astro-cluster-3` removed from the trust: that cluster loses access"])
+    rotated = role_plan(fleet["acme"], synth(customers["acme"].model_copy(update={"external_id": "astro-b"}), settings))
+    (tmp_path / "plans" / "acme.plan.json").write_text(json.dumps(rotated))
+    stack = only(review(None, None, tmp_path / "plans"), "acme")
+    assert (stack.changes, stack.warnings) == (["ExternalId changed: `astro-3f9c2b7e` → `astro-b`"], [])
+
+
 def test_role_name_and_region_changes_warn_of_replacement(tmp_path, fleet, customers):
     renamed = Settings.model_validate({"roleName": "astro-activation"})
     acme = customers["acme"].model_copy(update={"region": "eu-west-1"})

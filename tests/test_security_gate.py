@@ -76,6 +76,15 @@ TRUST_VARIANTS = {
     "any-sts-action": lambda s: s.update(Action="sts:*"),
     "no-external-id": lambda s: s.pop("Condition"),
     "external-id-like": lambda s: s.update(Condition={"StringLike": {"sts:ExternalId": "*"}}),
+    "narrow-several-external-ids": lambda s: s.update(Condition={"StringEquals": {"sts:ExternalId": [
+        "astro-3f9c2b7e", "astro-cluster-2"]}}),
+    "external-id-wildcard": lambda s: s.update(Condition={"StringEquals": {"sts:ExternalId": "astro-*"}}),
+    "external-id-list-with-wildcard": lambda s: s.update(Condition={"StringEquals": {"sts:ExternalId": [
+        "astro-3f9c2b7e", "*"]}}),
+    "external-id-and-string-like": lambda s: s["Condition"].update(StringLike={"sts:ExternalId": "*"}),
+    "external-id-if-exists": lambda s: s.update(Condition={"StringEqualsIfExists": {"sts:ExternalId": "astro-x1"}}),
+    "external-id-and-other-operator": lambda s: s["Condition"].update(Bool={"aws:SecureTransport": "true"}),
+    "external-id-empty-list": lambda s: s.update(Condition={"StringEquals": {"sts:ExternalId": []}}),
     "not-principal": lambda s: s.update(NotPrincipal=s.pop("Principal")),
 }
 

@@ -7,7 +7,12 @@ import json
 import pytest
 from cdktf import Testing
 
-from dataplane.config.customer import NAME_RULE
+from dataplane.config.customer import (
+    NAME_RULE,
+    OPT_IN_REGIONS,
+    SUPPORTED_REGIONS,
+    CustomerRules,
+)
 from dataplane.config.errors import ConfigError
 from dataplane.config.settings import (
     CUSTOMER_NAME_MAX,
@@ -36,11 +41,28 @@ def test_defaults(tmp_path):
     assert settings.max_session_duration == 3600
     assert settings.backend.type == "local"
     assert settings.trusted_principal == "arn:aws:iam::406882777402:root"
+    assert settings.min_network_prefix == 19
+    assert settings.supported_regions == tuple(sorted(SUPPORTED_REGIONS)) and settings.opt_in_regions is None
+    assert settings.customer_rules == CustomerRules() == CustomerRules(None, 19, SUPPORTED_REGIONS, OPT_IN_REGIONS)
 
 
 def test_control_plane_role_is_trusted_instead_of_root(tmp_path):
     arn = "arn:aws:iam::406882777402:role/control-plane"
-    assert load_settings(write_settings(tmp_path, {"controlPlaneRoleArn": arn})).trusted_principal == arn
+    settings = load_settings(write_settings(tmp_path, {"controlPlaneRoleArn": arn}))
+    assert settings.trusted_principal == arn and settings.customer_rules.control_plane_role_arn == arn
+
+
+def test_vendor_rules_as_settings(tmp_path):
+    settings = load_settings(write_settings(tmp_path, {"minNetworkPrefix": 20, "supportedRegions": [
+        "us-east-1", "eu-north-1", "af-south-1"], "optInRegions": ["af-south-1"]}))
+    assert settings.customer_rules == CustomerRules(min_network_prefix=20, supported_regions=frozenset({
+        "us-east-1", "eu-north-1", "af-south-1"}), opt_in_regions=frozenset({"af-south-1"}))
+
+
+def test_opt_in_regions_default_to_the_supported_ones_of_today_s_list(tmp_path):
+    settings = load_settings(write_settings(tmp_path, {"supportedRegions": ["us-east-1", "me-south-1"]}))
+    assert settings.customer_rules.opt_in_regions == {"me-south-1"}
+    assert load_settings(write_settings(tmp_path, {"optInRegions": []})).customer_rules.opt_in_regions == set()
 
 
 def test_s3_backend_key_per_customer(tmp_path):
@@ -169,6 +191,76 @@ def test_bad_settings_name_file_and_field(tmp_path, context, field, words):
         load_settings(write_settings(tmp_path, context))
     problems = [str(p) for p in caught.value.problems]
     assert any(p.startswith(f"{tmp_path / 'cdktf.json'}: {field}: ") and words in p for p in problems), problems
+
+
+NOT_A_PREFIX = "is neither 19 (a /19, the seed's rule) nor 20 (a /20, the vendor's AWS minimum since March 2023)"
+NOT_COMMERCIAL = "is not a region of the commercial AWS partition (aws), such as us-east-1; this tool activates " \
+                 "commercial regions only"
+
+
+@pytest.mark.parametrize("context, field, message", [
+    ({"minNetworkPrefix": 21}, "context.minNetworkPrefix", f"21 {NOT_A_PREFIX}"),
+    ({"minNetworkPrefix": 16}, "context.minNetworkPrefix", f"16 {NOT_A_PREFIX}"),
+    ({"minNetworkPrefix": "20"}, "context.minNetworkPrefix", "must be an integer, not string '20'"),
+    ({"minNetworkPrefix": 19.0}, "context.minNetworkPrefix", "must be an integer, not float 19.0"),
+    ({"minNetworkPrefix": True}, "context.minNetworkPrefix", "must be an integer, not boolean True"),
+    ({"supportedRegions": []}, "context.supportedRegions", "must list at least 1 item(s)"),
+    ({"supportedRegions": "us-east-1"}, "context.supportedRegions", "must be an array, not string 'us-east-1'"),
+    ({"supportedRegions": ["us-east-1", "us-east-1"]}, "context.supportedRegions", "lists 'us-east-1' twice"),
+    ({"supportedRegions": ["us-east-1", "mars-1"]}, "context.supportedRegions[1]", f"'mars-1' {NOT_COMMERCIAL}"),
+    ({"supportedRegions": ["cn-north-1"]}, "context.supportedRegions[0]", f"'cn-north-1' {NOT_COMMERCIAL}"),
+    ({"supportedRegions": [1]}, "context.supportedRegions[0]", "must be a quoted string, not integer 1"),
+    ({"optInRegions": ["eu-north-1"]}, "context.optInRegions",
+     "'eu-north-1' not in supportedRegions; an opt-in region must be a supported region"),
+    ({"supportedRegions": ["us-east-1"], "optInRegions": ["af-south-1", "me-south-1"]}, "context.optInRegions",
+     "'af-south-1', 'me-south-1' not in supportedRegions; an opt-in region must be a supported region"),
+    ({"optInRegions": ["me-south-1", "me-south-1"]}, "context.optInRegions", "lists 'me-south-1' twice"),
+    ({"optInRegions": ["us-gov-west-1"]}, "context.optInRegions[0]", f"'us-gov-west-1' {NOT_COMMERCIAL}"),
+])
+def test_a_bad_vendor_rule_is_one_problem(tmp_path, context, field, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_settings(tmp_path, context))
+    assert [str(p) for p in caught.value.problems] == [f"{tmp_path / 'cdktf.json'}: {field}: {message}"]
+
+
+def write_customer(directory, name: str, text: str) -> None:
+    """A customer file of `text`, with the account id and, unless `text` has one, an ExternalId."""
+    directory.mkdir(exist_ok=True)
+    external_id = "" if "external_id" in text else 'external_id = "astro-3f9c2b7e"\n'
+    (directory / f"{name}.toml").write_text(f'account_id = "123456789012"\n{external_id}{text}')
+
+
+def test_the_loader_applies_the_settings_network_prefix(tmp_path):
+    write_customer(tmp_path / "customers", "acme", 'region = "us-east-1"\n[network]\ncidr = "10.0.0.0/20"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_project(write_settings(tmp_path, {}), tmp_path / "customers")
+    assert [p.message for p in caught.value.problems] == [
+        "10.0.0.0/20 is smaller than a /19; the data plane needs at least a /19"]
+    _, [acme] = load_project(write_settings(tmp_path, {"minNetworkPrefix": 20}), tmp_path / "customers")
+    assert acme.network.cidr == "10.0.0.0/20"
+
+
+def test_the_loader_applies_the_settings_regions(tmp_path):
+    write_customer(tmp_path / "customers", "acme", 'region = "eu-north-1"\n')
+    _, [acme] = load_project(write_settings(tmp_path, {"supportedRegions": ["eu-north-1"], "optInRegions": [
+        "eu-north-1"]}), tmp_path / "customers")
+    assert acme.opt_in_region
+    with pytest.raises(ConfigError) as caught:
+        load_project(write_settings(tmp_path, {"supportedRegions": ["us-east-1", "us-west-2"]}), tmp_path / "customers")
+    assert [(p.field, p.message) for p in caught.value.problems] == [
+        ("region", "'eu-north-1' is not a supported Astro region (supported: us-east-1, us-west-2)")]
+    with pytest.raises(ConfigError, match="'eu-north-1' is not a supported Astro region"):
+        load_project(write_settings(tmp_path, {}), tmp_path / "customers")
+
+
+def test_the_loader_sizes_the_trust_with_the_settings_principal(tmp_path):
+    """ExternalIds that make the trust exactly 2,048 characters with the account root; the role ARN is 14 longer."""
+    ids = f'["{"x" * 1224}", "{"y" * 606}"]'
+    write_customer(tmp_path / "customers", "acme", f'region = "us-east-1"\nexternal_id = {ids}\n')
+    assert load_project(write_settings(tmp_path, {}), tmp_path / "customers")[1][0].external_ids[1] == "y" * 606
+    role = {"controlPlaneRoleArn": "arn:aws:iam::406882777402:role/control-plane"}
+    with pytest.raises(ConfigError, match="acme.toml: external_id: the trust policy would be 2,062 characters"):
+        load_project(write_settings(tmp_path, role), tmp_path / "customers")
 
 
 def test_unreadable_settings(tmp_path):

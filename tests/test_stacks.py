@@ -9,12 +9,14 @@ import pytest
 from cdktf import Testing
 
 from dataplane.config.settings import Settings
-from dataplane.project import SETTINGS_ENV
+from dataplane.project import CUSTOMERS_DIR_ENV, SETTINGS_ENV
 from stacks import DataPlaneStack
-from tests.conftest import run_main, stack_json
+from tests.conftest import FIXTURES, run_main, stack_json
 from tests.snapshot import StackSnapshot, readable
 
 EXAMPLES = ["acme", "globex"]
+EXTRA = FIXTURES.parent / "customers-extra"
+"""Fixture customers beyond the two examples, synthesized on their own."""
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -90,6 +92,18 @@ def test_snapshot_with_the_cloud_backend(synthesized, tmp_path, snapshot, name):
             document["terraform"].pop(key, None)
             document["//"]["metadata"].pop(key, None)
     assert stack == local
+
+
+@pytest.mark.parametrize("name", ["initech"])
+def test_snapshot_with_several_external_ids(tmp_path, snapshot, name):
+    """As `make synth` writes it: the trust requires one of the customer's ExternalIds, listed in the file's order."""
+    result = run_main(tmp_path / "cdktf.out", **{CUSTOMERS_DIR_ENV: str(EXTRA)})
+    assert result.returncode == 0, result.stderr
+    stack = readable(stack_json(tmp_path / "cdktf.out", name))
+    [role] = stack["resource"]["aws_iam_role"].values()
+    assert role["assume_role_policy"]["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": [
+        "astro-5a7e1c90", "astro-b3d28f14", "astro-e9046c2d"]}}
+    assert stack == snapshot(extension_class=StackSnapshot)
 
 
 def test_control_plane_role_arn_replaces_the_account_root(customers):

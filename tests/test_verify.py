@@ -236,6 +236,47 @@ def test_trust_problems_reads_the_document(settings):
     assert trust_problems({"Statement": []}, principal, "x1") == [f"no statement allows {principal}"]
 
 
+def test_trust_problems_accepts_exactly_the_set_of_external_ids(settings):
+    principal = settings.trusted_principal
+    several = trust_policy(principal, ["astro-a1", "astro-b2"])
+    assert trust_problems(several) == trust_problems(several, principal, ("astro-b2", "astro-a1")) == []
+    assert trust_problems(several, principal, "astro-a1") == trust_problems(several, principal, ("astro-a1",)) == [
+        "AstroControlPlane requires ExternalId astro-a1, astro-b2, not astro-a1"]
+    assert trust_problems(trust_policy(principal, "astro-a1"), principal, ("astro-a1", "astro-b2")) == [
+        "AstroControlPlane requires ExternalId astro-a1, not astro-a1, astro-b2"]
+
+
+@pytest.mark.parametrize("condition, problem", [
+    ({"StringEquals": {"sts:ExternalId": ["astro-a1", "astro-*"]}},
+     "AstroControlPlane requires ExternalId astro-*, with a wildcard character (* or ?)"),
+    ({"StringEquals": {"sts:ExternalId": "astro-?1"}},
+     "AstroControlPlane requires ExternalId astro-?1, with a wildcard character (* or ?)"),
+    ({"StringEquals": {"sts:ExternalId": "astro-a1"}, "StringLike": {"sts:ExternalId": "*"}},
+     "AstroControlPlane uses condition operator StringLike; the trust uses only StringEquals"),
+    ({"StringEquals": {"sts:ExternalId": "astro-a1"}, "Bool": {"aws:SecureTransport": "true"}},
+     "AstroControlPlane uses condition operator Bool; the trust uses only StringEquals"),
+    ({"StringEquals": {"sts:ExternalId": []}}, "AstroControlPlane does not require the sts:ExternalId"),
+    ({"StringEquals": {"sts:ExternalId": ["astro-a1", ""]}}, "AstroControlPlane does not require the sts:ExternalId"),
+])
+def test_trust_problems_refuse_anything_wider_than_string_equals_ids(settings, condition, problem):
+    document = trust_policy(settings.trusted_principal, "astro-a1")
+    document["Statement"][0]["Condition"] = condition
+    assert problem in trust_problems(document)
+
+
+def test_several_external_ids_pass_as_exactly_that_set(emulator, settings, customers, control_plane):
+    acme = customers["acme"].model_copy(update={"external_id": ("astro-3f9c2b7e", "astro-cluster-2")})
+    build(emulator, settings, acme)
+    report = control_plane(acme)
+    assert report.ok, report.table()
+    assert report.rows[1].reason == (f"only {settings.trusted_principal}, only sts:AssumeRole, one of the customer's "
+                                     "2 ExternalIds required")
+    more = acme.model_copy(update={"external_id": ("astro-3f9c2b7e", "astro-cluster-2", "astro-cluster-3")})
+    assert failing(control_plane(more)) == {"trust policy": "AstroControlPlane requires ExternalId astro-3f9c2b7e, "
+                                                             "astro-cluster-2, not astro-3f9c2b7e, astro-cluster-2, "
+                                                             "astro-cluster-3"}
+
+
 def denied(code: str = "AccessDenied") -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": "not yet"}}, "AssumeRole")
 

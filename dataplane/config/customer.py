@@ -2,6 +2,7 @@
 
 Validation happens here, once, before any construct is built. `load_customers` reads every
 file, collects every problem in every file, and raises one `ConfigError` listing them all.
+The rules the project's settings choose (`CustomerRules`) are handed to the loader.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ import os
 import re
 import stat
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Union
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
+    TypeAdapter,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -28,6 +33,14 @@ from dataplane.config.errors import (
     Problem,
     problems_from_validation,
     shown,
+)
+from dataplane.policy import (
+    external_id_list,
+    inline_policies_problems,
+    permissions_policy,
+    trust_policy,
+    trust_policy_problems,
+    trusted_principal,
 )
 
 AWS_REGIONS = frozenset({
@@ -45,12 +58,17 @@ SUPPORTED_REGIONS = frozenset({
     "eu-west-2", "eu-west-3", "me-south-1", "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
 })
 OPT_IN_REGIONS = frozenset({"af-south-1", "ap-east-1", "eu-south-1", "me-south-1"})
+"""The defaults of the settings `supportedRegions` and `optInRegions`."""
 
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 NOT_IN_A_VPC = tuple((ipaddress.IPv4Network(n), what) for n, what in (
     ("0.0.0.0/8", "\"this network\""), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
     ("224.0.0.0/3", "multicast and reserved")))
-LARGEST_PREFIX, SMALLEST_PREFIX, SMALLEST_VPC_PREFIX = 16, 19, 28
+LARGEST_PREFIX, SMALLEST_VPC_PREFIX = 16, 28
+NETWORK_PREFIXES = (19, 20)
+"""The smallest data-plane VPC a project may choose (`minNetworkPrefix`): the seed's /19 (the default), or /20, the
+vendor's AWS minimum since March 2023."""
+MAX_EXTERNAL_IDS = 20
 MAX_PEER_CIDRS = 50  # a VPC has at most 50 IPv4 CIDRs
 MAX_ROUTE_TABLES = 50
 MAX_FILE_BYTES = 64 * 1024
@@ -60,6 +78,17 @@ NAME_RULE = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]", re.ASCII)
 ACCOUNT_ID = r"\d{12}"
 ROLE_ARN = rf"arn:aws:iam::{ACCOUNT_ID}:role/([\w+=,.@-]+/)*[\w+=,.@-]{{1,64}}"
 """Regular expressions of the loader's rules that constructs reuse (`constructs_lib/props.py`)."""
+
+
+@dataclass(frozen=True)
+class CustomerRules:
+    """The rules for customer files that the project's settings choose (`cdktf.json` context); defaults: the seed's."""
+
+    control_plane_role_arn: Optional[str] = None
+    """Trusted instead of the control-plane account root: it changes the trust policy whose size is checked."""
+    min_network_prefix: int = NETWORK_PREFIXES[0]
+    supported_regions: frozenset[str] = SUPPORTED_REGIONS
+    opt_in_regions: frozenset[str] = OPT_IN_REGIONS
 
 
 def pattern(regex: str, what: str) -> AfterValidator:
@@ -114,13 +143,23 @@ def _vpc_cidr(value: str) -> str:
     return value
 
 
-def _data_plane_cidr(value: str) -> str:
+def _data_plane_cidr(value: str, info: ValidationInfo) -> str:
+    """RFC1918, and no smaller than the project's `minNetworkPrefix` (the loader's context); without the project's
+    rules (a construct's props), no smaller than any project may choose."""
     net = ipaddress.IPv4Network(value)
     if not any(net.subnet_of(block) for block in RFC1918):
         raise ValueError(f"{value} is not in a private (RFC1918) range: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16")
-    if net.prefixlen > SMALLEST_PREFIX:
-        raise ValueError(f"{value} is smaller than a /{SMALLEST_PREFIX}; the data plane needs at least a /{SMALLEST_PREFIX}")
+    smallest = info.context.min_network_prefix if isinstance(info.context, CustomerRules) else max(NETWORK_PREFIXES)
+    if net.prefixlen > smallest:
+        raise ValueError(f"{value} is smaller than a /{smallest}; the data plane needs at least a /{smallest}")
     return value
+
+
+def distinct(values: tuple[str, ...]) -> tuple[str, ...]:
+    """A validator: refuse a list that names a value twice."""
+    if twice := next((v for i, v in enumerate(values) if v in values[:i]), None):
+        raise ValueError(f"lists {shown(twice)} twice")
+    return values
 
 
 AccountId = Annotated[str, pattern(ACCOUNT_ID, "a 12-digit AWS account id")]
@@ -128,6 +167,19 @@ Region = Annotated[str, pattern(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", "an AWS
 AwsRegion = Annotated[str, AfterValidator(_aws_region)]
 ExternalId = Annotated[str, pattern(r"[A-Za-z0-9+=,.@:/_-]{2,1224}",
                                      "2-1224 characters of A-Z a-z 0-9 + = , . @ : / _ -")]
+_ONE_EXTERNAL_ID = TypeAdapter(ExternalId)
+_EXTERNAL_ID_LIST = TypeAdapter(Annotated[tuple[ExternalId, ...], Field(min_length=1, max_length=MAX_EXTERNAL_IDS),
+                                          AfterValidator(distinct)])
+
+
+def _one_or_several(value: object) -> str | tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return _EXTERNAL_ID_LIST.validate_python(value)
+    return _ONE_EXTERNAL_ID.validate_python(value, strict=True)
+
+
+ExternalIds = Annotated[Union[str, tuple[str, ...]], PlainValidator(_one_or_several)]
+"""One ExternalId, or a list of 1-20 distinct ones (one per control-plane cluster)."""
 VpcId = Annotated[str, pattern(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id (vpc- and 8 or 17 hex digits)")]
 RouteTableId = Annotated[str, pattern(r"rtb-([0-9a-f]{8}|[0-9a-f]{17})",
                                        "a route table id (rtb- and 8 or 17 hex digits)")]
@@ -179,7 +231,7 @@ class CustomerFile(_Strict):
 
     account_id: AccountId
     region: Region
-    external_id: ExternalId
+    external_id: ExternalIds
     network: Optional[Network] = None
     peering: Optional[Peering] = None
 
@@ -189,10 +241,13 @@ class Customer(CustomerFile):
 
     name: str
     source: str
+    opt_in_region: bool = False
+    """Whether the account must opt in to the region (the project's `optInRegions`)."""
 
     @property
-    def opt_in_region(self) -> bool:
-        return self.region in OPT_IN_REGIONS
+    def external_ids(self) -> tuple[str, ...]:
+        """The ExternalIds the role's trust accepts, one or several."""
+        return tuple(external_id_list(self.external_id))
 
     @property
     def peer_region(self) -> Optional[str]:
@@ -204,11 +259,12 @@ class Customer(CustomerFile):
         return bool(self.peering) and (self.peering.account_id != self.account_id or self.peer_region != self.region)
 
 
-def _semantic_problems(file: str, data: CustomerFile, control_plane_account_id: str) -> list[Problem]:
+def _semantic_problems(file: str, data: CustomerFile, control_plane_account_id: str,
+                       rules: CustomerRules) -> list[Problem]:
     problems = []
-    if data.region not in SUPPORTED_REGIONS:
+    if data.region not in rules.supported_regions:
         problems.append(Problem(file, "region", f"{data.region!r} is not a supported Astro region "
-                                                f"(supported: {', '.join(sorted(SUPPORTED_REGIONS))})"))
+                                                f"(supported: {', '.join(sorted(rules.supported_regions))})"))
     if data.account_id == control_plane_account_id:
         problems.append(Problem(file, "account_id", f"{data.account_id} is the control-plane account; "
                                                     "the data plane needs the customer's own clean account"))
@@ -228,6 +284,13 @@ def _semantic_problems(file: str, data: CustomerFile, control_plane_account_id: 
                                 f"required: the peer account {peering.account_id} differs from account_id "
                                 f"{data.account_id}, so the peering must be accepted through a role there"))
     return problems
+
+
+def _iam_problems(file: str, data: CustomerFile, principal: str) -> list[Problem]:
+    """What IAM would refuse, though moto accepts it, in the role's policies as the stack will write them."""
+    trust = trust_policy_problems(trust_policy(principal, data.external_id))
+    return ([Problem(file, "external_id", p) for p in trust]
+            + [Problem(file, "(inline policies)", p) for p in inline_policies_problems([permissions_policy()])])
 
 
 def _kind(mode: int) -> str:
@@ -253,20 +316,21 @@ def _read(path: Path, file: str) -> bytes:
     return data
 
 
-def _parse(data: bytes, file: str) -> CustomerFile:
+def _parse(data: bytes, file: str, rules: CustomerRules) -> CustomerFile:
     """The file's content, typed; raises `ConfigError`, or `RecursionError` for absurdly deep nesting."""
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError([Problem(file, "(file)", f"not valid TOML: {e}")]) from None
     try:
-        return CustomerFile.model_validate(raw)
+        return CustomerFile.model_validate(raw, context=rules)
     except ValidationError as e:
         raise ConfigError(problems_from_validation(file, e)) from None
 
 
-def load_customer(path: Path, control_plane_account_id: str, display: str | None = None) -> Customer:
-    """Load and validate one customer file; raise `ConfigError` with every problem in it."""
+def load_customer(path: Path, control_plane_account_id: str, display: str | None = None,
+                  rules: CustomerRules = CustomerRules()) -> Customer:
+    """Load and validate one customer file against the project's `rules`; raise `ConfigError` with every problem."""
     file = display or str(path)
     name = path.stem
     problems = []
@@ -275,15 +339,16 @@ def load_customer(path: Path, control_plane_account_id: str, display: str | None
                                                      "letters, digits and hyphens, start with a letter and not end "
                                                      "with a hyphen"))
     try:
-        data = _parse(_read(path, file), file)
+        data = _parse(_read(path, file), file, rules)
     except ConfigError as e:
         raise ConfigError(problems + e.problems) from None
     except RecursionError:
         raise ConfigError(problems + [Problem(file, "(file)", "arrays or tables nested too deeply")]) from None
-    problems += _semantic_problems(file, data, control_plane_account_id)
+    problems += _semantic_problems(file, data, control_plane_account_id, rules)
+    problems += _iam_problems(file, data, trusted_principal(control_plane_account_id, rules.control_plane_role_arn))
     if problems:
         raise ConfigError(problems)
-    return Customer(name=name, source=file, **dict(data))
+    return Customer(name=name, source=file, opt_in_region=data.region in rules.opt_in_regions, **dict(data))
 
 
 def _entry_problems(path: Path, display: str) -> list[Problem]:
@@ -301,8 +366,9 @@ def _entry_problems(path: Path, display: str) -> list[Problem]:
     return problems
 
 
-def load_customers(directory: Path, control_plane_account_id: str, display_root: Path | None = None) -> list[Customer]:
-    """Load every `<name>.toml` in `directory`, sorted by name; all-or-nothing.
+def load_customers(directory: Path, control_plane_account_id: str, display_root: Path | None = None,
+                   rules: CustomerRules = CustomerRules()) -> list[Customer]:
+    """Load every `<name>.toml` in `directory` against the project's `rules`, sorted by name; all-or-nothing.
 
     Every entry must be a regular file (not a link) named `<name>.toml` or `README*`. Names are
     file stems, so stack ids and state keys are unique; two files for the same account are
@@ -322,7 +388,7 @@ def load_customers(directory: Path, control_plane_account_id: str, display_root:
             problems += entry_problems
         elif not path.name.startswith("README"):
             try:
-                customers.append(load_customer(path, control_plane_account_id, display))
+                customers.append(load_customer(path, control_plane_account_id, display, rules))
             except ConfigError as e:
                 problems += e.problems
     seen: dict[str, Customer] = {}

@@ -22,11 +22,16 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from dataplane.config.customer import (
+    NETWORK_PREFIXES,
+    OPT_IN_REGIONS,
+    SUPPORTED_REGIONS,
     AccountId,
     AwsRegion,
     Customer,
+    CustomerRules,
     RoleArn,
     commercial_partition,
+    distinct,
     load_customers,
     pattern,
 )
@@ -36,6 +41,7 @@ from dataplane.config.errors import (
     problems_from_validation,
     shown,
 )
+from dataplane.policy import trusted_principal
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 
 RENAMED = {"context.permissionsBoundaryArn": "renamed to permissionsBoundary, which takes the name of a policy "
@@ -53,6 +59,13 @@ def _boundary_in_every_account(value: str) -> str:
                          "the customer's account and needs a boundary policy there; write the policy's name "
                          f"({shown(policy[2])}) for the policy of that name in each customer's account, or an "
                          "AWS-managed policy ARN (arn:aws:iam::aws:policy/<name>)")
+    return value
+
+
+def _network_prefix(value: int) -> int:
+    if value not in NETWORK_PREFIXES:
+        raise ValueError(f"{value} is neither 19 (a /19, the seed's rule) nor 20 (a /20, the vendor's AWS minimum "
+                         "since March 2023)")
     return value
 
 
@@ -83,6 +96,7 @@ WorkspacePrefix = Annotated[str, pattern(
     rf"[A-Za-z0-9_-]{{0,{WORKSPACE_NAME_MAX - CUSTOMER_NAME_MAX}}}",
     f"a workspace name prefix: at most {WORKSPACE_NAME_MAX - CUSTOMER_NAME_MAX} of A-Z a-z 0-9 _ -, so that "
     f"<prefix><customer> stays within HCP Terraform's {WORKSPACE_NAME_MAX} characters")]
+Regions = Annotated[tuple[AwsRegion, ...], Field(strict=False), AfterValidator(distinct)]
 Hostname = Annotated[str, pattern(r"(?=[^:]{1,253}(:|$))[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                                   r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:\d{1,5})?",
                                   "a hostname, optionally with a port (app.terraform.io), without scheme or path")]
@@ -135,6 +149,10 @@ class Settings(_Context):
     permissions_boundary: Optional[PermissionsBoundary] = None
     max_session_duration: int = Field(3600, ge=3600, le=43200)
     deploy_role_name: Optional[RoleName] = None
+    min_network_prefix: Annotated[int, AfterValidator(_network_prefix)] = NETWORK_PREFIXES[0]
+    supported_regions: Annotated[Regions, Field(min_length=1)] = tuple(sorted(SUPPORTED_REGIONS))
+    opt_in_regions: Optional[Regions] = None
+    """None: those of `OPT_IN_REGIONS` that are supported."""
     backend: Annotated[Union[LocalBackend, S3Backend, CloudBackend], Field(discriminator="type")] = LocalBackend()
 
     @field_validator("deploy_role_name")
@@ -143,6 +161,16 @@ class Settings(_Context):
         if value is not None and value == info.data.get("role_name"):
             raise ValueError(f"{shown(value)} is the role this tool creates for the control plane (roleName), "
                              "which only the control plane may assume; name the role deployers assume instead")
+        return value
+
+    @field_validator("opt_in_regions")
+    @classmethod
+    def _opt_in_regions_are_supported(cls, value: Optional[tuple[str, ...]],
+                                      info: ValidationInfo) -> Optional[tuple[str, ...]]:
+        supported = info.data.get("supported_regions")
+        if value and supported is not None and (unsupported := [r for r in value if r not in supported]):
+            raise ValueError(f"{', '.join(map(shown, unsupported))} not in supportedRegions; an opt-in region "
+                             "must be a supported region")
         return value
 
     @model_validator(mode="after")
@@ -154,7 +182,16 @@ class Settings(_Context):
     @property
     def trusted_principal(self) -> str:
         """Who may assume the cross-account role: the control-plane role, or its account root."""
-        return self.control_plane_role_arn or f"arn:aws:iam::{self.control_plane_account_id}:root"
+        return trusted_principal(self.control_plane_account_id, self.control_plane_role_arn)
+
+    @property
+    def customer_rules(self) -> CustomerRules:
+        """What these settings decide about customer files, for the loader."""
+        return CustomerRules(control_plane_role_arn=self.control_plane_role_arn,
+                             min_network_prefix=self.min_network_prefix,
+                             supported_regions=frozenset(self.supported_regions),
+                             opt_in_regions=frozenset(OPT_IN_REGIONS & set(self.supported_regions)
+                                                      if self.opt_in_regions is None else self.opt_in_regions))
 
     def deploy_role_arn(self, account_id: str) -> Optional[str]:
         """The role a deployer assumes to plan or deploy a stack in `account_id` (None: the caller's own)."""
@@ -191,7 +228,8 @@ def load_project(settings_path: Path | None = None,
     """Settings and every customer (of `customers_dir`, else the settings'), validated; raises `ConfigError`."""
     settings = load_settings(settings_path)
     directory = customers_dir or PROJECT_ROOT / settings.customers_dir
-    return settings, load_customers(directory, settings.control_plane_account_id, display_root=PROJECT_ROOT)
+    return settings, load_customers(directory, settings.control_plane_account_id, display_root=PROJECT_ROOT,
+                                    rules=settings.customer_rules)
 
 
 class UnknownCustomer(Exception):

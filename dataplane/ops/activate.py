@@ -170,7 +170,7 @@ class _Activation:
             "failed_step": failed[0] if failed else None,
             "account_id": c.account_id,
             "region": c.region,
-            "role": {"arn": out.get("role_arn"), "name": out.get("role_name"), "external_id": c.external_id},
+            "role": {"arn": out.get("role_arn"), "name": out.get("role_name"), "external_ids": list(c.external_ids)},
             "network": c.network and {"cidr": c.network.cidr, "vpc_id": out.get("vpc_id"),
                                       "subnet_ids": ids.get("subnet_ids"), "route_table_id": ids.get("route_table_id")},
             "peering": c.peering and {
@@ -221,7 +221,8 @@ def markdown(record: dict) -> str:
              f"| Started (UTC) | {r['started_at']} |", f"| Finished (UTC) | {r['finished_at']} |", "",
              "## Cross-account role", "",
              f"- ARN: {_code(role['arn'])}", f"- Name: {_code(role['name'])}",
-             f"- ExternalId: {_code(role['external_id'])}"]
+             f"- ExternalId{'s' if len(role['external_ids']) > 1 else ''}: "
+             f"{', '.join(map(_code, role['external_ids']))}"]
     if network:
         lines += ["", "## Network", "", f"- VPC: {_code(network['vpc_id'])} ({network['cidr']})",
                   f"- Subnets: {', '.join(map(_code, network['subnet_ids'] or [None]))}",

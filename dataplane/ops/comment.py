@@ -32,14 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-TOKEN_ENV = "GITHUB_TOKEN"
-"""The token the comments are written with (in a workflow: `secrets.GITHUB_TOKEN`)."""
-REPOSITORY_ENV = "GITHUB_REPOSITORY"
-"""GitHub Actions': `owner/name` of the repository the workflow runs in."""
-API_URL_ENV = "GITHUB_API_URL"
-"""GitHub Actions': the REST API's address (GitHub Enterprise has its own)."""
-EVENT_PATH_ENV = "GITHUB_EVENT_PATH"
-"""GitHub Actions': the file holding the event that started the workflow (`pull_request.number`)."""
+from dataplane.project import (
+    GITHUB_API_URL_ENV,
+    GITHUB_EVENT_PATH_ENV,
+    GITHUB_REPOSITORY_ENV,
+    GITHUB_TOKEN_ENV,
+)
 
 DEFAULT_API_URL = "https://api.github.com"
 COMMENT_LIMIT = 65_536
@@ -99,17 +97,17 @@ class Repository:
     @classmethod
     def from_environment(cls, repo: str | None, api_url: str | None) -> Repository:
         """The given values, else GitHub Actions' environment; an `InputError` for anything missing or malformed."""
-        token = os.environ.get(TOKEN_ENV)
+        token = os.environ.get(GITHUB_TOKEN_ENV)
         if not token:
-            raise InputError(f"{TOKEN_ENV} is not set: the token to write comments with")
+            raise InputError(f"{GITHUB_TOKEN_ENV} is not set: the token to write comments with")
         if not token.isprintable() or " " in token:
-            raise InputError(f"{TOKEN_ENV} holds spaces or control characters: not a token")
-        repo = repo or os.environ.get(REPOSITORY_ENV)
+            raise InputError(f"{GITHUB_TOKEN_ENV} holds spaces or control characters: not a token")
+        repo = repo or os.environ.get(GITHUB_REPOSITORY_ENV)
         if not repo:
-            raise InputError(f"no repository: pass --repo OWNER/NAME or set {REPOSITORY_ENV}")
+            raise InputError(f"no repository: pass --repo OWNER/NAME or set {GITHUB_REPOSITORY_ENV}")
         if not REPO.fullmatch(repo):
             raise InputError(f"repository {repo!r} is not OWNER/NAME")
-        api_url = (api_url or os.environ.get(API_URL_ENV) or DEFAULT_API_URL).rstrip("/")
+        api_url = (api_url or os.environ.get(GITHUB_API_URL_ENV) or DEFAULT_API_URL).rstrip("/")
         address = urllib.parse.urlsplit(api_url)
         if address.scheme not in ("http", "https") or not address.hostname or address.query or address.fragment:
             raise InputError(f"API address {api_url!r} is not an http(s) URL")
@@ -307,9 +305,9 @@ def run_issue(title: str, body_file: Path, close: bool, repo: str | None, api_ur
 
 def _event_pull_request() -> int:
     """The pull request number of the event that started the workflow."""
-    path = os.environ.get(EVENT_PATH_ENV)
+    path = os.environ.get(GITHUB_EVENT_PATH_ENV)
     if not path:
-        raise InputError(f"no pull request: pass --pr N or run on a pull_request event ({EVENT_PATH_ENV})")
+        raise InputError(f"no pull request: pass --pr N or run on a pull_request event ({GITHUB_EVENT_PATH_ENV})")
     try:
         number = json.loads(Path(path).read_text(encoding="utf-8"))["pull_request"]["number"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -2,9 +2,10 @@
 
 A deploy never works in the shared synth output: it synthesizes its one customer into a new
 directory beside it (same parent, so the local state path is the same one), adopts there, and
-runs `cdktf deploy` on that directory (`preview`: `terraform plan` there, for `make plan`). No other synth can change its files while it runs, and
-the import blocks adopt writes go with the directory: a killed deploy leaves nothing that a
-later plan would apply. `python -m dataplane adopt <customer>` shows what a deploy would adopt.
+runs `cdktf deploy` on that directory (`preview`: `terraform plan` there, for `make plan`). No other
+synth can change its files while it runs, and the import blocks adopt writes go with the directory:
+a killed deploy leaves nothing that a later plan would apply. `python -m dataplane adopt <customer>`
+shows what a deploy would adopt.
 """
 
 from __future__ import annotations

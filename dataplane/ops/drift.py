@@ -77,8 +77,8 @@ def select(outdir: Path, names: Sequence[str] = ()) -> list[plan.Target]:
 
 
 def has_state(target: plan.Target, settings: Settings) -> bool:
-    """Whether the stack's synthesized backend holds a state (a cloud workspace: assumed), asked with the
-    credentials its plan uses; a `DriftError` when the S3 object cannot be asked for."""
+    """Whether the stack's state records resources (a cloud workspace: assumed), read with the credentials its
+    plan uses; a `DriftError` when it cannot be read."""
     import boto3
 
     from dataplane.ops.aws import AWS_ERRORS, assume, aws_error
@@ -87,9 +87,11 @@ def has_state(target: plan.Target, settings: Settings) -> bool:
         session = boto3.Session()
         if role := settings.deploy_role_arn(plan.account_of(target.directory)):
             session = assume(session, role, f"dataplane-drift-{target.name}"[:64])
-        return state.exists(target.directory, session)
+        return state.deployed(target.directory, session)
     except AWS_ERRORS as e:
-        raise DriftError(f"cannot look for the state {state.where(target.directory)}: {aws_error(e)}") from None
+        raise DriftError(f"cannot read the state {state.where(target.directory)}: {aws_error(e)}") from None
+    except state.StateError as e:
+        raise DriftError(str(e)) from None
 
 
 def find(targets: Sequence[plan.Target], outdir: Path, settings: Settings, jobs: int,
@@ -130,6 +132,8 @@ def _finding(result: plan.StackPlan, json_file: Path) -> StackDrift:
     """A planned stack's finding: its error, or what its refresh-only plan found."""
     if result.result == "error":
         return StackDrift(result.name, "error", error=one_line(result.error))
+    if result.result == "no changes":  # refresh found nothing: no plan was shown
+        return StackDrift(result.name, "in sync")
     return read_finding(result.name, json_file)
 
 

@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 from dataplane.ops import review
+from dataplane.project import GITHUB_OUTPUT_ENV
 
 Kind = Literal["plan", "apply", "destroy"]
 
 GITHUB_MATRIX_LIMIT = 256
 """GitHub runs at most this many jobs from one matrix."""
-GITHUB_OUTPUT_ENV = "GITHUB_OUTPUT"
-"""GitHub Actions': the file a step appends its `name=value` outputs to."""
 
 
 class MatrixError(Exception):

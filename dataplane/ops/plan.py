@@ -170,13 +170,20 @@ def plan_stack(target: Target, out: Path, env: dict[str, str], init: _Init) -> t
 
 def _plan_stack(target: Target, plan_file: Path, json_file: Path, env: dict[str, str],
                 init: _Init) -> tuple[Result, str]:
-    if (done := init(target.directory, env)).returncode != 0:
-        return "error", _failure("init", done)
+    """Plan in an initialized stack directory: one initialized before is planned at once, and initialized
+    again only when terraform asks for it (a changed backend or lock file). A refresh-only plan that finds
+    nothing is not shown."""
     command = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
-    mode = ["-destroy"] if target.destroy else ["-refresh-only", "-lock=false"] if target.refresh_only else []
-    planned = _terraform(target.directory, env, command + mode)
+    command += ["-destroy"] if target.destroy else ["-refresh-only", "-lock=false"] if target.refresh_only else []
+    planned = _terraform(target.directory, env, command) if (target.directory / ".terraform").is_dir() else None
+    if planned is None or planned.returncode == 1 and "terraform init" in planned.stderr:
+        if (done := init(target.directory, env)).returncode != 0:
+            return "error", _failure("init", done)
+        planned = _terraform(target.directory, env, command)
     if planned.returncode not in (0, 2):
         return "error", _failure("plan", planned)
+    if target.refresh_only and planned.returncode == 0:
+        return "no changes", ""
     shown = _terraform(target.directory, env, ["show", "-json", str(plan_file)])
     if shown.returncode != 0:
         return "error", _failure("show", shown)

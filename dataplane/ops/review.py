@@ -223,13 +223,24 @@ def access_of(resources: Iterable[tuple[str, dict]]) -> Access:
     return Access(frozenset(principals), frozenset(external_ids), frozenset(actions))
 
 
-def access_changes(before: Access, after: Access) -> list[str]:
-    """Trust and permission changes in words: the same for a configuration diff and a plan."""
+def access_changes(before: Access, after: Access) -> tuple[list[str], list[str]]:
+    """Trust and permission changes in words, and the warnings among them: the same for a configuration diff and a plan.
+
+    One ExternalId replaced by another is a rotation (`changed`). Where either side has several (one per control-plane
+    cluster), the ids added and removed are listed, and each id removed while the role stays is a warning.
+    """
     out: list[str] = []
+    warnings: list[str] = []
     _value_change("trust principal", before.principals, after.principals, out)
-    _value_change("ExternalId", before.external_ids, after.external_ids, out)
+    ids = before.external_ids, after.external_ids
+    if all(ids) and max(map(len, ids)) > 1:
+        _set_change("ExternalIds", *ids, out)
+        warnings += [f"ExternalId `{gone}` removed from the trust: that cluster loses access"
+                     for gone in sorted(ids[0] - ids[1])]
+    else:
+        _value_change("ExternalId", *ids, out)
     _set_change("IAM actions", before.actions, after.actions, out, added="granted", removed="revoked")
-    return out
+    return out, warnings
 
 
 def _code(values: Iterable[str]) -> str:
@@ -416,9 +427,9 @@ def review_stack(name: str, base_file: StackFile | None, head_file: StackFile | 
         review.warnings.append(f"customer removed: its whole stack in account `{base_facts.account}` would be "
                                f"destroyed ({len(review.removed)} resources)")
         return review
-    review.warnings = _warnings(base, head, review.removed, base_facts, head_facts)
+    review.access, access_warnings = access_changes(base_facts.access, head_facts.access)
+    review.warnings = _warnings(base, head, review.removed, base_facts, head_facts) + access_warnings
     review.created = _created(head, review.added, base_facts, head_facts)
-    review.access = access_changes(base_facts.access, head_facts.access)
     review.other = _other_changes(base_facts, head_facts)
     if status == "changed":
         review.other += _settings_changes(base_doc, head_doc, base_facts, head_facts)
@@ -447,20 +458,21 @@ def _cause(attributes: tuple[AttributeChange, ...], reason: str | None) -> str:
     return f"forced by {', '.join(f'`{a.path}`' for a in attributes)}" if attributes else str(reason)
 
 
-def _plan_access(plan: Plan) -> list[str]:
-    """Trust and permission changes read from the plan's values; a policy hidden from it, said so."""
-    lines = access_changes(access_of(plan.before.values()), access_of(plan.after.values()))
+def _plan_access(plan: Plan) -> tuple[list[str], list[str]]:
+    """Trust and permission changes read from the plan's values (a policy hidden from it, said so), and warnings."""
+    lines, warnings = access_changes(access_of(plan.before.values()), access_of(plan.after.values()))
     for side, values in (("in the state", plan.before), ("as planned", plan.after)):
         for address, (rtype, body) in sorted(values.items()):
             if (shown := body.get(POLICY_ATTRIBUTES.get(rtype, ""))) in (SENSITIVE, UNKNOWN):
                 lines.append(f"`{address}`: its policy {side} is {shown}, so trust and permissions leave it out")
-    return lines
+    return lines, warnings
 
 
 def _with_plan(stack: StackReview, plan: Plan | None) -> StackReview:
     """`stack` with the plan's figures instead of the configuration's guess, when it has a plan."""
     if plan is not None:
-        stack.plan, stack.warnings, stack.access = plan, _plan_warnings(plan), _plan_access(plan)
+        stack.access, access_warnings = _plan_access(plan)
+        stack.plan, stack.warnings = plan, _plan_warnings(plan) + access_warnings
     return stack
 
 

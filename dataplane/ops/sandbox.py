@@ -178,13 +178,19 @@ def _start_afresh(settings: Settings, root: Path) -> dict[str, str]:
             **{variable: str(root / name) for variable, name in MAKE_DIRS.items()}}
 
 
-def _write_customer(emulator: Emulator, customer: Customer, root: Path, shared: dict[str, str]) -> None:
-    """Create the deployer's role (the one its credentials stand for) and the customer's side; write its file
-    with the sandbox's ids, and its environment file."""
+def create_deployer(emulator: Emulator, customer: Customer) -> None:
+    """The role the emulator's credentials for the customer's account stand for, an administrator, as a
+    deployer's own role would be (preflight reads it)."""
     iam = emulator.client("iam", customer.account_id, customer.region)
     iam.create_role(RoleName=DEPLOYER_ROLE, AssumeRolePolicyDocument=_trust(customer.account_id))
     iam.put_role_policy(RoleName=DEPLOYER_ROLE, PolicyName="administrator", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+
+
+def _write_customer(emulator: Emulator, customer: Customer, root: Path, shared: dict[str, str]) -> None:
+    """Create the deployer's role and the customer's side; write its file with the sandbox's ids, and its
+    environment file."""
+    create_deployer(emulator, customer)
     text = create_customer_side(emulator, customer, (PROJECT_ROOT / customer.source).read_text())
     (root / "customers" / f"{customer.name}.toml").write_text(text)
     if peering := customer.peering:

@@ -32,19 +32,9 @@ def backend(stack_dir: Path) -> tuple[str, dict]:
     return next(iter(settings.get("backend", {"local": {"path": "terraform.tfstate"}}).items()))
 
 
-def exists(stack_dir: Path, session: boto3.Session | None = None) -> bool:
-    """Whether the stack has a state (a cloud workspace: assumed); AWS errors other than "no such key" raise."""
-    kind, config = backend(stack_dir)
-    if kind == "local":
-        return (stack_dir / config["path"]).is_file()
-    if kind == "s3":
-        try:
-            _s3(config, session).head_object(Bucket=config["bucket"], Key=config["key"])
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in MISSING:
-                return False
-            raise
-    return True
+def deployed(stack_dir: Path, session: boto3.Session | None = None) -> bool:
+    """Whether the stack's state records a managed resource (a cloud workspace: assumed, terraform will say)."""
+    return backend(stack_dir)[0] == "cloud" or bool(managed_ids(read(stack_dir, session)))
 
 
 def read(stack_dir: Path, session: boto3.Session | None = None) -> dict | None:

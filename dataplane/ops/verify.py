@@ -80,11 +80,12 @@ class _Verify:
 
     @check("assume role")
     def assume_role(self) -> Outcome:
-        """Assume the role as the control plane would; finds the role's session."""
+        """Assume the role as the control plane would (with the first ExternalId); finds the role's session."""
         caller = self.session.client("sts", region_name=home_region(self.session)).get_caller_identity()
+        external_id = self.customer.external_ids[0]
         try:
             role_session, attempts = retry_while_denied(
-                lambda: assume(self.session, self.role_arn, ROLE_SESSION_NAME, self.customer.external_id), self.sleep)
+                lambda: assume(self.session, self.role_arn, ROLE_SESSION_NAME, external_id), self.sleep)
         except ClientError as e:
             if e.response["Error"]["Code"] != "AccessDenied":
                 raise
@@ -105,9 +106,11 @@ class _Verify:
     def trust_policy(self, reader: boto3.Session) -> tuple[Status, str]:
         document = self._iam(reader).get_role(RoleName=self.settings.role_name)["Role"]["AssumeRolePolicyDocument"]
         principal = self.settings.trusted_principal
-        if problems := trust_problems(document, principal, self.customer.external_id):
+        if problems := trust_problems(document, principal, self.customer.external_ids):
             return Status.FAIL, "; ".join(problems)
-        return Status.PASS, f"only {principal}, only sts:AssumeRole, ExternalId required"
+        ids = len(self.customer.external_ids)
+        return Status.PASS, f"only {principal}, only sts:AssumeRole, " + (
+            "ExternalId required" if ids == 1 else f"one of the customer's {ids} ExternalIds required")
 
     @check("permissions")
     def permissions(self, reader: boto3.Session) -> tuple[Status, str]:
