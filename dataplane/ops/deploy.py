@@ -20,7 +20,12 @@ from dataplane import synth_output
 from dataplane.config.customer import Customer
 from dataplane.ops.adopt import adopt, write_imports
 from dataplane.project import PROJECT_ROOT
-from dataplane.runtime.toolchain import INIT, tool_environment
+from dataplane.runtime.toolchain import (
+    INIT,
+    TerraformError,
+    terraform,
+    tool_environment,
+)
 
 MAIN = PROJECT_ROOT / "main.py"
 
@@ -55,10 +60,10 @@ def preview(customer: Customer, outdir: Path) -> int:
     """
     with workspace(customer, outdir) as workdir:
         stack_dir = synth_output.stack_dir(workdir, customer.name)
-        init = subprocess.run(["terraform", *INIT], cwd=stack_dir, env=tool_environment(), capture_output=True,
-                              text=True, timeout=600)
-        if init.returncode != 0:
-            print((init.stderr or init.stdout).strip(), file=sys.stderr)
+        try:
+            terraform(stack_dir, INIT)
+        except TerraformError as e:
+            print(e, file=sys.stderr)
             return 1
         return subprocess.run(["terraform", "plan", "-input=false"], cwd=stack_dir, env=tool_environment()).returncode
 

@@ -112,22 +112,19 @@ class _Credentials:
 
     def __init__(self, settings: Settings, base: dict[str, str]):
         self._settings, self._base = settings, base
-        self._sts = None
-        if settings.deploy_role_name:
-            import boto3
-
-            self._sts = boto3.client("sts")
 
     def environment(self, target: Target) -> dict[str, str]:
-        if self._sts is None:
+        if self._settings.deploy_role_name is None:
             return self._base
         role = self._settings.deploy_role_arn(account_of(target.directory))
-        credentials = self._sts.assume_role(RoleArn=role, RoleSessionName=f"dataplane-plan-{target.name}"[:64])[
-            "Credentials"]
+        import boto3
+
+        from dataplane.ops.aws import assume
+
+        assumed = assume(boto3.Session(), role, f"dataplane-plan-{target.name}"[:64]).get_credentials()
         env = {k: v for k, v in self._base.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
-        return {**env, "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
-                "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
-                "AWS_SESSION_TOKEN": credentials["SessionToken"]}
+        return {**env, "AWS_ACCESS_KEY_ID": assumed.access_key, "AWS_SECRET_ACCESS_KEY": assumed.secret_key,
+                "AWS_SESSION_TOKEN": assumed.token}
 
 
 class _Init:
