@@ -110,8 +110,7 @@ def find(targets: Sequence[plan.Target], outdir: Path, settings: Settings, jobs:
     with tempfile.TemporaryDirectory(prefix="dataplane-drift-") as out:
         def planned(result: plan.StackPlan) -> None:
             found.append(_finding(result, Path(out) / f"{result.name}{plan.JSON_SUFFIX}"))
-            line = f"{result.name}: {found[-1].status} in {result.seconds:.1f} s"
-            progress(line + "".join(f"\n    {text}" for text in result.error.splitlines()))
+            progress(result.line(found[-1].status))
 
         deployed = [target for target, state in zip(targets, states) if state is True]
         plan.plan_all(deployed, outdir, Path(out), settings, jobs, planned)

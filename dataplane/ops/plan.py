@@ -71,9 +71,10 @@ class StackPlan:
     destroy: bool = False
     error: str = ""
 
-    def line(self) -> str:
-        """The progress line: name, result, seconds; a failure's terraform output indented below."""
-        line = f"{self.name}: {self.result}{' (destroy)' if self.destroy else ''} in {self.seconds:.1f} s"
+    def line(self, result: str | None = None) -> str:
+        """The progress line: name, result (or what the caller calls it), seconds; a failure's terraform output
+        indented below."""
+        line = f"{self.name}: {result or self.result}{' (destroy)' if self.destroy else ''} in {self.seconds:.1f} s"
         return line + "".join(f"\n    {text}" for text in self.error.splitlines())
 
 
