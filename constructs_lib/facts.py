@@ -18,6 +18,7 @@ class Adoption(Enum):
 
     ROLE_BY_NAME = "role by name"
     INLINE_POLICY = "inline policy of an adopted role"
+    ROLE_ATTACHMENT = "managed policy attached to an adopted role"
     TAGGED_VPC = "tagged VPC by CIDR"
     TAGGED_SUBNET = "tagged subnet by VPC and CIDR"
     TAGGED_ROUTE_TABLE = "tagged route table in VPC"
@@ -27,6 +28,7 @@ class Adoption(Enum):
     PEERING_ACCEPTER = "adopts itself; stands for the peering it accepts"
     ADOPTS_ITSELF = "adopts itself"
     DATA_SOURCE = "data source"
+    NOT_LOOKED_UP = "not looked up: a deploy after a killed one stops on it by name, to be imported by hand"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,12 @@ CROSS_ACCOUNT_ROLE = (
     ResourceFacts("aws_iam_role_policy", Adoption.INLINE_POLICY),
 )
 """The role's deployer actions are the activation actions (`dataplane.policy`), which preflight checks first."""
+
+MANAGED_POLICY_ATTACHMENTS = (
+    ResourceFacts("aws_iam_role_policy_attachment", Adoption.ROLE_ATTACHMENT,
+                  ("iam:AttachRolePolicy", "iam:ListAttachedRolePolicies")),
+)
+"""The role's attachments, with the `managedPolicyArns` setting."""
 
 DATA_PLANE_NETWORK = (
     ResourceFacts("aws_vpc", Adoption.TAGGED_VPC, (
@@ -67,5 +75,35 @@ VPC_PEERING = (
 PEERING_ACCEPTANCE = ("ec2:AcceptVpcPeeringConnection",)
 """What accepting the peering needs: the deployer's own, unless an accepter role in the peer account accepts it."""
 
-ALL = CROSS_ACCOUNT_ROLE + DATA_PLANE_NETWORK + VPC_PEERING
+TAMPER_ALARM = (
+    ResourceFacts("aws_kms_key", Adoption.NOT_LOOKED_UP, (
+        "kms:CreateKey", "kms:DescribeKey", "kms:EnableKeyRotation", "kms:TagResource")),
+    ResourceFacts("aws_s3_bucket", Adoption.NOT_LOOKED_UP, ("s3:CreateBucket", "s3:ListBucket", "s3:PutBucketTagging")),
+    ResourceFacts("aws_s3_bucket_public_access_block", Adoption.ADOPTS_ITSELF, ("s3:PutBucketPublicAccessBlock",)),
+    ResourceFacts("aws_s3_bucket_versioning", Adoption.ADOPTS_ITSELF, ("s3:PutBucketVersioning",)),
+    ResourceFacts("aws_s3_bucket_server_side_encryption_configuration", Adoption.ADOPTS_ITSELF,
+                  ("s3:PutEncryptionConfiguration",)),
+    ResourceFacts("aws_s3_bucket_lifecycle_configuration", Adoption.ADOPTS_ITSELF, ("s3:PutLifecycleConfiguration",)),
+    ResourceFacts("aws_s3_bucket_notification", Adoption.ADOPTS_ITSELF, ("s3:PutBucketNotification",)),
+    ResourceFacts("aws_s3_bucket_policy", Adoption.ADOPTS_ITSELF, ("s3:PutBucketPolicy",)),
+    ResourceFacts("aws_s3_bucket_logging", Adoption.ADOPTS_ITSELF, ("s3:PutBucketLogging",)),
+    ResourceFacts("aws_s3_bucket_replication_configuration", Adoption.ADOPTS_ITSELF,
+                  ("s3:PutReplicationConfiguration",)),
+    ResourceFacts("aws_cloudwatch_log_group", Adoption.NOT_LOOKED_UP, (
+        "logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:TagResource")),
+    ResourceFacts("aws_sns_topic", Adoption.ADOPTS_ITSELF, ("sns:CreateTopic", "sns:TagResource")),
+    ResourceFacts("aws_sns_topic_policy", Adoption.ADOPTS_ITSELF, ("sns:SetTopicAttributes",)),
+    ResourceFacts("aws_sns_topic_subscription", Adoption.ADOPTS_ITSELF, ("sns:Subscribe",)),
+    ResourceFacts("aws_cloudtrail", Adoption.NOT_LOOKED_UP, (
+        "cloudtrail:CreateTrail", "cloudtrail:StartLogging", "cloudtrail:AddTags",
+        "iam:PassRole")),  # the trail's role, and the replication's
+    ResourceFacts("aws_cloudwatch_event_rule", Adoption.ADOPTS_ITSELF, ("events:PutRule", "events:TagResource")),
+    ResourceFacts("aws_cloudwatch_event_target", Adoption.ADOPTS_ITSELF, ("events:PutTargets",)),
+)
+"""Its two service roles and their inline policies are roles like the cross-account role (`CROSS_ACCOUNT_ROLE`),
+adopted by name when tagged as the stack's. The sub-resources of a bucket, a topic and a rule are idempotent puts;
+a bucket, trail or log group left by a killed deploy stops the next by name (import it with `terraform import`), and
+a key left so stays unused (schedule its deletion)."""
+
+ALL = CROSS_ACCOUNT_ROLE + MANAGED_POLICY_ATTACHMENTS + DATA_PLANE_NETWORK + VPC_PEERING + TAMPER_ALARM
 """Every construct's facts, in dependency order (a route needs its table and its connection): adopt looks up in it."""

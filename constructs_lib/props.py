@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, TypeAdapter, ValidationError, WrapValidator
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, WrapValidator
 
 from dataplane.config.customer import (
     ACCOUNT_ID,
@@ -22,11 +22,16 @@ from dataplane.config.customer import (
     ROLE_ARN,
     Peering,
     commercial_partition,
+    distinct,
     pattern,
 )
 from dataplane.config.errors import problems_from_validation
 from dataplane.config.settings import Settings
-from dataplane.policy import inline_policies_problems, trust_policy_problems
+from dataplane.policy import (
+    MANAGED_POLICIES_QUOTA,
+    inline_policies_problems,
+    trust_policy_problems,
+)
 
 
 def loader_rule(model, field: str) -> Any:
@@ -56,6 +61,7 @@ TrustedPrincipal = Annotated[str, AfterValidator(commercial_partition),
 PolicyArn = Annotated[str, AfterValidator(commercial_partition),
                       pattern(rf"arn:aws:iam::(aws|{ACCOUNT_ID}):policy/[\w+=,./@-]+",
                               "an IAM policy ARN (arn:aws:iam::<account or aws>:policy/<name>)")]
+ManagedPolicyArns = Annotated[tuple[PolicyArn, ...], Field(max_length=MANAGED_POLICIES_QUOTA), AfterValidator(distinct)]
 SessionDuration = loader_rule(Settings, "max_session_duration")
 PeerCidrs = loader_rule(Peering, "cidrs")
 PeerRouteTableIds = loader_rule(Peering, "route_table_ids")

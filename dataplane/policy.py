@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 ACTIVATION_ACTIONS = (
@@ -33,6 +34,8 @@ SIMULATED = {"cloudformation:*": ("cloudformation:CreateStack", "cloudformation:
 """A wildcard action as the operations it stands for, where a policy simulation needs names."""
 
 ACTIVATION_POLICY_NAME = "data-plane-activation"
+ROLE_NAME = "astronomer-remote-management"
+"""The seed's name of the cross-account role (the `roleName` setting's default)."""
 MANAGED_BY = "dataplane-activation"
 TRUST_POLICY_QUOTA = 2_048
 """IAM's default quota on a role's trust policy, in characters without whitespace (AWS raises it on request)."""
@@ -79,11 +82,107 @@ def trust_policy(principal: str, external_id: str | Sequence[str]) -> dict:
     }
 
 
-def permissions_policy() -> dict:
-    """The role's inline policy: exactly the activation actions."""
-    return {"Version": "2012-10-17",
-            "Statement": [{"Sid": "DataPlaneActivation", "Effect": "Allow", "Action": list(ACTIVATION_ACTIONS),
-                           "Resource": "*"}]}
+ROLE_CHANGING_ACTIONS = ("iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy")
+"""The activation actions that create roles or change their policies and trust: bounded by the escalation guard."""
+
+SELF_CHANGING_ACTIONS = (
+    "iam:AttachRolePolicy", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:TagRole", "iam:UntagRole",
+    "iam:UpdateAssumeRolePolicy", "iam:UpdateRole", "iam:UpdateRoleDescription",
+)
+"""Every way to change a role: the guard denies all of them on the cross-account role itself."""
+
+BOUNDARY_POLICY_CHANGING_ACTIONS = ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
+                                    "iam:SetDefaultPolicyVersion")
+
+ESCALATING_MANAGED_POLICIES = frozenset({
+    "arn:aws:iam::aws:policy/AdministratorAccess",
+    "arn:aws:iam::aws:policy/IAMFullAccess",
+})
+"""AWS-managed policies that would make the role an administrator, or let it grant itself anything."""
+
+MANAGED_POLICIES_QUOTA = 20
+"""IAM's hard limit on managed policies attached to one role (the default quota is 10; AWS raises it to 20)."""
+
+
+@dataclass(frozen=True)
+class DelegationGuard:
+    """AWS's delegated-administration pattern for the cross-account role, in one customer's account.
+
+    `boundary_arn` is the permissions boundary every role the role creates or changes must carry; `role_arn`
+    is the cross-account role itself, which may never change itself.
+    """
+
+    boundary_arn: str
+    role_arn: str
+
+
+def in_account(policy: str, account_id: str) -> str:
+    """A policy setting's ARN in `account_id`: an AWS-managed ARN as it is, a name as the policy in that account."""
+    return policy if policy.startswith("arn:") else f"arn:aws:iam::{account_id}:policy/{policy}"
+
+
+def role_arn(account_id: str, role_name: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{role_name}"
+
+
+def delegation_guard(boundary: str | None, account_id: str, role_name: str) -> DelegationGuard | None:
+    """The escalation guard of role `role_name` in `account_id` with `boundary` (a setting: name or ARN), if any."""
+    return boundary and DelegationGuard(in_account(boundary, account_id), role_arn(account_id, role_name))
+
+
+def permissions_policy(guard: DelegationGuard | None = None) -> dict:
+    """The role's inline policy: exactly the activation actions; with `guard`, the escalation guard.
+
+    The guard allows the role-changing actions only where the request carries the boundary
+    (`iam:PermissionsBoundary`: a role created with it, a role that has it), and denies removing or replacing a
+    boundary, changing the boundary policy, and every change to the role itself. A condition on a key a request
+    does not carry does not match, so an action IAM gives no boundary key fails closed: it is refused.
+    """
+    if guard is None:
+        return {"Version": "2012-10-17",
+                "Statement": [{"Sid": "DataPlaneActivation", "Effect": "Allow", "Action": list(ACTIVATION_ACTIONS),
+                               "Resource": "*"}]}
+    boundary = {"iam:PermissionsBoundary": guard.boundary_arn}
+    statements = [
+        {"Sid": "DataPlaneActivation", "Effect": "Allow",
+         "Action": [a for a in ACTIVATION_ACTIONS if a not in ROLE_CHANGING_ACTIONS], "Resource": "*"},
+        {"Sid": "OnlyRolesWithTheBoundary", "Effect": "Allow", "Action": list(ROLE_CHANGING_ACTIONS),
+         "Resource": "*", "Condition": {"StringEquals": boundary}},
+        {"Sid": "NoBoundaryRemoved", "Effect": "Deny", "Action": "iam:DeleteRolePermissionsBoundary", "Resource": "*"},
+        {"Sid": "NoBoundaryReplaced", "Effect": "Deny", "Action": "iam:PutRolePermissionsBoundary", "Resource": "*",
+         "Condition": {"StringNotEquals": boundary}},
+        {"Sid": "NoBoundaryPolicyChanged", "Effect": "Deny", "Action": list(BOUNDARY_POLICY_CHANGING_ACTIONS),
+         "Resource": guard.boundary_arn},
+        {"Sid": "NeverItself", "Effect": "Deny", "Action": list(SELF_CHANGING_ACTIONS), "Resource": guard.role_arn},
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def granted_actions(document: dict) -> set[str]:
+    """The actions a policy's Allow statements name (conditional or not)."""
+    return {str(a) for s in as_list(document.get("Statement")) if isinstance(s, dict) and s.get("Effect") == "Allow"
+            for a in as_list(s.get("Action"))}
+
+
+def guard_of(document: dict) -> str | None:
+    """The boundary a role's inline policy guards with (`permissions_policy` with a guard), or None: no guard."""
+    statements = {s.get("Sid"): s for s in as_list(document.get("Statement")) if isinstance(s, dict)}
+    condition = statements.get("OnlyRolesWithTheBoundary", {}).get("Condition")
+    bounded = condition.get("StringEquals") if isinstance(condition, dict) else None
+    boundary = bounded.get("iam:PermissionsBoundary") if isinstance(bounded, dict) else None
+    return boundary if isinstance(boundary, str) and "NeverItself" in statements else None
+
+
+def normalized(document: Any) -> Any:
+    """A policy document with every list sorted and one-element lists as their element: equal when IAM reads
+    them alike, whatever order or form they are written in."""
+    if isinstance(document, dict):
+        return {k: normalized(v) for k, v in sorted(document.items())}
+    if isinstance(document, list):
+        items = sorted((normalized(v) for v in document), key=lambda v: json.dumps(v, sort_keys=True))
+        return items[0] if len(items) == 1 else items
+    return document
 
 
 def policy_json(document: dict) -> str:

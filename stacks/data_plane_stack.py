@@ -1,4 +1,4 @@
-"""The data plane of one customer: providers, state backend, role, network, peering, outputs."""
+"""The data plane of one customer: providers, state backend, role, network, peering, tamper alarm, outputs."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from constructs import Construct
 
 from constructs_lib.cross_account_role import CrossAccountRole, CrossAccountRoleProps
 from constructs_lib.data_plane_network import DataPlaneNetwork, DataPlaneNetworkProps
+from constructs_lib.tamper_alarm import TamperAlarm, TamperAlarmProps
 from constructs_lib.vpc_peering import VpcPeering, VpcPeeringProps
+from dataplane import tamper
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
 from dataplane.policy import MANAGED_BY, ownership_tags
@@ -36,6 +38,7 @@ class DataPlaneStack(TerraformStack):
         self.role = self._role()
         self.network = self._network()
         self.peering = self._peering()
+        self.tamper_alarm = self._tamper_alarm()
         self._outputs()
 
     def _backend(self) -> None:
@@ -54,7 +57,7 @@ class DataPlaneStack(TerraformStack):
         """The customer's account and region; and the peer's, when the peering crosses into them."""
         c = self.customer
         tags = [AwsProviderDefaultTags(tags=ownership_tags(c.name))]
-        AwsProvider(self, "aws", region=c.region, allowed_account_ids=[c.account_id], default_tags=tags)
+        self.provider = AwsProvider(self, "aws", region=c.region, allowed_account_ids=[c.account_id], default_tags=tags)
         if not c.peering_crosses_boundary:
             return None
         assume = c.peering.accepter_role_arn and [AwsProviderAssumeRole(
@@ -70,6 +73,8 @@ class DataPlaneStack(TerraformStack):
             external_id=self.customer.external_id,
             max_session_duration=s.max_session_duration,
             permissions_boundary_arn=s.permissions_boundary_arn(self.customer.account_id),
+            managed_policy_arns=s.managed_policy_arns_in(self.customer.account_id),
+            delegation_guard=s.delegation_guard(self.customer.account_id),
         ))
 
     def _network(self) -> DataPlaneNetwork | None:
@@ -94,6 +99,23 @@ class DataPlaneStack(TerraformStack):
             peer_route_table_ids=peering.route_table_ids,
             accepter_provider=self.peer_provider,
         ))
+
+    def _tamper_alarm(self) -> TamperAlarm | None:
+        """Changes to the role, emailed: the trail in the customer's region, the rule and topic in us-east-1 (through
+        the alias `events` unless that is the customer's region), the log files' replicas in another region."""
+        c = self.customer
+        if not c.tamper_alarm:
+            return None
+        regional = {c.region: self.provider}
+        for alias, region in (("events", tamper.EVENTS_REGION), ("replica", tamper.replica_region(c.region))):
+            if region not in regional:
+                regional[region] = AwsProvider(self, f"aws-{alias}", alias=alias, region=region,
+                                               allowed_account_ids=[c.account_id],
+                                               default_tags=[AwsProviderDefaultTags(tags=ownership_tags(c.name))])
+        return TamperAlarm(self, tamper.CONSTRUCT_ID, TamperAlarmProps(
+            name=c.name, account_id=c.account_id, role_name=self.settings.role_name, email=c.tamper_alarm.email,
+            trail_provider=self.provider, events_provider=regional[tamper.EVENTS_REGION],
+            replica_provider=regional[tamper.replica_region(c.region)]))
 
     def _outputs(self) -> None:
         TerraformOutput(self, "role_arn", value=self.role.role_arn, description="Role the control plane assumes")

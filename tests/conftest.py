@@ -117,6 +117,24 @@ def emulator():
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def event_patterns_answered():
+    """The emulator answers EventBridge's `TestEventPattern`, which moto 5.2.5 stubs (an empty answer, no `Result`),
+    with moto's own pattern matcher: the one it routes `PutEvents` to rules with (its server runs in this process).
+    Gives moto's own stub, for a test of an endpoint that does not answer the call."""
+    from moto.events.models import EventPattern
+    from moto.events.responses import EventsHandler
+
+    def answer(handler: EventsHandler) -> str:
+        pattern = EventPattern.load(handler._get_param("EventPattern"))
+        return json.dumps({"Result": pattern.matches_event(json.loads(handler._get_param("Event")))})
+
+    unanswered = EventsHandler.test_event_pattern
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EventsHandler, "test_event_pattern", answer)
+        yield unanswered
+
+
 @pytest.fixture
 def aws_via_emulator(emulator, monkeypatch, tmp_path):
     """An empty emulator, reached through AWS_ENDPOINT_URL as boto3 would in real use; no local AWS config."""

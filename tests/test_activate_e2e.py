@@ -14,7 +14,7 @@ from dataplane.ops.activate import as_deployer
 from dataplane.ops.cli import main
 from dataplane.ops.report import Row, Status
 from dataplane.ops.sandbox import create_deployer
-from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 from tests.conftest import FIXTURES
 from tests.deploy import Deployment, stage
 
@@ -41,11 +41,25 @@ def staged(emulator, customer, settings, workdir: Path) -> Deployment:
     return stage(emulator, customer, settings, workdir)
 
 
+GUARDED = {"managedPolicyArns": ["Audit", "team/Extra"], "delegationBoundary": "boundaries/DataPlane"}
+"""Settings with the escalation guard and two managed policies (of the customer's account) attached."""
+
+
 @pytest.fixture(scope="module")
 def globex(emulator, customers, settings, tmp_path_factory) -> tuple[Deployment, subprocess.CompletedProcess, dict]:
-    """Globex activated once on a clean account, verified as the control plane (a profile); its run and record."""
+    """Globex activated once on a clean account with the escalation guard and managed policies (`GUARDED`), verified
+    as the control plane (a profile); its run and record."""
     emulator.reset()
-    deployment = staged(emulator, customers["globex"], settings, tmp_path_factory.mktemp("globex"))
+    c = customers["globex"]
+    staging = staged(emulator, c, settings, tmp_path_factory.mktemp("globex"))
+    guarded = staging.workdir / "cdktf.json"
+    project = json.loads((PROJECT_ROOT / "cdktf.json").read_text())
+    guarded.write_text(json.dumps({**project, "context": {**project["context"], **GUARDED}}))
+    deployment = Deployment(staging.customer, staging.workdir, {**staging.env, SETTINGS_ENV: str(guarded)})
+    iam = emulator.client("iam", c.account_id, c.region)
+    for name, path in (("Audit", "/"), ("Extra", "/team/")):
+        iam.create_policy(PolicyName=name, Path=path, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
     credentials = emulator.credentials(settings.control_plane_account_id)
     profiles = deployment.workdir / "aws-credentials"
     profiles.write_text("[control-plane]\n" + "".join(f"{k.lower()} = {v}\n" for k, v in credentials.items()))
@@ -110,8 +124,13 @@ def test_activation_passes_and_records_the_deployed_ids(emulator, globex, settin
     checks = {(row["step"], row["check"]): row["status"] for row in entry["checks"]}
     assert checks[("preflight", "role")] == "PASS" and checks[("preflight", "permissions")] == "WARN"
     assert [row["check"] for row in entry["checks"] if row["step"] == "verify"] == [
-        "assume role", "trust policy", "permissions", "network", "peering", "routes", "dns", "deployed ids"]
+        "assume role", "trust policy", "permissions", "escalation guard", "network", "peering", "routes", "dns",
+        "deployed ids"]
     assert all(row["status"] == "PASS" for row in entry["checks"] if row["step"] == "verify"), entry["checks"]
+    rows = {row["check"]: row["reason"] for row in entry["checks"] if row["step"] == "verify"}
+    assert rows["escalation guard"].startswith(f"on: roles it creates or changes must carry arn:aws:iam::{c.account_id}"
+                                               ":policy/boundaries/DataPlane")
+    assert rows["permissions"].endswith("and the 2 managed policies")
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert entry["tool_commit"] == (head.stdout.strip() if head.returncode == 0 else "unknown")
     assert entry["started_at"] <= entry["finished_at"] and entry["started_at"].endswith("+00:00")

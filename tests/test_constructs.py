@@ -9,6 +9,7 @@ import pytest
 from cdktf import TerraformOutput, TerraformStack, Testing
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.provider import AwsProvider
 from cdktf_cdktf_provider_aws.route import Route
 from cdktf_cdktf_provider_aws.vpc import Vpc
@@ -26,9 +27,27 @@ from constructs_lib.data_plane_network import (
 )
 from constructs_lib.facts import Adoption
 from constructs_lib.props import validate_role_policies
+from constructs_lib.tamper_alarm import (
+    LOG_RETENTION_DAYS,
+    TamperAlarm,
+    TamperAlarmProps,
+)
 from constructs_lib.vpc_peering import VpcPeering, VpcPeeringProps
 from dataplane.ops import adopt
-from dataplane.policy import permissions_policy, trust_policy
+from dataplane.policy import (
+    ACTIVATION_ACTIONS,
+    DelegationGuard,
+    permissions_policy,
+    trust_policy,
+)
+from dataplane.tamper import (
+    EVENTS_REGION,
+    AlarmNames,
+    replica_region,
+    role_change_pattern,
+    service_trust,
+    service_trust_problems,
+)
 from tests.conftest import stack_json
 
 ROLE = {"role_name": "astronomer-remote-management", "trusted_principal": "arn:aws:iam::406882777402:root",
@@ -56,7 +75,8 @@ def role_json():
     return synth(lambda s: CrossAccountRole(s, "role", CrossAccountRoleProps(
         role_name="astronomer-remote-management", trusted_principal="arn:aws:iam::406882777402:root",
         external_id="astro-3f9c2b7e", max_session_duration=7200,
-        permissions_boundary_arn="arn:aws:iam::aws:policy/PowerUserAccess")))
+        permissions_boundary_arn="arn:aws:iam::aws:policy/PowerUserAccess",
+        managed_policy_arns=("arn:aws:iam::aws:policy/ReadOnlyAccess",))))
 
 
 def test_role_trust_policy_exactly(role_json):
@@ -100,6 +120,42 @@ def test_role_permissions_are_the_activation_permissions_exactly(role_json):
         "cloudformation:*", "iam:CreateRole", "iam:DeleteRolePolicy", "iam:GetRole", "iam:GetRolePolicy",
         "iam:ListRoles", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy"]
     assert policy["role"].startswith("${aws_iam_role.") and policy["role"].endswith(".id}")
+
+
+GUARD = DelegationGuard("arn:aws:iam::123456789012:policy/boundaries/DataPlane",
+                        "arn:aws:iam::123456789012:role/astronomer-remote-management")
+
+
+def test_managed_policies_are_attached_to_the_role_one_resource_each():
+    arns = ("arn:aws:iam::123456789012:policy/team/Extra", "arn:aws:iam::aws:policy/ReadOnlyAccess")
+    synthesized = synth(lambda s: CrossAccountRole(s, "role", CrossAccountRoleProps(**ROLE, managed_policy_arns=arns)))
+    [role] = synthesized["resource"]["aws_iam_role"]
+    attachments = resources(synthesized, IamRolePolicyAttachment.TF_RESOURCE_TYPE)
+    assert sorted((a["policy_arn"], a["role"]) for a in attachments) == [
+        (arn, f"${{aws_iam_role.{role}.id}}") for arn in arns]
+
+
+def test_the_guard_bounds_role_changes_keeps_boundaries_and_never_changes_the_role_itself():
+    synthesized = synth(lambda s: CrossAccountRole(s, "role", CrossAccountRoleProps(**ROLE, delegation_guard=GUARD)))
+    [policy] = resources(synthesized, IamRolePolicy.TF_RESOURCE_TYPE)
+    statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+    assert [(sid, s["Effect"]) for sid, s in statements.items()] == [
+        ("DataPlaneActivation", "Allow"), ("OnlyRolesWithTheBoundary", "Allow"), ("NoBoundaryRemoved", "Deny"),
+        ("NoBoundaryReplaced", "Deny"), ("NoBoundaryPolicyChanged", "Deny"), ("NeverItself", "Deny")]
+    unconditional = set(statements["DataPlaneActivation"]["Action"])
+    assert unconditional == {"cloudformation:*", "iam:GetRole", "iam:GetRolePolicy", "iam:ListRoles"}
+    bounded = statements["OnlyRolesWithTheBoundary"]
+    assert set(bounded["Action"]) == {"iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePolicy",
+                                      "iam:UpdateAssumeRolePolicy"}
+    assert unconditional | set(bounded["Action"]) == set(ACTIVATION_ACTIONS)
+    assert bounded["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": GUARD.boundary_arn}}
+    assert statements["NoBoundaryReplaced"]["Condition"] == {
+        "StringNotEquals": {"iam:PermissionsBoundary": GUARD.boundary_arn}}
+    assert statements["NoBoundaryPolicyChanged"]["Resource"] == GUARD.boundary_arn
+    itself = statements["NeverItself"]
+    assert itself["Resource"] == GUARD.role_arn and {"iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy",
+                                                     "iam:AttachRolePolicy", "iam:DeleteRolePermissionsBoundary",
+                                                     "iam:DeleteRole"} <= set(itself["Action"])
 
 
 def test_role_exposes_arn_and_name():
@@ -218,6 +274,15 @@ def test_same_account_same_region_peering_auto_accepts():
     (CrossAccountRoleProps, "max_session_duration", "3600", "must be an integer"),
     (CrossAccountRoleProps, "permissions_boundary_arn", "PowerUserAccess", "is not an IAM policy ARN"),
     (CrossAccountRoleProps, "permissions_boundary_arn", "arn:aws:iam::1:policy/x", "is not an IAM policy ARN"),
+    (CrossAccountRoleProps, "managed_policy_arns", ("ReadOnlyAccess",), "is not an IAM policy ARN"),
+    (CrossAccountRoleProps, "managed_policy_arns", ("arn:aws:iam::aws:policy/A",) * 2, "twice"),
+    (CrossAccountRoleProps, "managed_policy_arns", tuple(f"arn:aws:iam::aws:policy/P{i}" for i in range(21)),
+     "at most 20 item(s)"),
+    (CrossAccountRoleProps, "delegation_guard", DelegationGuard("boundaries/DataPlane", GUARD.role_arn),
+     "is not an IAM policy ARN"),
+    (CrossAccountRoleProps, "delegation_guard", DelegationGuard(GUARD.boundary_arn,
+                                                                "arn:aws:iam::123456789012:role/other"),
+     "is not the role astronomer-remote-management"),
     (DataPlaneNetworkProps, "name", "Acme", "is not a customer name"),
     (DataPlaneNetworkProps, "cidr", "172.20.0.0", "has no prefix length"),
     (DataPlaneNetworkProps, "cidr", "172.20.0.1/19", "has host bits set"),
@@ -237,7 +302,7 @@ def test_same_account_same_region_peering_auto_accepts():
     (VpcPeeringProps, "peer_route_table_ids", ("rtb-0a1b2c3d", "rtb-x"), "is not a route table id"),
 ])
 def test_props_refuse_a_bad_value_naming_the_prop(props, prop, value, message):
-    with pytest.raises(ValueError, match=rf"^{prop}(\[\d+\])?: .*{re.escape(message)}"):
+    with pytest.raises(ValueError, match=rf"^{prop}(\[\d+\]|\.\w+)?: .*{re.escape(message)}"):
         props(**{**VALID[props], prop: value})
 
 
@@ -304,3 +369,203 @@ def test_adopt_implements_every_adoption_strategy_the_facts_use():
     assert len({f.type for f in facts.ALL}) == len(facts.ALL)  # adopt looks each type up once
     implemented = set(adopt.FINDERS) | adopt.LEFT_TO_TERRAFORM | {Adoption.PEERING_ACCEPTER}
     assert {f.adoption for f in facts.ALL} <= implemented
+
+
+ALARM = {"name": "hooli", "account_id": "456789012345", "role_name": "astronomer-remote-management",
+         "email": "security@hooli.example"}
+
+
+def alarm_stack(region: str = "eu-west-1") -> tuple[TerraformStack, dict[str, AwsProvider]]:
+    """A throwaway stack with the providers the alarm takes: its region's, us-east-1 (`events` unless that is the
+    stack's region), and the replicas' region."""
+    stack = TerraformStack(Testing.app(), "test")
+    providers = {"home": AwsProvider(stack, "aws", region=region)}
+    providers["events"] = providers["home"] if region == EVENTS_REGION else AwsProvider(
+        stack, "aws-events", alias="events", region=EVENTS_REGION)
+    providers["replica"] = providers["events"] if replica_region(region) == EVENTS_REGION else AwsProvider(
+        stack, "aws-replica", alias="replica", region=replica_region(region))
+    return stack, providers
+
+
+def alarm_props(providers: dict[str, AwsProvider], **changes) -> TamperAlarmProps:
+    return TamperAlarmProps(**{**ALARM, "trail_provider": providers["home"], "events_provider": providers["events"],
+                               "replica_provider": providers["replica"], **changes})
+
+
+@pytest.fixture(scope="module")
+def alarm_json():
+    stack, providers = alarm_stack()
+    alarm = TamperAlarm(stack, "tamper-alarm", alarm_props(providers))
+    TerraformOutput(stack, "trail", value=alarm.trail_arn)
+    TerraformOutput(stack, "rule", value=alarm.rule_name)
+    TerraformOutput(stack, "topic", value=alarm.topic_arn)
+    return json.loads(Testing.synth(stack))
+
+
+def one(synthesized: dict, kind: str) -> dict:
+    [resource] = resources(synthesized, kind)
+    return resource
+
+
+def by_bucket(synthesized: dict, kind: str) -> dict[str, dict]:
+    """`kind`'s resources by the name of the bucket they configure."""
+    names = {f"${{aws_s3_bucket.{key}.id}}": b["bucket"] for key, b in synthesized["resource"]["aws_s3_bucket"].items()}
+    return {names[r["bucket"]]: r for r in resources(synthesized, kind)}
+
+
+def test_the_trail_records_every_region_and_iam_encrypted_validated_and_copied_to_cloudwatch_logs(alarm_json):
+    trail = one(alarm_json, "aws_cloudtrail")
+    [key] = [k for k, v in alarm_json["resource"]["aws_kms_key"].items() if v["description"].startswith(
+        "The tamper alarm's trail:")]
+    [bucket] = [k for k, v in alarm_json["resource"]["aws_s3_bucket"].items() if v["bucket"].endswith("-trail")]
+    [log_group] = alarm_json["resource"]["aws_cloudwatch_log_group"]
+    assert {k: trail[k] for k in ("name", "s3_bucket_name", "is_multi_region_trail", "include_global_service_events",
+                                  "enable_log_file_validation", "kms_key_id", "sns_topic_name",
+                                  "cloud_watch_logs_group_arn", "provider")} == {
+        "name": "hooli-tamper-trail", "s3_bucket_name": f"${{aws_s3_bucket.{bucket}.id}}",
+        "is_multi_region_trail": True, "include_global_service_events": True, "enable_log_file_validation": True,
+        "kms_key_id": f"${{aws_kms_key.{key}.arn}}", "sns_topic_name": "hooli-tamper-trail-delivery",
+        "cloud_watch_logs_group_arn": f"${{aws_cloudwatch_log_group.{log_group}.arn}}:*", "provider": "aws"}
+    group = one(alarm_json, "aws_cloudwatch_log_group")
+    assert (group["name"], group["retention_in_days"], group["kms_key_id"]) == (
+        "/dataplane/hooli/tamper-trail", LOG_RETENTION_DAYS, trail["kms_key_id"])
+    assert LOG_RETENTION_DAYS >= 365
+
+
+def test_every_bucket_is_private_encrypted_versioned_expiring_and_announcing_its_events(alarm_json):
+    names = ["456789012345-hooli-access", "456789012345-hooli-access-r", "456789012345-hooli-trail",
+             "456789012345-hooli-trail-r"]
+    assert sorted(b["bucket"] for b in resources(alarm_json, "aws_s3_bucket")) == names
+    assert all(b["force_destroy"] is False for b in resources(alarm_json, "aws_s3_bucket"))
+    keys = {f"${{aws_kms_key.{key}.arn}}": f"aws_kms_key.{key}" for key in alarm_json["resource"]["aws_kms_key"]}
+    assert {n: by_bucket(alarm_json, "aws_s3_bucket_server_side_encryption_configuration")[n]["rule"][0][
+        "apply_server_side_encryption_by_default"]["kms_master_key_id"] for n in names} == {
+        b["bucket"]: next(ref for ref, address in keys.items() if b["depends_on"] == [address])
+        for b in resources(alarm_json, "aws_s3_bucket")}, "a bucket depends on the key that encrypts it"
+    blocks = by_bucket(alarm_json, "aws_s3_bucket_public_access_block")
+    assert {n: [b[k] for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                               "restrict_public_buckets")] for n, b in blocks.items()} == {n: [True] * 4 for n in names}
+    versioning = by_bucket(alarm_json, "aws_s3_bucket_versioning")
+    assert {n: v["versioning_configuration"]["status"] for n, v in versioning.items()} == {n: "Enabled" for n in names}
+    encryption = by_bucket(alarm_json, "aws_s3_bucket_server_side_encryption_configuration")
+    defaults = {n: e["rule"][0]["apply_server_side_encryption_by_default"] for n, e in encryption.items()}
+    assert {n: d["sse_algorithm"] for n, d in defaults.items()} == {n: "aws:kms" for n in names}
+    assert all(d["kms_master_key_id"].startswith("${aws_kms_key.") for d in defaults.values())
+    lifecycle = {n: r["rule"] for n, r in by_bucket(alarm_json, "aws_s3_bucket_lifecycle_configuration").items()}
+    assert {n: (rule["expiration"], rule["noncurrent_version_expiration"]) for n, [rule] in lifecycle.items()} == {
+        n: ([{"days": LOG_RETENTION_DAYS}], [{"noncurrent_days": LOG_RETENTION_DAYS}]) for n in names}
+    assert all(n["eventbridge"] for n in resources(alarm_json, "aws_s3_bucket_notification"))
+    logging = {n: r["target_prefix"] for n, r in by_bucket(alarm_json, "aws_s3_bucket_logging").items()}
+    assert logging == {"456789012345-hooli-trail": "trail/", "456789012345-hooli-trail-r": "trail-r/"}
+
+
+def test_only_cloudtrail_writes_the_trail_bucket_for_this_trail_handing_the_logs_to_the_owner(alarm_json):
+    policy = json.loads(by_bucket(alarm_json, "aws_s3_bucket_policy")["456789012345-hooli-trail"]["policy"])
+    trail = "arn:aws:cloudtrail:eu-west-1:456789012345:trail/hooli-tamper-trail"
+    assert policy["Statement"] == [
+        {"Sid": "CloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:GetBucketAcl", "Resource": "arn:aws:s3:::456789012345-hooli-trail",
+         "Condition": {"StringEquals": {"aws:SourceArn": trail}}},
+        {"Sid": "CloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": "arn:aws:s3:::456789012345-hooli-trail/AWSLogs/456789012345/*",
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}}}]
+
+
+def test_log_files_are_replicated_to_another_region_keeping_what_is_deleted(alarm_json):
+    replications = {r["provider"]: r["rule"] for r in resources(alarm_json, "aws_s3_bucket_replication_configuration")}
+    assert sorted(replications) == ["aws", "aws.events"]
+    for [rule] in replications.values():
+        assert rule["status"] == "Enabled" and rule["delete_marker_replication"] == {"status": "Disabled"}
+        assert rule["destination"]["encryption_configuration"]["replica_kms_key_id"].startswith("${aws_kms_key.")
+    roles = {r["name"]: json.loads(r["assume_role_policy"]) for r in resources(alarm_json, "aws_iam_role")}
+    assert sorted(roles) == ["hooli-tamper-replication", "hooli-tamper-trail-logs"]
+    assert roles["hooli-tamper-replication"] == service_trust("s3.amazonaws.com", "456789012345", [
+        "arn:aws:s3:::456789012345-hooli-trail", "arn:aws:s3:::456789012345-hooli-access-r"])
+    assert roles["hooli-tamper-trail-logs"] == service_trust("cloudtrail.amazonaws.com", "456789012345", [
+        "arn:aws:cloudtrail:eu-west-1:456789012345:trail/hooli-tamper-trail"])
+    assert [service_trust_problems(r) for r in roles.values()] == [[], []]
+
+
+def test_the_rule_in_us_east_1_matches_the_nine_changes_to_the_role_and_emails_them_encrypted(alarm_json):
+    rule = one(alarm_json, "aws_cloudwatch_event_rule")
+    pattern = json.loads(rule["event_pattern"])
+    assert pattern == role_change_pattern("astronomer-remote-management")
+    assert sorted(pattern["detail"]["eventName"]) == sorted([
+        "AttachRolePolicy", "DetachRolePolicy", "PutRolePolicy", "DeleteRolePolicy", "UpdateAssumeRolePolicy",
+        "UpdateRole", "PutRolePermissionsBoundary", "DeleteRolePermissionsBoundary", "DeleteRole"])
+    assert pattern["detail"]["requestParameters"] == {"roleName": ["astronomer-remote-management"]}
+    assert (pattern["source"], pattern["detail-type"]) == (["aws.iam"], ["AWS API Call via CloudTrail"])
+    assert (rule["name"], rule["state"], rule["provider"]) == ("hooli-role-tamper", "ENABLED", "aws.events")
+    topics = {t["name"]: t for t in resources(alarm_json, "aws_sns_topic")}
+    [topic] = [key for key, t in alarm_json["resource"]["aws_sns_topic"].items()
+               if t["name"] == "hooli-role-tamper-alarm"]
+    target = one(alarm_json, "aws_cloudwatch_event_target")
+    assert (target["arn"], target["provider"]) == (f"${{aws_sns_topic.{topic}.arn}}", "aws.events")
+    key_ref = topics["hooli-role-tamper-alarm"]["kms_master_key_id"]
+    key = alarm_json["resource"]["aws_kms_key"][key_ref.split(".")[1]]
+    assert key["provider"] == "aws.events" and {"Sid": "ServicePublishes", "Effect": "Allow", "Principal": {
+        "Service": "events.amazonaws.com"}, "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"} in \
+        json.loads(key["policy"])["Statement"]
+    [publish] = [json.loads(p["policy"])["Statement"] for p in resources(alarm_json, "aws_sns_topic_policy")
+                 if p["provider"] == "aws.events"]
+    assert publish == [{"Sid": "PublishFromSource", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                        "Action": "sns:Publish",
+                        "Resource": "arn:aws:sns:us-east-1:456789012345:hooli-role-tamper-alarm",
+                        "Condition": {"ArnEquals": {
+                            "aws:SourceArn": "arn:aws:events:us-east-1:456789012345:rule/hooli-role-tamper"}}}]
+    subscription = one(alarm_json, "aws_sns_topic_subscription")
+    assert (subscription["protocol"], subscription["endpoint"]) == ("email", "security@hooli.example")
+
+
+def test_every_key_rotates_and_is_administered_by_the_account(alarm_json):
+    keys = resources(alarm_json, "aws_kms_key")
+    assert len(keys) == 4 and all(k["enable_key_rotation"] for k in keys)
+    assert all(json.loads(k["policy"])["Statement"][0] == {
+        "Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::456789012345:root"},
+        "Action": "kms:*", "Resource": "*"} for k in keys)
+
+
+def test_the_alarm_exposes_its_trail_rule_and_topic(alarm_json):
+    assert {name: o["value"].split(".")[0] for name, o in alarm_json["output"].items()} == {
+        "trail": "${aws_cloudtrail", "rule": "${aws_cloudwatch_event_rule", "topic": "${aws_sns_topic"}
+
+
+def test_in_us_east_1_the_alarm_uses_the_default_provider_and_replicates_to_us_west_2():
+    stack, providers = alarm_stack(EVENTS_REGION)
+    TamperAlarm(stack, "tamper-alarm", alarm_props(providers))
+    synthesized = json.loads(Testing.synth(stack))
+    assert one(synthesized, "aws_cloudwatch_event_rule")["provider"] == "aws"
+    assert {b["bucket"]: b["provider"] for b in resources(synthesized, "aws_s3_bucket")} == {
+        "456789012345-hooli-trail": "aws", "456789012345-hooli-access": "aws",
+        "456789012345-hooli-trail-r": "aws.replica", "456789012345-hooli-access-r": "aws.replica"}
+
+
+def test_every_bucket_name_fits_s3_s_63_characters_for_the_longest_customer_name():
+    names = AlarmNames("a" * 40, "456789012345")
+    assert max(len(names.bucket(purpose)) for purpose in ("trail", "access", "trail-r", "access-r")) == 62
+
+
+@pytest.mark.parametrize("prop, value, message", [
+    ("name", "Hooli", "is not a customer name"),
+    ("account_id", "4567", "is not a 12-digit AWS account id"),
+    ("role_name", "a b", "is not an IAM role name"),
+    ("email", "security", "is not an email address"),
+])
+def test_alarm_props_refuse_a_bad_value_naming_the_prop(prop, value, message):
+    _, providers = alarm_stack()
+    with pytest.raises(ValueError, match=rf"^{prop}: .*{re.escape(message)}"):
+        alarm_props(providers, **{prop: value})
+
+
+def test_alarm_props_refuse_providers_in_the_wrong_regions():
+    _, providers = alarm_stack()
+    with pytest.raises(ValueError, match="^events_provider: in eu-west-1, not us-east-1, where IAM's events arrive$"):
+        alarm_props(providers, events_provider=providers["home"])
+    with pytest.raises(ValueError, match="^replica_provider: in eu-west-1, the trail's own region"):
+        alarm_props(providers, replica_provider=providers["home"])
+
+
+def test_the_alarm_describes_the_types_it_synthesizes_with_its_roles_described_as_roles(alarm_json):
+    assert types(alarm_json) == {f.type for f in TamperAlarm.FACTS} | {IamRole.TF_RESOURCE_TYPE,
+                                                                       IamRolePolicy.TF_RESOURCE_TYPE}
+    assert types(alarm_json) <= {f.type for f in facts.ALL}

@@ -18,13 +18,15 @@ from dataplane.config.customer import (
     SUPPORTED_REGIONS,
     CustomerFile,
     CustomerRules,
+    TamperAlarm,
     load_customer,
     load_customers,
 )
-from dataplane.config.errors import ConfigError
+from dataplane.config.errors import ConfigError, shown
 from dataplane.policy import (
     INLINE_POLICIES_QUOTA,
     TRUST_POLICY_QUOTA,
+    DelegationGuard,
     iam_size,
     inline_policies_problems,
     permissions_policy,
@@ -345,7 +347,7 @@ def filler(size: int) -> dict:
 
 @pytest.mark.parametrize("total, loads", [(INLINE_POLICIES_QUOTA, True), (INLINE_POLICIES_QUOTA + 1, False)])
 def test_inline_policies_over_10240_characters_in_total_are_refused(tmp_path, monkeypatch, total, loads):
-    monkeypatch.setattr(customer_module, "permissions_policy", lambda: filler(total))
+    monkeypatch.setattr(customer_module, "permissions_policy", lambda guard=None: filler(total))
     path = write(tmp_path, "acme", BASE)
     if loads:
         assert load_customer(path, CONTROL_PLANE).name == "acme"
@@ -353,6 +355,15 @@ def test_inline_policies_over_10240_characters_in_total_are_refused(tmp_path, mo
         assert refusal(tmp_path, BASE) == [
             f"{path}: (inline policies): the role's inline policies would be 10,241 characters in total (whitespace "
             "excluded), over IAM's limit of 10,240"]
+
+
+def test_the_inline_policy_checked_is_the_one_with_the_customer_s_escalation_guard(tmp_path, monkeypatch):
+    guards = []
+    monkeypatch.setattr(customer_module, "permissions_policy", lambda guard=None: guards.append(guard) or filler(200))
+    rules = CustomerRules(role_name="activation", delegation_boundary="boundaries/DataPlane")
+    load_customer(write(tmp_path, "acme", BASE), CONTROL_PLANE, rules=rules)
+    assert guards == [DelegationGuard("arn:aws:iam::123456789012:policy/boundaries/DataPlane",
+                                      "arn:aws:iam::123456789012:role/activation")]
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -404,3 +415,39 @@ def test_inline_policies_are_counted_together():
     assert inline_policies_problems([activation, filler(INLINE_POLICIES_QUOTA + 1 - compact_size(activation))]) == [
         "the role's inline policies would be 10,241 characters in total (whitespace excluded), over IAM's limit of "
         "10,240"]
+
+
+ALARM = '[tamper_alarm]\nemail = "security@acme.example"\n'
+NOT_AN_EMAIL = "is not an email address (name@example.com, at most 254 characters)"
+
+
+def test_the_tamper_alarm_is_the_file_s_own_else_the_project_s_default(tmp_path):
+    default = CustomerRules(tamper_alarm=TamperAlarm(email="soc@astro.example"))
+    assert load_customer(write(tmp_path, "acme", BASE), CONTROL_PLANE).tamper_alarm is None
+    assert load_customer(write(tmp_path, "acme", BASE), CONTROL_PLANE, rules=default).tamper_alarm == TamperAlarm(
+        email="soc@astro.example")
+    for rules in (CustomerRules(), default):
+        assert load_customer(write(tmp_path, "acme", BASE + ALARM), CONTROL_PLANE, rules=rules).tamper_alarm == \
+            TamperAlarm(email="security@acme.example")
+
+
+@pytest.mark.parametrize("email", ["security", "security@acme", "@acme.example", "sec urity@acme.example",
+                                   ".security@acme.example", "security.@acme.example", "sec..urity@acme.example",
+                                   "security@acme..example", "security@-acme.example", "${var.email}@acme.example",
+                                   "security@acme.example\n", "s@" + "a" * 63 + "." + "b" * 200 + ".example"])
+def test_a_bad_tamper_alarm_email_is_one_line_naming_file_and_field(tmp_path, email):
+    assert refusal(tmp_path, BASE + f"[tamper_alarm]\nemail = {json.dumps(email)}\n") == [
+        f"{tmp_path / 'acme'}.toml: tamper_alarm.email: {shown(email)} {NOT_AN_EMAIL}"]
+
+
+@pytest.mark.parametrize("text, field, message", [
+    ("[tamper_alarm]\n", "tamper_alarm.email", "required key is missing"),
+    ("[tamper_alarm]\nemail = 1\n", "tamper_alarm.email", "must be a quoted string, not integer 1"),
+    ('tamper_alarm = "security@acme.example"\n', "tamper_alarm", "must be a table, not string 'security@acme.example'"),
+    ('[tamper_alarm]\nemail = "security@acme.example"\ncc = "x@acme.example"\n', "tamper_alarm.cc", "unknown key"),
+    ('tamperAlarm = { email = "security@acme.example" }\n', "tamperAlarm",
+     "written tamper_alarm in a customer file (customer files are snake_case; tamperAlarm is the project-wide default "
+     "in cdktf.json)"),
+])
+def test_a_misshapen_tamper_alarm_is_one_line(tmp_path, text, field, message):
+    assert refusal(tmp_path, BASE + text) == [f"{tmp_path / 'acme'}.toml: {field}: {message}"]

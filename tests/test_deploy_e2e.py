@@ -1,5 +1,6 @@
 """End to end against the emulator, checked with boto3: each fixture customer deployed with `make deploy`,
-planned with `make plan`, deployed again with the stock `cdktf deploy`, and removed with `make destroy`."""
+planned with `make plan`, deployed again with the stock `cdktf deploy`, verified (and changed by hand), and removed
+with `make destroy`."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from constructs_lib.data_plane_network import private_subnet_cidrs
-from dataplane.policy import ACTIVATION_ACTIONS, trust_policy
+from dataplane.ops.report import Status
+from dataplane.ops.verify import verify
+from dataplane.policy import ACTIVATION_ACTIONS, ACTIVATION_POLICY_NAME, trust_policy
 from tests.deploy import Deployment, stage
+from tests.test_verify import failing, no_external_id, not_passed, session
 
 EXAMPLES = ["acme", "globex"]
 
@@ -128,6 +132,39 @@ def test_second_deploy_changes_nothing(deployment):
     redeployed = deployment.deploy().stdout
     assert "No changes." in redeployed or "0 added, 0 changed, 0 destroyed" in redeployed
     assert "No changes." in deployment.cdktf("plan", "--skip-synth").stdout
+
+
+def test_verify_passes_then_names_each_change_made_by_hand(emulator, deployment, settings, monkeypatch):
+    """As the control plane: the deployment passes (the guard is off: a WARN); each change made in the account by
+    hand then fails the row that names it."""
+    customer, outputs = deployment.customer, deployment.outputs()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.endpoint)
+
+    def checked():
+        return verify(customer, settings, session(emulator, settings.control_plane_account_id), sleep=pytest.fail)
+    report = checked()
+    assert report.ok and not_passed(report) == {"escalation guard": Status.WARN}, report.table()
+    assert outputs["role_arn"] in report.rows[0].reason
+    if customer.peering:
+        assert outputs["vpc_id"] in report.rows[4].reason and outputs["peering_connection_id"] in report.rows[5].reason
+
+    iam = client(emulator, deployment, "iam")
+    iam.put_role_policy(RoleName=settings.role_name, PolicyName=ACTIVATION_POLICY_NAME, PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": [*ACTIVATION_ACTIONS, "iam:PassRole"], "Resource": "*"}]}))
+    expected = {"permissions": "extra actions: iam:PassRole"}
+    assert failing(checked()) == expected
+
+    iam.update_assume_role_policy(RoleName=settings.role_name, PolicyDocument=json.dumps(no_external_id(settings)))
+    expected["trust policy"] = "AstroControlPlane does not require the sts:ExternalId"
+    assert failing(checked()) == expected
+
+    if customer.peering:
+        [peer_table] = customer.peering.route_table_ids
+        client(emulator, deployment, "ec2", peer=True).delete_route(RouteTableId=peer_table,
+                                                                    DestinationCidrBlock=customer.network.cidr)
+        expected["routes"] = f"missing via {outputs['peering_connection_id']}: {peer_table} -> {customer.network.cidr}"
+        assert failing(checked()) == expected
 
 
 def test_destroy_removes_what_the_stack_created_and_keeps_the_customers_resources(emulator, deployment, settings):

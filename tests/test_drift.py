@@ -1,13 +1,16 @@
 """Drift's findings and report, from refresh-only plans in terraform's shape; where it looks for a state; its input.
 
-The plan documents are `terraform show -json` of `terraform plan -refresh-only` as terraform 1.11 writes them: no
-`resource_changes` and no `relevant_attributes`, the refresh's findings in `resource_drift`, the configuration's
-resource blocks with the attributes they set, and the state before the refresh in `prior_state`.
+The plan files are `terraform plan -refresh-only -out` as terraform 1.11 writes them: a zip archive whose
+`tfstate-prev` (the state before the refresh: serial 0, no lineage) and `tfstate` (after it) are state files of
+format 4, each resource with its instances' `attributes` and `sensitive_attributes` (cty paths: `get_attr` and
+`index` steps, the schema's sensitive attributes among them), beside the stack's synthesized `cdk.tf.json`.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,7 @@ from tests.test_plan_review import (
     ROUTE,
     ROUTE_TABLE,
     VPC,
-    resource,
+    ZONES,
     role,
     route,
     vpc,
@@ -36,69 +39,106 @@ BLOCKS = {ROLE: ["assume_role_policy", "description", "max_session_duration", "n
           ROUTE_TABLE: ["tags", "vpc_id"], VPC: ["cidr_block", "enable_dns_hostnames", "enable_dns_support", "tags"],
           PEERING: ["peer_owner_id", "peer_region", "peer_vpc_id", "tags", "vpc_id"]}
 """The globex stack's resource blocks (some of them) and the attributes each sets, as synthesized."""
+TOKEN = [{"type": "get_attr", "value": "tags"}, {"type": "index", "value": {"value": "token", "type": "string"}}]
+"""The path of a sensitive tag, as `sensitive_attributes` lists it."""
 
 
-def refresh_only(drift_entries: list[dict], deployed: bool = True) -> dict:
-    """A refresh-only plan of the globex stack that found `drift_entries`."""
-    document = {
-        "format_version": "1.2", "terraform_version": "1.11.4", "planned_values": {"outputs": {}, "root_module": {}},
-        "output_changes": {}, "timestamp": "2026-01-05T10:00:00Z", "applyable": bool(drift_entries),
-        "complete": True, "errored": False,
-        "configuration": {
-            "provider_config": {"aws": {"name": "aws", "full_name": PROVIDER, "expressions": {"default_tags": [
-                {"tags": {"constant_value": {"customer": "globex", "managed-by": "dataplane-activation"}}}]}}},
-            "root_module": {"resources": [
-                {"address": address, "mode": "managed", "type": address.split(".")[0], "name": address.split(".")[1],
-                 "provider_config_key": "aws", "expressions": {key: {"constant_value": "…"} for key in keys}}
-                for address, keys in BLOCKS.items()]}}}
-    if drift_entries:
-        document["resource_drift"] = drift_entries
-    if deployed:
-        document["prior_state"] = {"format_version": "1.0", "terraform_version": "1.11.4", "values": {
-            "outputs": {}, "root_module": {"resources": [
-                {"address": ROLE, "mode": "managed", "type": "aws_iam_role", "name": ROLE.split(".")[1],
-                 "provider_name": PROVIDER, "schema_version": 0, "values": role("astro-3f9c2b7e"),
-                 "sensitive_values": {}}]}}}
-    return document
+def stack_file() -> dict:
+    """The globex stack's `cdk.tf.json` with `BLOCKS`, as cdktf synthesizes it (metadata, a provider alias, a
+    dependency: meta-arguments, not attributes)."""
+    resources: dict[str, dict] = {}
+    for address, keys in BLOCKS.items():
+        rtype, name = address.split(".")
+        block = {"//": {"metadata": {"path": f"globex/{name}", "uniqueId": name}}, **{key: "…" for key in keys}}
+        resources.setdefault(rtype, {})[name] = block
+    resources["aws_route"][ROUTE.split(".")[1]].update(provider="aws.peer", depends_on=[PEERING])
+    return {"//": {"metadata": {"backend": "local", "stackName": "globex", "version": "0.21.0"}},
+            "provider": {"aws": [{"allowed_account_ids": ["210987654321"], "region": "us-west-2"},
+                                 {"alias": "peer", "allowed_account_ids": ["123456789012"], "region": "us-west-2"}]},
+            "resource": resources,
+            "terraform": {"backend": {"local": {"path": "../../../terraform-state/globex.tfstate"}},
+                          "required_providers": {"aws": {"source": "aws", "version": "5.100.0"}}}}
 
 
-def echoes() -> list[dict]:
-    """What a refresh-only plan lists right after a deploy: the stack's own resources seen in their parents."""
+def state(values: dict[str, dict], refreshed: bool = True, sensitive: dict[str, list] | None = None) -> dict:
+    """A state file in a plan file: one instance of each address (`module.m.type.name`, `[0]` or `["key"]` for an
+    instance of `count` or `for_each`) with its attribute `values`, sensitive paths from `sensitive` (else the
+    VPC's `tags.token`)."""
+    sensitive = {VPC: [TOKEN]} if sensitive is None else sensitive
+    resources: dict[tuple, dict] = {}
+    for address, attributes in values.items():
+        module, mode, rtype, name, key = re.fullmatch(
+            r"(module\.[^.]+\.)?(data\.)?([^.]+)\.([^.\[]+)(?:\[(.+)\])?", address).groups()
+        resource = resources.setdefault((module, mode, rtype, name), {
+            **({"module": module[:-1]} if module else {}), "mode": "data" if mode else "managed", "type": rtype,
+            "name": name, "provider": f'provider["{PROVIDER}"]', "instances": []})
+        instance = {**({"index_key": json.loads(key)} if key else {}), "schema_version": 0,
+                    "attributes": attributes, "sensitive_attributes": sensitive.get(address, []),
+                    "private": "bnVsbA=="}
+        resource["instances"].append(instance if mode else {**instance, "dependencies": []})
+    return {"version": 4, "terraform_version": "1.11.4", "serial": 3 if refreshed else 0,
+            "lineage": "ca7b8e78-60d7-a446-3bde-85fba4047d0c" if refreshed else "",
+            "outputs": {"role_name": {"value": "astronomer-remote-management", "type": "string"}},
+            "resources": list(resources.values()), "check_results": None}
+
+
+def plan_file(path: Path, entries: dict[str, dict]) -> Path:
+    """A saved plan at `path` holding the state files `entries` (`tfstate-prev`, `tfstate`) beside what else
+    terraform puts there."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("tfplan", b"\x0a\x04plan")  # terraform's own encoding (protobuf), never read
+        for entry, document in entries.items():
+            archive.writestr(entry, json.dumps(document, indent=2))
+        archive.writestr("tfconfig/m-/cdk.tf.json", json.dumps(stack_file()))
+        archive.writestr("tfconfig/modules.json", json.dumps([{"Key": "", "Dir": "."}]))
+    return path
+
+
+def finding(tmp_path: Path, previous: dict[str, dict], refreshed: dict[str, dict], name: str = "globex",
+            sensitive: dict[str, list] | None = None) -> drift.StackDrift:
+    """The finding of a refresh-only plan of the globex stack whose states hold these values before and after."""
+    directory = tmp_path / name
+    directory.mkdir(exist_ok=True)
+    (directory / "cdk.tf.json").write_text(json.dumps(stack_file()))
+    saved = plan_file(directory / f"{name}.tfplan", {"tfstate-prev": state(previous, False, sensitive),
+                                                      "tfstate": state(refreshed, True, sensitive)})
+    return drift.read_finding(name, saved, directory / "cdk.tf.json")
+
+
+TABLE = {"id": "rtb-0bbb", "route": [], "tags": {"Name": "globex-private"},
+         "tags_all": {"Name": "globex-private", "customer": "globex"}, "vpc_id": "vpc-0aaa"}
+PEERED = {"accept_status": "pending-acceptance", "accepter": [{"allow_remote_vpc_dns_resolution": False}],
+          "id": "pcx-0ccc", "peer_vpc_id": "vpc-0ddd", "tags": {"Name": "globex"}}
+
+
+def deployed() -> dict[str, dict]:
+    """The globex stack's resources as its state holds them right after a deploy (a tag of the VPC sensitive)."""
+    network = vpc("172.20.0.0/19")
+    return {ROLE: {**role("astro-3f9c2b7e"), "tags": None}, ROUTE: route(), ROUTE_TABLE: TABLE, PEERING: PEERED,
+            VPC: {**network, "tags": {**network["tags"], "token": "sw0rd"},
+                  "tags_all": {**network["tags_all"], "token": "sw0rd"}},
+            ZONES: {"id": "us-west-2", "names": ["us-west-2a"]}}
+
+
+def echoed() -> dict[str, dict]:
+    """The stack refreshed right after a deploy: its own resources seen in their parents (a role's inline policy, a
+    route table's routes, a peering's status and options), a data source read anew."""
     policy = {"name": "data-plane-activation", "policy": '{"Statement":[]}'}
-    table = {"id": "rtb-0bbb", "route": [], "tags": {"Name": "globex-private"},
-             "tags_all": {"Name": "globex-private", "customer": "globex"}, "vpc_id": "vpc-0aaa"}
-    routed = {**table, "route": [{"cidr_block": "10.10.0.0/16", "gateway_id": "", "vpc_peering_connection_id": "pcx"}]}
-    peering = {"accept_status": "pending-acceptance", "accepter": [{"allow_remote_vpc_dns_resolution": False}],
-               "id": "pcx-0ccc", "peer_vpc_id": "vpc-0ddd", "tags": {"Name": "globex"}}
-    accepted = {**peering, "accept_status": "active", "accepter": [{"allow_remote_vpc_dns_resolution": True}]}
-    return [resource(ROLE, ["update"], {**role("astro-3f9c2b7e"), "tags": None},
-                     role("astro-3f9c2b7e", inline=[policy])),
-            resource(ROUTE_TABLE, ["update"], table, routed),
-            resource(PEERING, ["update"], peering, accepted)]
+    routed = [{"cidr_block": "10.10.0.0/16", "gateway_id": "", "vpc_peering_connection_id": "pcx-0ccc"}]
+    return {**deployed(), ROLE: role("astro-3f9c2b7e", inline=[policy]), ROUTE_TABLE: {**TABLE, "route": routed},
+            PEERING: {**PEERED, "accept_status": "active", "accepter": [{"allow_remote_vpc_dns_resolution": True}]},
+            ZONES: {"id": "us-west-2", "names": ["us-west-2a", "us-west-2b"]}}
 
 
-def tampered() -> list[dict]:
-    """The echoes, and: the trust rewritten, the customer's route deleted, the VPC renamed (a sensitive tag too)."""
-    trust_before = role("astro-3f9c2b7e")
-    trust_after = {**trust_before, "assume_role_policy": trust_before["assume_role_policy"].replace(
-        "arn:aws:iam::406882777402:root", INTRUDER)}
-    renamed = vpc("172.20.0.0/19")
-    renamed = {**renamed, "tags": {"Name": "renamed-by-hand", "token": "hunter2"},
-               "tags_all": {**renamed["tags_all"], "Name": "renamed-by-hand", "token": "hunter2"}}
-    masked = {"tags": {"token": True}, "tags_all": {}}
-    entries = echoes()
-    entries[0] = resource(ROLE, ["update"], trust_before, {**trust_after, "inline_policy": [{"name": "x"}]})
-    return entries + [resource(ROUTE, ["delete"], route(), None),
-                      resource(VPC, ["update"], {**vpc("172.20.0.0/19"), "tags": {"Name": "globex", "token": "sw0rd"},
-                                                 "tags_all": {"Name": "globex", "customer": "globex",
-                                                              "token": "sw0rd"}},
-                               renamed, before_sensitive=masked, after_sensitive=masked)]
-
-
-def finding(tmp_path: Path, document: dict, name: str = "globex") -> drift.StackDrift:
-    path = tmp_path / f"{name}.plan.json"
-    path.write_text(json.dumps(document))
-    return drift.read_finding(name, path)
+def tampered() -> dict[str, dict]:
+    """The echoes, and: the trust rewritten, the customer's route deleted, the VPC renamed (its sensitive tag too)."""
+    refreshed = echoed()
+    del refreshed[ROUTE]
+    trust = refreshed[ROLE]["assume_role_policy"].replace("arn:aws:iam::406882777402:root", INTRUDER)
+    network = refreshed[VPC]
+    return {**refreshed, ROLE: {**refreshed[ROLE], "assume_role_policy": trust},
+            VPC: {**network, "tags": {"Name": "renamed-by-hand", "token": "hunter2"},
+                  "tags_all": {**network["tags_all"], "Name": "renamed-by-hand", "token": "hunter2"}}}
 
 
 def shown(found: drift.StackDrift) -> list[tuple[str, bool, list[tuple[str, str, str]]]]:
@@ -111,12 +151,12 @@ def shown(found: drift.StackDrift) -> list[tuple[str, bool, list[tuple[str, str,
 def test_the_echo_of_the_stacks_own_resources_is_not_drift(tmp_path):
     """A role's inline policy, a route table's routes, a peering's status and options: set by the stack's other
     resources after their parent was stored, in attributes the configuration leaves to the provider."""
-    assert finding(tmp_path, refresh_only(echoes())) == drift.StackDrift("globex", "in sync")
-    assert finding(tmp_path, refresh_only([])) == drift.StackDrift("globex", "in sync")
+    assert finding(tmp_path, deployed(), echoed()) == drift.StackDrift("globex", "in sync")
+    assert finding(tmp_path, deployed(), deployed()) == drift.StackDrift("globex", "in sync")
 
 
 def test_deletions_and_changes_to_configured_attributes_are_drift_with_their_values(tmp_path):
-    found = finding(tmp_path, refresh_only(tampered()))
+    found = finding(tmp_path, deployed(), tampered())
     assert found.status == "drifted"
     [(role_address, role_deleted, [(path, before, after)]), deleted, renamed] = shown(found)
     assert (role_address, role_deleted, path) == (ROLE, False, "assume_role_policy")
@@ -130,20 +170,93 @@ def test_deletions_and_changes_to_configured_attributes_are_drift_with_their_val
 
 def test_a_resource_the_configuration_does_not_list_keeps_all_its_drift(tmp_path):
     module = "module.legacy.aws_security_group.web"
-    found = finding(tmp_path, refresh_only([resource(module, ["update"], {"ingress": []}, {"ingress": ["0/0"]})]))
+    found = finding(tmp_path, {**deployed(), module: {"ingress": []}}, {**deployed(), module: {"ingress": ["0/0"]}})
     assert shown(found) == [(module, False, [("ingress", "[]", '["0/0"]')])]
 
 
-def test_a_state_without_resources_is_not_deployed(tmp_path):
-    assert finding(tmp_path, refresh_only([], deployed=False)).status == "not deployed"
+def test_instances_of_count_and_for_each_are_addressed_by_their_keys(tmp_path):
+    routes = {f"{ROUTE}[0]": route("rtb-0aaa"), f"{ROUTE}[1]": route("rtb-0bbb"),
+              f'{ROUTE}["rtb-0ccc"]': route("rtb-0ccc")}
+    refreshed = {**routes, f"{ROUTE}[0]": {**route("rtb-0aaa"), "vpc_peering_connection_id": "pcx-0fff"}}
+    del refreshed[f'{ROUTE}["rtb-0ccc"]']
+    found = finding(tmp_path, routes, refreshed)
+    assert shown(found) == [(f'{ROUTE}["rtb-0ccc"]', True, []),
+                            (f"{ROUTE}[0]", False, [("vpc_peering_connection_id", '"pcx-0ccc"', '"pcx-0fff"')])]
 
 
-def test_a_plan_that_cannot_be_read_is_an_error_on_one_line(tmp_path):
-    path = tmp_path / "globex.plan.json"
-    path.write_text('{"format_version": "0.1"}')
-    found = drift.read_finding("globex", path)
-    assert (found.status, found.error) == ("error", f"{path}: not a Terraform JSON plan (`terraform show -json`): "
-                                                    "no format_version 1.x")
+def test_a_deposed_object_is_not_compared(tmp_path):
+    """`create_before_destroy` left an old object beside the current one: the refresh's drift is the current's."""
+    previous = state({ROUTE: route()}, False)
+    previous["resources"][0]["instances"].append({**previous["resources"][0]["instances"][0], "deposed": "00b3c5e1",
+                                                  "attributes": route("rtb-0old")})
+    saved = plan_file(tmp_path / "globex.tfplan", {"tfstate-prev": previous, "tfstate": state({ROUTE: route()})})
+    (tmp_path / "cdk.tf.json").write_text(json.dumps(stack_file()))
+    assert drift.read_finding("globex", saved, tmp_path / "cdk.tf.json") == drift.StackDrift("globex", "in sync")
+
+
+def test_a_path_sensitive_beyond_what_the_values_show_masks_the_value_where_they_end(tmp_path):
+    """A `terraform_data`'s `input` (dynamic: stored with its type) and a set's element (indexed by its value): the
+    path cannot be followed in the values, so the value where it stops is masked whole."""
+    data = "terraform_data.settings"
+    stored = {"id": "818eec5f", "input": {"value": {"list": ["a", "sw0rd"]}, "type": [
+        "object", {"list": ["tuple", ["string", "string"]]}]}}
+    changed = {**stored, "input": {**stored["input"], "value": {"list": ["b", "hunter2"]}}}
+    paths = {data: [[{"type": "get_attr", "value": "input"}, {"type": "get_attr", "value": "list"},
+                     {"type": "index", "value": {"value": 1, "type": "number"}}]]}
+    found = finding(tmp_path, {data: stored}, {data: changed}, sensitive=paths)
+    assert shown(found) == [(data, False, [("input", "(sensitive)", "(sensitive)")])]
+
+
+def test_a_list_element_sensitive_is_masked_alone(tmp_path):
+    group = "aws_security_group.web"
+    stored = {"ingress": [{"cidr": "10.0.0.0/8"}, {"cidr": "s3cret"}], "name": "web"}
+    changed = {"ingress": [{"cidr": "10.1.0.0/16"}, {"cidr": "hunter2"}], "name": "web"}
+    paths = {group: [[{"type": "get_attr", "value": "ingress"}, {"type": "index", "value": {"value": 1,
+                                                                                           "type": "number"}}]]}
+    found = finding(tmp_path, {group: stored}, {group: changed}, sensitive=paths)
+    assert shown(found) == [(group, False, [("ingress", '[{"cidr": "10.0.0.0/8"}, "(sensitive)"]',
+                                             '[{"cidr": "10.1.0.0/16"}, "(sensitive)"]')])]
+
+
+def test_a_state_without_managed_resources_before_the_refresh_is_not_deployed(tmp_path):
+    """Everything deleted outside Terraform is drift, not a stack never deployed."""
+    assert finding(tmp_path, {}, {}).status == "not deployed"
+    assert finding(tmp_path, {ZONES: {"id": "us-west-2"}}, {ZONES: {"id": "us-west-2"}}).status == "not deployed"
+    gone = finding(tmp_path, deployed(), {})
+    assert [(d.address, d.deleted) for d in gone.drift] == [(address, True) for address in sorted(BLOCKS)]
+
+
+def test_the_configured_attributes_are_the_resource_blocks_keys_but_meta_arguments(tmp_path):
+    configured = drift.configured_attributes(stack_file())
+    assert configured[ROUTE] == frozenset(BLOCKS[ROUTE]) | {"tags_all"}
+    assert configured == {address: frozenset(keys) | {"tags_all"} for address, keys in BLOCKS.items()}
+
+
+@pytest.mark.parametrize("entries, error", [
+    ({"tfstate": {"version": 4}}, "plan file without tfstate-prev: unsupported terraform version"),
+    ({"tfstate-prev": {"version": 4}}, "plan file without tfstate: unsupported terraform version"),
+    ({"tfstate-prev": {"version": 5}, "tfstate": {"version": 4}},
+     "plan file's tfstate-prev not a state of format 4: unsupported terraform version"),
+    (None, "plan file not a zip archive: unsupported terraform version"),
+])
+def test_a_plan_file_of_another_terraform_is_an_error_on_one_line(tmp_path, entries, error):
+    saved = tmp_path / "globex.tfplan"
+    if entries is None:
+        saved.write_text('{"format_version": "1.2"}')
+    else:
+        plan_file(saved, entries)
+    (tmp_path / "cdk.tf.json").write_text(json.dumps(stack_file()))
+    assert drift.read_finding("globex", saved, tmp_path / "cdk.tf.json") == drift.StackDrift(
+        "globex", "error", error=error)
+
+
+def test_a_state_that_is_not_json_is_an_error_naming_it(tmp_path):
+    saved = tmp_path / "globex.tfplan"
+    with zipfile.ZipFile(saved, "w") as archive:
+        archive.writestr("tfstate-prev", "{")
+        archive.writestr("tfstate", "{}")
+    found = drift.read_finding("globex", saved, tmp_path / "cdk.tf.json")
+    assert found.status == "error" and found.error.startswith(f"{saved}/tfstate-prev: not valid JSON (")
 
 
 def test_terraform_s_error_box_becomes_one_line():
@@ -165,7 +278,7 @@ def test_exit_status_any_error_1_else_any_drift_2_else_0(statuses, code):
 
 @pytest.fixture
 def fleet(tmp_path) -> list[drift.StackDrift]:
-    return sorted([finding(tmp_path, refresh_only(tampered())), finding(tmp_path, refresh_only(echoes()), "acme"),
+    return sorted([finding(tmp_path, deployed(), tampered()), finding(tmp_path, deployed(), echoed(), "acme"),
                    drift.StackDrift("hooli", "not deployed"), drift.StackDrift("zeta", "not deployed"),
                    drift.StackDrift("initech", "error", error="terraform init failed: Error: Failed to get existing "
                                                               "workspaces: AccessDenied")],

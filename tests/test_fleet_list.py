@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from dataplane.ops.cli import main
+from dataplane.policy import DelegationGuard, permissions_policy
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 from tests.conftest import FIXTURES
 
@@ -48,9 +49,9 @@ def test_lists_both_examples_and_nothing_deployed(fixtures, tmp_path, capsys):
         "acme    123456789012  us-east-1  -              -",
         "globex  210987654321  us-west-2  172.20.0.0/19  vpc-0a1b2c3d4e5f60718 (111122223333, us-west-2): 10.10.0.0/16",
         "",
-        "NAME    DEPLOYED  SERIAL  LAST CHANGE (UTC)  ROLE",
-        "acme    no        -       -                  -",
-        "globex  no        -       -                  -",
+        "NAME    DEPLOYED  SERIAL  LAST CHANGE (UTC)  GUARD  ROLE",
+        "acme    no        -       -                  -      -",
+        "globex  no        -       -                  -      -",
     ]
 
 
@@ -59,16 +60,19 @@ def test_local_state_deployed_destroyed_and_empty(fixtures, tmp_path, capsys):
     assert main(["list", "--outdir", str(tmp_path / "cdktf.out")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[4:] == [
-        "NAME    DEPLOYED  SERIAL  LAST CHANGE (UTC)          ROLE",
-        f"acme    yes       7       2025-03-04T05:06:07+00:00  {ROLE_ARN}",
-        "globex  no        9       2025-03-04T05:06:07+00:00  -",
+        "NAME    DEPLOYED  SERIAL  LAST CHANGE (UTC)          GUARD  ROLE",
+        f"acme    yes       7       2025-03-04T05:06:07+00:00  OFF    {ROLE_ARN}",
+        "globex  no        9       2025-03-04T05:06:07+00:00  -      -",
+        "WARN  1 deployed customer(s) without the escalation guard: acme (the role may create a role with any "
+        "policy, or rewrite its own: set delegationBoundary, then deploy)",
     ]
 
     write_states(tmp_path / "empty" / "terraform-state", {"acme": "", "globex": "{not json"})
     assert main(["list", "--json", "--outdir", str(tmp_path / "empty" / "cdktf.out")]) == 0
     acme, globex = (c["state"] for c in json.loads(capsys.readouterr().out)["customers"])
     assert acme == {"location": str(tmp_path / "empty" / "terraform-state" / "acme.tfstate"), "deployed": False,
-                    "serial": None, "last_change": "2025-03-04T05:06:07+00:00", "role_arn": None, "unknown": None}
+                    "serial": None, "last_change": "2025-03-04T05:06:07+00:00", "role_arn": None, "guard": None,
+                    "unknown": None}
     assert (globex["deployed"], globex["unknown"]) == (
         None, "unknown: not a terraform state (no JSON with a serial)")
 
@@ -79,8 +83,22 @@ def test_json_has_the_state_fields(fixtures, tmp_path, capsys):
     acme, globex = json.loads(capsys.readouterr().out)["customers"]
     assert acme["state"] == {"location": str(tmp_path / "terraform-state" / "acme.tfstate"), "deployed": True,
                              "serial": 7, "last_change": "2025-03-04T05:06:07+00:00", "role_arn": ROLE_ARN,
-                             "unknown": None}
+                             "guard": None, "unknown": None}
     assert (globex["state"]["deployed"], globex["state"]["serial"]) == (False, None)
+
+
+def test_a_deployed_escalation_guard_is_on_and_no_warning_is_given(fixtures, tmp_path, capsys):
+    guard = DelegationGuard("arn:aws:iam::123456789012:policy/boundaries/DataPlane", ROLE_ARN)
+    policy = {"mode": "managed", "type": "aws_iam_role_policy", "name": "activation",
+              "instances": [{"attributes": {"policy": json.dumps(permissions_policy(guard))}}]}
+    guarded = state(3, [*json.loads(DEPLOYED)["resources"], policy], {"role_arn": {"value": ROLE_ARN}})
+    write_states(tmp_path / "terraform-state", {"acme": guarded})
+    assert main(["list", "--outdir", str(tmp_path / "cdktf.out")]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"acme    yes       3       2025-03-04T05:06:07+00:00  on     {ROLE_ARN}",
+        "globex  no        -       -                          -      -"]
+    assert main(["list", "--json", "--outdir", str(tmp_path / "cdktf.out")]) == 0
+    assert json.loads(capsys.readouterr().out)["customers"][0]["state"]["guard"] == guard.boundary_arn
 
 
 def backend_settings(tmp_path, monkeypatch, backend: dict) -> None:
@@ -117,9 +135,9 @@ def test_s3_state_deployed_missing_and_unreadable(emulator, aws_via_emulator, fi
     modified = s3.head_object(Bucket=BUCKET, Key="fleet/acme.tfstate")["LastModified"]
     assert acme == {"location": f"s3://{BUCKET}/fleet/acme.tfstate", "deployed": True, "serial": 7,
                     "last_change": modified.astimezone(timezone.utc).isoformat(timespec="seconds"),
-                    "role_arn": ROLE_ARN, "unknown": None}
+                    "role_arn": ROLE_ARN, "guard": None, "unknown": None}
     assert globex == {"location": f"s3://{BUCKET}/fleet/globex.tfstate", "deployed": False, "serial": None,
-                      "last_change": None, "role_arn": None, "unknown": None}
+                      "last_change": None, "role_arn": None, "guard": None, "unknown": None}
 
     s3.delete_object(Bucket=BUCKET, Key="fleet/acme.tfstate")
     s3.delete_bucket(Bucket=BUCKET)

@@ -36,9 +36,10 @@ def test_importing_any_module_but_the_stack_code_changes_no_environment_and_load
     assert set(result["modules"]) & JSII == set()
 
 
-def test_the_policy_module_is_standard_library_only():
-    """The security gate's own venv imports it: it may not need pydantic, boto3 or cdktf."""
-    assert set(imported("dataplane.policy")["modules"]) & {"pydantic", "boto3", "botocore", *JSII} == set()
+def test_the_policy_and_tamper_modules_are_standard_library_only():
+    """The security gate's own venv imports them: they may not need pydantic, boto3 or cdktf."""
+    assert set(imported("dataplane.policy", "dataplane.tamper")["modules"]) & {
+        "pydantic", "boto3", "botocore", *JSII} == set()
 
 
 def test_config_needs_no_aws_library():

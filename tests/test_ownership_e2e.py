@@ -10,13 +10,19 @@ import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from cdktf import Testing
 
 from bench.fleet import write_fleet
+from dataplane.config.settings import Settings
+from dataplane.ops import adopt
+from dataplane.policy import ownership_tags
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SYNTH_WORKERS_ENV
 from dataplane.runtime.shards import SHARD_MIN
+from stacks import DataPlaneStack
 from tests.conftest import run_main
 from tests.deploy import freeze, kill, kill_when, stage
 
@@ -194,3 +200,25 @@ def test_interrupted_deploys_and_a_sharded_synth_in_between_leave_one_vpc_and_on
     assert sorted(f"{r['type']}.{r['name']}" for r in state["resources"] if r["mode"] == "managed") == sorted(
         f"{kind}.{name}" for kind, resources in stack["resource"].items() for name in resources)
     assert not list(deployment.workdir.glob(".cdktf.out.deploy-*")), "no workspace is left behind"
+
+
+def test_the_adopted_role_s_configured_attachments_are_adopted_and_others_are_left_alone(
+        emulator, aws_via_emulator, customers, monkeypatch, tmp_path):
+    """A role proven ours brings its configured managed policies into the state; nothing else attached is touched."""
+    settings = Settings.model_validate({"managedPolicyArns": ["team/Extra", "Audit"]})
+    c = customers["acme"]
+    for name, value in emulator.variables(c.account_id, c.region).items():
+        monkeypatch.setenv(name, value)
+    iam = emulator.client("iam", c.account_id, c.region)
+    iam.create_role(RoleName=settings.role_name, AssumeRolePolicyDocument=json.dumps(FOREIGN_TRUST),
+                    Tags=[{"Key": k, "Value": v} for k, v in ownership_tags(c.name).items()])
+    arns = {name: iam.create_policy(PolicyName=name, Path=path, PolicyDocument=json.dumps(ADMIN))["Policy"]["Arn"]
+            for name, path in (("Extra", "/team/"), ("Audit", "/"), ("Other", "/"))}
+    for name in ("Extra", "Other"):
+        iam.attach_role_policy(RoleName=settings.role_name, PolicyArn=arns[name])
+    stack_dir = Path(Testing.full_synth(DataPlaneStack(Testing.app(), c, settings))) / "stacks" / c.name
+    imports = {i["to"].split(".")[0]: i["id"] for i in adopt.adopt(stack_dir, c.name)}
+    assert imports == {"aws_iam_role": settings.role_name,
+                       "aws_iam_role_policy_attachment": f"{settings.role_name}/{arns['Extra']}"}
+    attached = iam.list_attached_role_policies(RoleName=settings.role_name)["AttachedPolicies"]
+    assert sorted(p["PolicyName"] for p in attached) == ["Extra", "Other"]

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from dataplane.config.settings import Settings
 from dataplane.ops.cli import main
 from dataplane.ops.preflight import VCPU_QUOTAS, preflight, required_permissions
 from dataplane.ops.report import Report, Row, Status
@@ -105,7 +106,7 @@ def failing(report: Report) -> dict[str, str]:
     return {row.check: row.reason for row in report.rows if row.status is Status.FAIL}
 
 
-def test_clean_account_passes(run, customers, unemulated_calls):
+def test_clean_account_passes(run, customers, settings, unemulated_calls):
     report = run(customers["acme"])
     assert [(r.check, r.status) for r in report.rows] == [
         (name, Status.PASS)
@@ -113,7 +114,14 @@ def test_clean_account_passes(run, customers, unemulated_calls):
     assert report.exit_code == 0
     [simulated] = unemulated_calls.simulated
     assert simulated["PolicySourceArn"] == f"arn:aws:iam::123456789012:role/{DEPLOYER_ROLE}"
-    assert simulated["ActionNames"] == list(required_permissions(customers["acme"]))
+    assert simulated["ActionNames"] == list(required_permissions(customers["acme"], settings))
+
+
+def test_the_deployer_needs_to_attach_policies_only_with_managed_policies(customers):
+    plain = required_permissions(customers["acme"], Settings())
+    attaching = required_permissions(customers["acme"], Settings.model_validate({"managedPolicyArns": ["Audit"]}))
+    assert "iam:AttachRolePolicy" not in plain
+    assert attaching == (*plain, "iam:AttachRolePolicy", "iam:ListAttachedRolePolicies")
 
 
 def test_clean_account_with_peering_passes(run, globex, unemulated_calls):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cdktf import Testing
 
-from dataplane.config.customer import Customer, Network
+from dataplane.config.customer import Customer, Network, TamperAlarm
 from dataplane.config.settings import Settings
 from dataplane.ops.review import (
     CONFIGURATION_ONLY,
@@ -24,6 +24,7 @@ from dataplane.ops.review import (
 )
 from dataplane.project import PROJECT_ROOT
 from dataplane.runtime.shards import stable_json
+from dataplane.tamper import service_trust
 from stacks import DataPlaneStack
 
 ROOT = "arn:aws:iam::406882777402:root"
@@ -180,6 +181,61 @@ def test_external_ids_added_and_removed_one_per_cluster(tmp_path, fleet, custome
     assert stack.warnings == ["ExternalId `astro-3f9c2b7e` removed from the trust: that cluster loses access",
                               "ExternalId `astro-cluster-2` removed from the trust: that cluster loses access"]
     assert "- ⚠️ **ExternalId `astro-cluster-2` removed from the trust: that cluster loses access**" in render(report)
+
+
+def test_managed_policies_attached_and_detached_and_the_guard_turned_on_and_off(tmp_path, fleet, customers):
+    guarded = Settings.model_validate({"managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess", "team/Extra"],
+                                       "delegationBoundary": "boundaries/DataPlane"})
+    acme = synth(customers["acme"], guarded)
+    boundary = "arn:aws:iam::123456789012:policy/boundaries/DataPlane"
+    on = only(compare(tmp_path / "on", fleet, {**fleet, "acme": acme}), "acme")
+    assert (on.warnings, on.changes) == ([], [
+        "managed policies attached: `arn:aws:iam::123456789012:policy/team/Extra`, "
+        "`arn:aws:iam::aws:policy/ReadOnlyAccess`",
+        f"escalation guard boundary set: `{boundary}`"])
+    assert len(on.added) == 2
+    off = only(compare(tmp_path / "off", {**fleet, "acme": acme}, fleet), "acme")
+    assert off.changes == ["managed policies detached: `arn:aws:iam::123456789012:policy/team/Extra`, "
+                           "`arn:aws:iam::aws:policy/ReadOnlyAccess`",
+                           f"escalation guard boundary removed (was `{boundary}`)"]
+    assert off.warnings[-1] == ("escalation guard removed: the role may again create roles with any policy, or "
+                                "rewrite its own")
+    assert off.warnings[0].startswith("also destroys: `aws_iam_role_policy_attachment.cross-account-role_managed-")
+
+
+def test_the_tamper_alarm_added_its_email_changed_and_removed(tmp_path, fleet, customers, settings):
+    """The alarm by name, its service roles apart from the control plane's trust and permissions."""
+    def alarmed(email: str) -> bytes:
+        return synth(customers["globex"].model_copy(update={"tamper_alarm": TamperAlarm(email=email)}), settings)
+    first, second = alarmed("security@globex.example"), alarmed("soc@globex.example")
+    added = only(compare(tmp_path / "added", fleet, {**fleet, "globex": first}), "globex")
+    assert (added.warnings, added.changes) == ([], [
+        "tamper alarm created: changes to the role emailed to `security@globex.example` once it confirms the "
+        "subscription", "providers added: `aws.events`"])
+    assert len(added.added) == 48 and added.removed == added.changed == []
+    changed = only(compare(tmp_path / "changed", {**fleet, "globex": first}, {**fleet, "globex": second}), "globex")
+    assert (changed.warnings, changed.changes) == ([], [
+        "tamper alarm email changed: `security@globex.example` → `soc@globex.example`, which must confirm the "
+        "subscription"])
+    removed = only(compare(tmp_path / "removed", {**fleet, "globex": first}, fleet), "globex")
+    assert (removed.warnings, removed.changes) == ([
+        "tamper alarm removed: changes to the role are no longer emailed to `security@globex.example`; its 48 "
+        "resources are destroyed, and the apply stops at a bucket holding logs (empty it, or `terraform state rm` it "
+        "to keep it)"], ["providers removed: `aws.events`"])
+
+
+def test_a_plan_creating_the_alarm_s_service_roles_leaves_the_control_plane_s_access_as_it_is(tmp_path):
+    role = {"address": "aws_iam_role.tamper-alarm_trail-logs-role_039A4A8A", "mode": "managed", "type": "aws_iam_role",
+            "name": "tamper-alarm_trail-logs-role_039A4A8A", "change": {
+                "actions": ["create"], "before": None, "after": {"assume_role_policy": json.dumps(service_trust(
+                    "cloudtrail.amazonaws.com", "123456789012", ["arn:aws:cloudtrail:us-east-1:123456789012:trail/t"]
+                ))},
+                "before_sensitive": False, "after_sensitive": {}, "after_unknown": {}}}
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "acme.plan.json").write_text(json.dumps({"format_version": "1.2", "resource_changes": [
+        role]}))
+    stack = only(review(None, None, tmp_path / "plans"), "acme")
+    assert (stack.changes, stack.warnings) == ([], [])
 
 
 def role_plan(before: bytes, after: bytes) -> dict:

@@ -8,12 +8,18 @@ import re
 from pathlib import Path
 
 import pytest
+from cdktf import Testing
 
+from dataplane.config.customer import load_customer
+from dataplane.config.settings import Settings
 from dataplane.ops.cli import main
 from dataplane.ops.gate import CONFIG, GateError, scan
-from tests.conftest import stack_json
+from dataplane.tamper import in_alarm, service_trust
+from stacks import DataPlaneStack
+from tests.conftest import FIXTURES, stack_json
 
 ROLE = "cross-account-role_F7C11791"
+EXTRA = FIXTURES.parent / "customers-extra"
 
 
 def with_trust(stack: dict, edit) -> dict:
@@ -41,22 +47,53 @@ def test_every_acknowledged_skip_has_a_reason():
     assert "soft-fail" not in CONFIG.read_text()
 
 
-def test_gate_passes_on_every_example_stack(synthesized, capsys):
-    assert main(["gate", str(synthesized)]) == 0
-    [summary] = capsys.readouterr().out.splitlines()
-    assert re.fullmatch(r"security gate: \d+ passed, 0 failed over 2 stack\(s\)", summary)
+ALARM_CHECKS = {"CKV_AWS_18", "CKV_AWS_144", "CKV2_AWS_61", "CKV2_AWS_62", "CKV2_AWS_6", "CKV_AWS_145", "CKV_AWS_21",
+                "CKV2_AWS_10", "CKV_AWS_252", "CKV_AWS_35", "CKV_AWS_36", "CKV_AWS_67", "CKV_AWS_7", "CKV2_AWS_64",
+                "CKV_AWS_158", "CKV_AWS_338", "CKV_AWS_26", "CKV_AWS_300", "CKV_DP_1"}
+"""Checks the tamper alarm's resources bring, each of which must have run on them (and passed)."""
 
 
-def test_gate_fails_on_an_insecure_stack(synthesized, tmp_path, capsys):
+def test_gate_passes_on_every_example_stack_and_the_tamper_alarm(synthesized, settings, tmp_path):
+    """Without a skip for the alarm: its buckets log their access and replicate to another region (the access-log
+    and replica buckets pass as the target of that logging and replication), its trail has a topic and CloudWatch
+    Logs, its service roles follow the service-role trust rule."""
+    hooli = load_customer(EXTRA / "hooli.toml", settings.control_plane_account_id)
+    stacks = {name: stack_json(synthesized, name) for name in ("acme", "globex")}
+    stacks["hooli"] = json.loads(Testing.synth(DataPlaneStack(Testing.app(), hooli, settings)))
+    results = scan(write_stacks(tmp_path / "cdktf.out", stacks))
+    assert [str(r) for r in results if not r.passed] == []
+    assert {r.stack for r in results} == set(stacks)
+    alarm = [r for r in results if r.stack == "hooli" and in_alarm(r.resource.removeprefix("resource."))]
+    assert ALARM_CHECKS <= {r.check_id for r in alarm}
+    buckets = {r.resource for r in alarm if r.resource.startswith("aws_s3_bucket.")}
+    assert len(buckets) == 4 and all({(b, c) for c in ("CKV_AWS_18", "CKV_AWS_144", "CKV2_AWS_61", "CKV2_AWS_62")}
+                                     <= {(r.resource, r.check_id) for r in alarm} for b in buckets)
+
+
+def test_gate_fails_on_an_insecure_stack_and_passes_the_guard_and_attachments(synthesized, customers, tmp_path,
+                                                                              capsys):
     def wildcard_without_external_id(statement: dict) -> None:
         statement["Principal"] = {"AWS": "*"}
         del statement["Condition"]
 
     insecure = with_trust(stack_json(synthesized, "acme"), wildcard_without_external_id)
-    outdir = write_stacks(tmp_path / "cdktf.out", {"acme": stack_json(synthesized, "acme"), "insecure": insecure})
+    guarded = Settings.model_validate({"managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess", "team/Extra"],
+                                       "delegationBoundary": "boundaries/DataPlane"})
+    acme = customers["acme"]
+    escalating = json.loads(Testing.synth(DataPlaneStack(Testing.app(), acme, Settings.model_validate(
+        {"managedPolicyArns": ["ReadOnly"]}))).replace(f"arn:aws:iam::{acme.account_id}:policy/ReadOnly",
+                                                       "arn:aws:iam::aws:policy/IAMFullAccess"))
+    outdir = write_stacks(tmp_path / "cdktf.out", {
+        "acme": stack_json(synthesized, "acme"), "insecure": insecure, "escalating": escalating,
+        "guarded": json.loads(Testing.synth(DataPlaneStack(Testing.app(), acme, guarded)))})
     assert main(["gate", str(outdir)]) == 1
     failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED")]
+    [attachment] = escalating["resource"]["aws_iam_role_policy_attachment"]
     assert failed == [
+        f"FAILED escalating: aws_iam_role_policy_attachment.{attachment}: CKV2_AWS_56 Ensure AWS Managed IAMFullAccess "
+        "IAM policy is not used.",
+        f"FAILED escalating: resource.{attachment}: CKV_DP_2 Ensure no IAM role is attached a managed policy that "
+        "makes it an administrator",
         f"FAILED insecure: resource.{ROLE}: CKV_AWS_60 Ensure IAM role allows only specific services or principals "
         "to assume it",
         f"FAILED insecure: resource.{ROLE}: CKV_DP_1 Ensure an IAM role trusts one non-wildcard principal, only for "
@@ -86,7 +123,24 @@ TRUST_VARIANTS = {
     "external-id-and-other-operator": lambda s: s["Condition"].update(Bool={"aws:SecureTransport": "true"}),
     "external-id-empty-list": lambda s: s.update(Condition={"StringEquals": {"sts:ExternalId": []}}),
     "not-principal": lambda s: s.update(NotPrincipal=s.pop("Principal")),
+    "narrow-service-role": lambda s: service_role(s),
+    "service-role-of-another-service": lambda s: service_role(s, Principal={"Service": "lambda.amazonaws.com"}),
+    "service-role-without-source-arn": lambda s: service_role(s, Condition={"StringEquals": {
+        "aws:SourceAccount": "123456789012"}}),
+    "service-role-with-a-wildcard-source-arn": lambda s: service_role(s, Condition={"StringEquals": {
+        "aws:SourceAccount": "123456789012", "aws:SourceArn": "arn:aws:cloudtrail:*:123456789012:trail/*"}}),
+    "service-role-with-string-like": lambda s: service_role(s, Condition={"StringLike": {
+        "aws:SourceAccount": "123456789012", "aws:SourceArn": "arn:aws:cloudtrail:us-east-1:123456789012:trail/x"}}),
+    "service-role-and-the-control-plane": lambda s: service_role(s, Principal={
+        "Service": "cloudtrail.amazonaws.com", "AWS": "arn:aws:iam::406882777402:root"}),
 }
+
+
+def service_role(statement: dict, **changes) -> None:
+    """`statement` made the tamper alarm's CloudTrail role's trust, then `changes`."""
+    statement.clear()
+    statement.update(service_trust("cloudtrail.amazonaws.com", "123456789012", [
+        "arn:aws:cloudtrail:us-east-1:123456789012:trail/acme-tamper-trail"])["Statement"][0], **changes)
 
 
 def test_trust_check_passes_narrow_trust_and_fails_each_weakening(synthesized, tmp_path):

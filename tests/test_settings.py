@@ -22,6 +22,7 @@ from dataplane.config.settings import (
     load_settings,
 )
 from dataplane.ops.unlock import unlock
+from dataplane.policy import DelegationGuard
 from dataplane.project import CUSTOMERS_DIR_ENV
 from stacks import DataPlaneStack
 from tests.conftest import FIXTURES
@@ -147,13 +148,23 @@ def test_environment_overrides_customers_dir(tmp_path, monkeypatch):
     ({"permissionsBoundary": "arn:aws:iam::aws:role/x"}, "context.permissionsBoundary",
      "not an AWS-managed policy ARN (arn:aws:iam::aws:policy/<name>) or a policy name"),
     ({"permissionsBoundary": "arn:aws:iam::123456789012:policy/boundaries/DataPlane"}, "context.permissionsBoundary",
-     "a policy of account 123456789012 only, but each customer's role is in the customer's account and needs a "
-     "boundary policy there; write the policy's name ('boundaries/DataPlane')"),
+     "a policy of account 123456789012 only, but each customer's role is in the customer's account and needs the "
+     "policy there; write the policy's name ('boundaries/DataPlane')"),
     ({"permissionsBoundary": "arn:aws-us-gov:iam::aws:policy/PowerUserAccess"}, "context.permissionsBoundary",
      "'aws-us-gov' partition; this tool activates commercial AWS regions only"),
     ({"permissionsBoundary": "/boundaries/DataPlane"}, "context.permissionsBoundary", "or a policy name"),
     ({"permissionsBoundary": "Data Plane"}, "context.permissionsBoundary", "or a policy name"),
     ({"permissionsBoundary": ""}, "context.permissionsBoundary", "or a policy name"),
+    ({"managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/AdministratorAccess"]},
+     "context.managedPolicyArns", "'arn:aws:iam::aws:policy/AdministratorAccess' would make the role an administrator"),
+    ({"managedPolicyArns": [f"Policy{i}" for i in range(21)]}, "context.managedPolicyArns", "at most 20 item"),
+    ({"managedPolicyArns": ["Audit", "Audit"]}, "context.managedPolicyArns", "lists 'Audit' twice"),
+    ({"managedPolicyArns": ["arn:aws:iam::123456789012:policy/Audit"]}, "context.managedPolicyArns[0]",
+     "a policy of account 123456789012 only"),
+    ({"managedPolicyArns": "Audit"}, "context.managedPolicyArns", "must be an array, not string"),
+    ({"delegationBoundary": "arn:aws:iam::123456789012:policy/b"}, "context.delegationBoundary",
+     "a policy of account 123456789012 only"),
+    ({"delegationBoundary": "Data Plane"}, "context.delegationBoundary", "or a policy name"),
     ({"backend": {"type": "s3", "region": "us-east-1"}}, "context.backend.s3.bucket", "required"),
     ({"backend": {"type": "s3", "bucket": "b-1", "region": "us-east-1", "keyPrefix": "/x/"}},
      "context.backend.s3.keyPrefix", "key prefix"),
@@ -297,7 +308,44 @@ def test_each_stack_s_role_has_the_boundary_of_its_account(customers, boundary):
         assert role["permissions_boundary"] == expected
 
 
+def test_managed_policies_and_the_delegation_boundary_resolve_in_each_customer_s_account():
+    settings = Settings.model_validate({"managedPolicyArns": ["team/Extra", "arn:aws:iam::aws:policy/ReadOnlyAccess"],
+                                        "delegationBoundary": "boundaries/DataPlane", "roleName": "activation"})
+    assert settings.managed_policy_arns_in("123456789012") == (
+        "arn:aws:iam::123456789012:policy/team/Extra", "arn:aws:iam::aws:policy/ReadOnlyAccess")
+    assert settings.delegation_guard("123456789012") == DelegationGuard(
+        "arn:aws:iam::123456789012:policy/boundaries/DataPlane", "arn:aws:iam::123456789012:role/activation")
+    assert Settings().managed_policy_arns_in("123456789012") == () and Settings().delegation_guard("1") is None
+
+
 def test_no_boundary_by_default(customers, settings):
     [role] = json.loads(Testing.synth(DataPlaneStack(Testing.app(), customers["acme"], settings)))[
         "resource"]["aws_iam_role"].values()
     assert "permissions_boundary" not in role
+
+
+def test_the_tamper_alarm_default_reaches_customers_without_their_own(tmp_path):
+    write_customer(tmp_path / "customers", "acme", 'region = "us-east-1"\n')
+    (tmp_path / "customers" / "globex.toml").write_text('account_id = "210987654321"\nregion = "us-east-1"\n'
+                                                        'external_id = "astro-8d41a6c0"\n'
+                                                        '[tamper_alarm]\nemail = "security@globex.example"\n')
+    settings, customers = load_project(write_settings(tmp_path, {"tamperAlarm": {"email": "soc@astro.example"}}),
+                                       tmp_path / "customers")
+    assert settings.tamper_alarm.email == "soc@astro.example"
+    assert {c.name: c.tamper_alarm.email for c in customers} == {"acme": "soc@astro.example",
+                                                                 "globex": "security@globex.example"}
+    assert [c.tamper_alarm for c in load_project(write_settings(tmp_path, {}), tmp_path / "customers")[1]] == [
+        None, customers[1].tamper_alarm]
+
+
+@pytest.mark.parametrize("context, field, message", [
+    ({"tamperAlarm": {"email": "soc"}}, "context.tamperAlarm.email",
+     "'soc' is not an email address (name@example.com, at most 254 characters)"),
+    ({"tamperAlarm": {}}, "context.tamperAlarm.email", "required key is missing"),
+    ({"tamperAlarm": "soc@astro.example"}, "context.tamperAlarm", "must be a table, not string 'soc@astro.example'"),
+    ({"tamper_alarm": {"email": "soc@astro.example"}}, "context.tamper_alarm", "unknown key"),
+])
+def test_a_bad_tamper_alarm_default_is_one_problem(tmp_path, context, field, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_settings(tmp_path, context))
+    assert [str(p) for p in caught.value.problems] == [f"{tmp_path / 'cdktf.json'}: {field}: {message}"]

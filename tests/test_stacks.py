@@ -8,8 +8,11 @@ import re
 import pytest
 from cdktf import Testing
 
+from dataplane.config.customer import Customer, TamperAlarm
 from dataplane.config.settings import Settings
+from dataplane.policy import guard_of, ownership_tags
 from dataplane.project import CUSTOMERS_DIR_ENV, SETTINGS_ENV
+from dataplane.tamper import role_change_pattern
 from stacks import DataPlaneStack
 from tests.conftest import FIXTURES, run_main, stack_json
 from tests.snapshot import StackSnapshot, readable
@@ -94,16 +97,72 @@ def test_snapshot_with_the_cloud_backend(synthesized, tmp_path, snapshot, name):
     assert stack == local
 
 
+GUARDED = {"managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess", "team/DataPlaneExtra"],
+           "delegationBoundary": "boundaries/DataPlane"}
+
+
 @pytest.mark.parametrize("name", ["initech"])
-def test_snapshot_with_several_external_ids(tmp_path, snapshot, name):
-    """As `make synth` writes it: the trust requires one of the customer's ExternalIds, listed in the file's order."""
-    result = run_main(tmp_path / "cdktf.out", **{CUSTOMERS_DIR_ENV: str(EXTRA)})
+def test_snapshot_with_several_external_ids_attachments_and_the_guard(tmp_path, snapshot, name):
+    """As `make synth` writes it with `managedPolicyArns` and `delegationBoundary`: the trust requires one of the
+    customer's ExternalIds (in the file's order), the policies are attached, the inline policy carries the guard."""
+    settings = tmp_path / "cdktf.json"
+    settings.write_text(json.dumps({"context": GUARDED}))
+    result = run_main(tmp_path / "cdktf.out", **{CUSTOMERS_DIR_ENV: str(EXTRA), SETTINGS_ENV: str(settings)})
     assert result.returncode == 0, result.stderr
     stack = readable(stack_json(tmp_path / "cdktf.out", name))
     [role] = stack["resource"]["aws_iam_role"].values()
     assert role["assume_role_policy"]["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": [
         "astro-5a7e1c90", "astro-b3d28f14", "astro-e9046c2d"]}}
+    attached = sorted(a["policy_arn"] for a in stack["resource"]["aws_iam_role_policy_attachment"].values())
+    assert attached == ["arn:aws:iam::345678901234:policy/team/DataPlaneExtra",
+                        "arn:aws:iam::aws:policy/ReadOnlyAccess"]
+    [policy] = stack["resource"]["aws_iam_role_policy"].values()
+    assert guard_of(policy["policy"]) == "arn:aws:iam::345678901234:policy/boundaries/DataPlane"
     assert stack == snapshot(extension_class=StackSnapshot)
+
+
+@pytest.mark.parametrize("name", ["hooli"])
+def test_snapshot_with_the_tamper_alarm(tmp_path, snapshot, name):
+    """As `make synth` writes it: the trail in the customer's region (eu-west-1), the rule and topic in us-east-1
+    through the provider alias `events`, which also holds the log files' replicas."""
+    result = run_main(tmp_path / "cdktf.out", **{CUSTOMERS_DIR_ENV: str(EXTRA)})
+    assert result.returncode == 0, result.stderr
+    stack = readable(stack_json(tmp_path / "cdktf.out", name))
+    [rule] = stack["resource"]["aws_cloudwatch_event_rule"].values()
+    assert rule["provider"] == "aws.events" and json.loads(rule["event_pattern"]) == role_change_pattern(
+        "astronomer-remote-management")
+    [subscription] = stack["resource"]["aws_sns_topic_subscription"].values()
+    assert subscription["endpoint"] == "security@hooli.example"
+    assert stack == snapshot(extension_class=StackSnapshot)
+
+
+def alarm_providers(customer: Customer, settings: Settings) -> dict[str, dict]:
+    """The stack's providers for `customer` with a tamper alarm, by alias (`aws` for the default)."""
+    alarmed = customer.model_copy(update={"tamper_alarm": TamperAlarm(email="security@acme.example")})
+    stack = json.loads(Testing.synth(DataPlaneStack(Testing.app(), alarmed, settings)))
+    return {p.get("alias", "aws"): p for p in stack["provider"]["aws"]}
+
+
+def test_the_events_alias_exists_only_outside_us_east_1_and_every_provider_tags_and_pins_the_account(customers,
+                                                                                                     settings):
+    """globex (us-west-2): `events` in us-east-1 (the replicas too); acme (us-east-1): the default provider holds the
+    rule, and `replica` is in us-west-2."""
+    regions = {name: {alias: p["region"] for alias, p in alarm_providers(customers[name], settings).items()}
+               for name in EXAMPLES}
+    assert regions == {"acme": {"aws": "us-east-1", "replica": "us-west-2"},
+                       "globex": {"aws": "us-west-2", "peer": "us-west-2", "events": "us-east-1"}}
+    for name in EXAMPLES:
+        for provider in alarm_providers(customers[name], settings).values():
+            assert provider["default_tags"] == [{"tags": ownership_tags(name)}]
+            assert provider["allowed_account_ids"] in ([customers[name].account_id],
+                                                       [customers[name].peering and customers[name].peering.account_id])
+
+
+def test_without_an_alarm_the_stack_has_no_alarm_provider_or_resource(synthesized):
+    for name in EXAMPLES:
+        stack = stack_json(synthesized, name)
+        assert {p.get("alias") for p in stack["provider"]["aws"]} <= {None, "peer"}
+        assert "aws_cloudtrail" not in stack["resource"]
 
 
 def test_control_plane_role_arn_replaces_the_account_root(customers):

@@ -35,6 +35,8 @@ from dataplane.config.errors import (
     shown,
 )
 from dataplane.policy import (
+    ROLE_NAME,
+    delegation_guard,
     external_id_list,
     inline_policies_problems,
     permissions_policy,
@@ -73,6 +75,9 @@ MAX_PEER_CIDRS = 50  # a VPC has at most 50 IPv4 CIDRs
 MAX_ROUTE_TABLES = 50
 MAX_FILE_BYTES = 64 * 1024
 DIRECTORY_RULE = "the customers directory holds only customer files (<customer>.toml) and README files"
+RENAMED = {"tamperAlarm": "written tamper_alarm in a customer file (customer files are snake_case; tamperAlarm is "
+                          "the project-wide default in cdktf.json)"}
+"""Keys a customer file may not use, with the one-line hint given instead of "unknown key"."""
 
 NAME_RULE = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]", re.ASCII)
 ACCOUNT_ID = r"\d{12}"
@@ -89,6 +94,11 @@ class CustomerRules:
     min_network_prefix: int = NETWORK_PREFIXES[0]
     supported_regions: frozenset[str] = SUPPORTED_REGIONS
     opt_in_regions: frozenset[str] = OPT_IN_REGIONS
+    role_name: str = ROLE_NAME
+    delegation_boundary: Optional[str] = None
+    """With the role's name, the escalation guard in the inline policy whose size is checked."""
+    tamper_alarm: Optional[TamperAlarm] = None
+    """The project's default tamper alarm, for a customer whose file has no [tamper_alarm] of its own."""
 
 
 def pattern(regex: str, what: str) -> AfterValidator:
@@ -188,6 +198,9 @@ RoleArn = Annotated[str, AfterValidator(commercial_partition),
 Cidr = Annotated[str, AfterValidator(_network)]
 PeerCidr = Annotated[Cidr, AfterValidator(_vpc_cidr)]
 DataPlaneCidr = Annotated[Cidr, AfterValidator(_data_plane_cidr), AfterValidator(_vpc_cidr)]
+Email = Annotated[str, pattern(r"(?=.{6,254}$)(?!\.)(?!.*\.\.)[A-Za-z0-9._%+-]{1,64}(?<!\.)@"
+                               r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}",
+                               "an email address (name@example.com, at most 254 characters)")]
 
 
 class _Strict(BaseModel):
@@ -226,6 +239,12 @@ class Peering(_Strict):
         return self
 
 
+class TamperAlarm(_Strict):
+    """The tamper alarm: changes to the cross-account role, emailed to `email` (`constructs_lib/tamper_alarm.py`)."""
+
+    email: Email
+
+
 class CustomerFile(_Strict):
     """Exactly what a customer file may contain."""
 
@@ -234,6 +253,8 @@ class CustomerFile(_Strict):
     external_id: ExternalIds
     network: Optional[Network] = None
     peering: Optional[Peering] = None
+    tamper_alarm: Optional[TamperAlarm] = None
+    """In a `Customer`: the file's own, else the project's default (`tamperAlarm`)."""
 
 
 class Customer(CustomerFile):
@@ -286,11 +307,12 @@ def _semantic_problems(file: str, data: CustomerFile, control_plane_account_id: 
     return problems
 
 
-def _iam_problems(file: str, data: CustomerFile, principal: str) -> list[Problem]:
+def _iam_problems(file: str, data: CustomerFile, principal: str, rules: CustomerRules) -> list[Problem]:
     """What IAM would refuse, though moto accepts it, in the role's policies as the stack will write them."""
     trust = trust_policy_problems(trust_policy(principal, data.external_id))
-    return ([Problem(file, "external_id", p) for p in trust]
-            + [Problem(file, "(inline policies)", p) for p in inline_policies_problems([permissions_policy()])])
+    guard = delegation_guard(rules.delegation_boundary, data.account_id, rules.role_name)
+    inline = inline_policies_problems([permissions_policy(guard)])
+    return [Problem(file, "external_id", p) for p in trust] + [Problem(file, "(inline policies)", p) for p in inline]
 
 
 def _kind(mode: int) -> str:
@@ -325,7 +347,7 @@ def _parse(data: bytes, file: str, rules: CustomerRules) -> CustomerFile:
     try:
         return CustomerFile.model_validate(raw, context=rules)
     except ValidationError as e:
-        raise ConfigError(problems_from_validation(file, e)) from None
+        raise ConfigError(problems_from_validation(file, e, renamed=RENAMED)) from None
 
 
 def load_customer(path: Path, control_plane_account_id: str, display: str | None = None,
@@ -345,10 +367,12 @@ def load_customer(path: Path, control_plane_account_id: str, display: str | None
     except RecursionError:
         raise ConfigError(problems + [Problem(file, "(file)", "arrays or tables nested too deeply")]) from None
     problems += _semantic_problems(file, data, control_plane_account_id, rules)
-    problems += _iam_problems(file, data, trusted_principal(control_plane_account_id, rules.control_plane_role_arn))
+    problems += _iam_problems(file, data, trusted_principal(control_plane_account_id, rules.control_plane_role_arn),
+                              rules)
     if problems:
         raise ConfigError(problems)
-    return Customer(name=name, source=file, opt_in_region=data.region in rules.opt_in_regions, **dict(data))
+    return Customer(name=name, source=file, opt_in_region=data.region in rules.opt_in_regions,
+                    **dict(data, tamper_alarm=data.tamper_alarm or rules.tamper_alarm))
 
 
 def _entry_problems(path: Path, display: str) -> list[Problem]:

@@ -30,6 +30,7 @@ from dataplane.config.customer import (
     Customer,
     CustomerRules,
     RoleArn,
+    TamperAlarm,
     commercial_partition,
     distinct,
     load_customers,
@@ -41,7 +42,15 @@ from dataplane.config.errors import (
     problems_from_validation,
     shown,
 )
-from dataplane.policy import trusted_principal
+from dataplane.policy import (
+    ESCALATING_MANAGED_POLICIES,
+    MANAGED_POLICIES_QUOTA,
+    ROLE_NAME,
+    DelegationGuard,
+    delegation_guard,
+    in_account,
+    trusted_principal,
+)
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 
 RENAMED = {"context.permissionsBoundaryArn": "renamed to permissionsBoundary, which takes the name of a policy "
@@ -53,10 +62,10 @@ WORKSPACE_NAME_MAX = 90  # HCP Terraform's limit on a workspace name
 CUSTOMER_NAME_MAX = 40  # the longest customer name (NAME_RULE in dataplane/config/customer.py)
 
 
-def _boundary_in_every_account(value: str) -> str:
+def _policy_in_every_account(value: str) -> str:
     if policy := re.fullmatch(r"arn:aws:iam::(\d{12}):policy/(.*)", value, re.ASCII):
         raise ValueError(f"{shown(value)} is a policy of account {policy[1]} only, but each customer's role is in "
-                         "the customer's account and needs a boundary policy there; write the policy's name "
+                         "the customer's account and needs the policy there; write the policy's name "
                          f"({shown(policy[2])}) for the policy of that name in each customer's account, or an "
                          "AWS-managed policy ARN (arn:aws:iam::aws:policy/<name>)")
     return value
@@ -78,11 +87,21 @@ def _bucket_name_allowed(value: str) -> str:
     return value
 
 
+def _not_escalating(values: tuple[str, ...]) -> tuple[str, ...]:
+    if escalating := sorted(set(values) & ESCALATING_MANAGED_POLICIES):
+        raise ValueError(f"{', '.join(map(shown, escalating))} would make the role an administrator of the customer's "
+                         "account; attach only what the control plane needs beyond the activation permissions")
+    return values
+
+
 RoleName = Annotated[str, pattern(r"[\w+=,.@-]{1,64}", "an IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -)")]
-PermissionsBoundary = Annotated[str, AfterValidator(commercial_partition), AfterValidator(_boundary_in_every_account),
-                                pattern(r"(arn:aws:iam::aws:policy/)?([\w+=,.@-]+/)*[\w+=,.@-]{1,128}",
-                                        "an AWS-managed policy ARN (arn:aws:iam::aws:policy/<name>) or a policy name, "
-                                        "optionally with a path (boundaries/DataPlane)")]
+PolicyInEveryAccount = Annotated[str, AfterValidator(commercial_partition), AfterValidator(_policy_in_every_account),
+                                 pattern(r"(arn:aws:iam::aws:policy/)?([\w+=,.@-]+/)*[\w+=,.@-]{1,128}",
+                                         "an AWS-managed policy ARN (arn:aws:iam::aws:policy/<name>) or a policy name, "
+                                         "optionally with a path (boundaries/DataPlane)")]
+"""A managed policy every customer's role can use: AWS-managed, or one of that name in each customer's account."""
+ManagedPolicies = Annotated[tuple[PolicyInEveryAccount, ...], Field(strict=False, max_length=MANAGED_POLICIES_QUOTA),
+                            AfterValidator(distinct), AfterValidator(_not_escalating)]
 StateKeyPrefix = Annotated[str, pattern(r"(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
                                          "a key prefix of path segments (A-Z a-z 0-9 . _ -) without leading or "
                                          "trailing slashes and without . or .. segments")]
@@ -143,10 +162,12 @@ class Settings(_Context):
     """The `context` block of cdktf.json, with defaults."""
 
     control_plane_account_id: AccountId = "406882777402"
-    role_name: RoleName = "astronomer-remote-management"
+    role_name: RoleName = ROLE_NAME
     customers_dir: str = Field("customers", min_length=1)
     control_plane_role_arn: Optional[RoleArn] = None
-    permissions_boundary: Optional[PermissionsBoundary] = None
+    permissions_boundary: Optional[PolicyInEveryAccount] = None
+    managed_policy_arns: ManagedPolicies = ()
+    delegation_boundary: Optional[PolicyInEveryAccount] = None
     max_session_duration: int = Field(3600, ge=3600, le=43200)
     deploy_role_name: Optional[RoleName] = None
     min_network_prefix: Annotated[int, AfterValidator(_network_prefix)] = NETWORK_PREFIXES[0]
@@ -154,6 +175,8 @@ class Settings(_Context):
     opt_in_regions: Optional[Regions] = None
     """None: those of `OPT_IN_REGIONS` that are supported."""
     backend: Annotated[Union[LocalBackend, S3Backend, CloudBackend], Field(discriminator="type")] = LocalBackend()
+    tamper_alarm: Optional[TamperAlarm] = None
+    """The tamper alarm of every customer whose file has no [tamper_alarm] of its own."""
 
     @field_validator("deploy_role_name")
     @classmethod
@@ -191,7 +214,9 @@ class Settings(_Context):
                              min_network_prefix=self.min_network_prefix,
                              supported_regions=frozenset(self.supported_regions),
                              opt_in_regions=frozenset(OPT_IN_REGIONS & set(self.supported_regions)
-                                                      if self.opt_in_regions is None else self.opt_in_regions))
+                                                      if self.opt_in_regions is None else self.opt_in_regions),
+                             role_name=self.role_name, delegation_boundary=self.delegation_boundary,
+                             tamper_alarm=self.tamper_alarm)
 
     def deploy_role_arn(self, account_id: str) -> Optional[str]:
         """The role a deployer assumes to plan or deploy a stack in `account_id` (None: the caller's own)."""
@@ -201,9 +226,15 @@ class Settings(_Context):
 
     def permissions_boundary_arn(self, account_id: str) -> Optional[str]:
         """The role's boundary in `account_id`: the AWS-managed policy, or the named policy in that account."""
-        if self.permissions_boundary is None or self.permissions_boundary.startswith("arn:"):
-            return self.permissions_boundary
-        return f"arn:aws:iam::{account_id}:policy/{self.permissions_boundary}"
+        return self.permissions_boundary and in_account(self.permissions_boundary, account_id)
+
+    def managed_policy_arns_in(self, account_id: str) -> tuple[str, ...]:
+        """The managed policies attached to the role in `account_id`, sorted."""
+        return tuple(sorted(in_account(policy, account_id) for policy in self.managed_policy_arns))
+
+    def delegation_guard(self, account_id: str) -> Optional[DelegationGuard]:
+        """The escalation guard of the role in `account_id` (`delegationBoundary`), or None: no guard."""
+        return delegation_guard(self.delegation_boundary, account_id, self.role_name)
 
 
 def load_settings(path: Path | None = None) -> Settings:

@@ -17,8 +17,9 @@ Anything that matches but is not provably ours, and every tagged resource of thi
 neither the state nor the stack accounts for (left by an earlier CIDR or a lost state), stops
 the deploy before terraform runs: `NotOurs` names each, why, and what the engineer can do.
 Resources that adopt themselves (the accepter, peering options, the default security group)
-and data sources are left to Terraform. How each resource type is found, and the order, come from
-the facts of the construct that makes it (`constructs_lib/facts.py`).
+and data sources are left to Terraform, and so are the tamper alarm's buckets, trail, log group and
+keys (`NOT_LOOKED_UP`: not adopted yet; see `facts.TAMPER_ALARM`). How each resource type is found,
+and the order, come from the facts of the construct that makes it (`constructs_lib/facts.py`).
 """
 
 from __future__ import annotations
@@ -117,6 +118,14 @@ class Lookup:
             return None
         return f"{role}:{config['name']}"
 
+    def attachment(self, config, provider):
+        role, arn = self.resolve(config["role"]), config["policy_arn"]
+        if not role:
+            return None
+        attached = [p["PolicyArn"] for page in self.client("iam", provider).get_paginator(
+            "list_attached_role_policies").paginate(RoleName=role) for p in page["AttachedPolicies"]]
+        return f"{role}/{arn}" if arn in attached else None
+
     def vpc(self, config, provider):
         cidr = config["cidr_block"]
         vpcs = self.client("ec2", provider).describe_vpcs(Filters=[
@@ -187,11 +196,12 @@ class Lookup:
 
 
 FINDERS = {Adoption.ROLE_BY_NAME: Lookup.role, Adoption.INLINE_POLICY: Lookup.inline_policy,
+           Adoption.ROLE_ATTACHMENT: Lookup.attachment,
            Adoption.TAGGED_VPC: Lookup.vpc, Adoption.TAGGED_SUBNET: Lookup.subnet,
            Adoption.TAGGED_ROUTE_TABLE: Lookup.route_table, Adoption.ASSOCIATION: Lookup.association,
            Adoption.TAGGED_PEERING: Lookup.peering, Adoption.PEERING_ROUTE: Lookup.route}
 """The `Lookup` method that finds the live resource, to import it, for each adoption strategy of the facts."""
-LEFT_TO_TERRAFORM = frozenset({Adoption.ADOPTS_ITSELF, Adoption.DATA_SOURCE})
+LEFT_TO_TERRAFORM = frozenset({Adoption.ADOPTS_ITSELF, Adoption.DATA_SOURCE, Adoption.NOT_LOOKED_UP})
 """Strategies adopt imports nothing for; an accepter (`PEERING_ACCEPTER`) only stands for its connection."""
 DESCRIBED = frozenset(f.type for f in facts.ALL if f.adoption is not Adoption.DATA_SOURCE)
 """The resource types some construct's facts describe; adopt refuses a stack with any other."""

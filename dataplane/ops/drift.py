@@ -10,10 +10,18 @@ credentials its plan uses); a cloud workspace is planned, and terraform says. Th
 directory, removed afterwards: drift writes only its report.
 
 Each stack is then in sync, drifted, not deployed (no state, or one without resources) or an error (one line). Drift
-is what the refresh found changed outside Terraform (read by `plan_review`, sensitive values masked): every resource
-deleted, and every change to an attribute the configuration sets (and `tags_all`, where the provider's default tags
-go). Not drift, and not reported, are the attributes the configuration leaves to the provider that the stack's own
-resources changed after their parent was stored, which a refresh-only plan lists too: a role's `inline_policy` (its
+is what the refresh found changed outside Terraform, read from the saved plan file itself, a zip archive: its
+`tfstate-prev` (the state before the refresh) and `tfstate` (after it) are the two states `terraform show` compares
+for a plan's `resource_drift`, so drift compares them the same way (every managed resource instance gone, or with
+other attributes) and reads the result as `plan_review` reads `resource_drift` (sensitive values, the paths each
+instance's `sensitive_attributes` lists, masked). No `terraform show -json`: one terraform command per stack instead
+of two, each of which starts the aws provider and decodes its schema, most of a stack's time. A plan file without
+these two states (another terraform's format) is that stack's error.
+
+Reported are every resource deleted, and every change to an attribute the configuration sets: the keys of its
+resource block in the synthesized stack file, and `tags_all`, where the provider's default tags go. Not drift, and
+not reported, are the attributes the configuration leaves to the provider that the stack's own resources changed
+after their parent was stored, which a refresh-only plan lists too: a role's `inline_policy` (its
 `aws_iam_role_policy`), a route table's `route` (an `aws_route`), a peering's `accept_status` and DNS options.
 
 The report, Markdown (the drift issue's body, at most `MAX_CHARS`) or JSON, is sorted and holds no timings: the same
@@ -29,10 +37,11 @@ import sys
 import tempfile
 import textwrap
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from dataplane.config.settings import Settings
 from dataplane.ops import plan, review, state
@@ -40,8 +49,9 @@ from dataplane.ops.plan_review import (
     DriftedResource,
     ReviewError,
     json_object,
-    read_plan,
+    read_drift,
 )
+from dataplane.synth_output import STACK_FILE
 
 Status = Literal["drifted", "in sync", "not deployed", "error"]
 Format = Literal["markdown", "json"]
@@ -49,6 +59,13 @@ STATUSES: tuple[Status, ...] = ("drifted", "in sync", "not deployed", "error")
 HEADINGS = {"drifted": "Drifted", "in sync": "In sync", "not deployed": "Not deployed", "error": "Errors"}
 PROVIDER_ATTRIBUTES = frozenset({"tags_all"})
 """Attributes the configuration sets through the provider (its `default_tags`), not in the resource block."""
+META_ARGUMENTS = frozenset({"//", "connection", "count", "depends_on", "for_each", "lifecycle", "provider",
+                            "provisioner"})
+"""Keys of a resource block (JSON syntax) that are not its attributes; `//` holds cdktf's metadata."""
+PREVIOUS, REFRESHED = "tfstate-prev", "tfstate"
+"""A saved plan file's states (in the zip archive): before the refresh, and after it."""
+STATE_VERSION = 4
+"""The state file format those states are in (terraform 0.12 and later)."""
 ERROR_CHARS = 300
 MAX_CHARS = 65_000
 """The Markdown report's size: under GitHub's 65,536 characters for an issue body, with room for its marker."""
@@ -77,16 +94,17 @@ def select(outdir: Path, names: Sequence[str] = ()) -> list[plan.Target]:
 
 
 def has_state(target: plan.Target, settings: Settings) -> bool:
-    """Whether the stack's state records resources (a cloud workspace: assumed), read with the credentials its
-    plan uses; a `DriftError` when it cannot be read."""
+    """Whether the stack's state records resources (a cloud workspace: assumed), an S3 object read with the
+    credentials its plan uses (a local file needs none); a `DriftError` when it cannot be read."""
     import boto3
 
     from dataplane.ops.aws import AWS_ERRORS, assume, aws_error
 
     try:
-        session = boto3.Session()
-        if role := settings.deploy_role_arn(plan.account_of(target.directory)):
-            session = assume(session, role, f"dataplane-drift-{target.name}"[:64])
+        session = None
+        if state.backend(target.directory)[0] == "s3" and (
+                role := settings.deploy_role_arn(plan.account_of(target.directory))):
+            session = assume(boto3.Session(), role, f"dataplane-drift-{target.name}"[:64])
         return state.deployed(target.directory, session)
     except AWS_ERRORS as e:
         raise DriftError(f"cannot read the state {state.where(target.directory)}: {aws_error(e)}") from None
@@ -107,13 +125,14 @@ def find(targets: Sequence[plan.Target], outdir: Path, settings: Settings, jobs:
         elif known is not True:
             found.append(StackDrift(target.name, "error", error=one_line(known)))
             progress(f"{target.name}: error\n    {known}")
+    deployed = {target.name: target for target, known in zip(targets, states) if known is True}
     with tempfile.TemporaryDirectory(prefix="dataplane-drift-") as out:
         def planned(result: plan.StackPlan) -> None:
-            found.append(_finding(result, Path(out) / f"{result.name}{plan.JSON_SUFFIX}"))
+            plan_file = Path(out) / f"{result.name}{plan.PLAN_SUFFIX}"
+            found.append(_finding(result, plan_file, deployed[result.name].directory / STACK_FILE))
             progress(result.line(found[-1].status))
 
-        deployed = [target for target, state in zip(targets, states) if state is True]
-        plan.plan_all(deployed, outdir, Path(out), settings, jobs, planned)
+        plan.plan_all(list(deployed.values()), outdir, Path(out), settings, jobs, planned)
     return sorted(found, key=lambda f: f.name)
 
 
@@ -127,41 +146,119 @@ def _state(target: plan.Target, settings: Settings) -> bool | str:
         return f"{type(e).__name__}: {e}"
 
 
-def _finding(result: plan.StackPlan, json_file: Path) -> StackDrift:
+def _finding(result: plan.StackPlan, plan_file: Path, stack_file: Path) -> StackDrift:
     """A planned stack's finding: its error, or what its refresh-only plan found."""
     if result.result == "error":
         return StackDrift(result.name, "error", error=one_line(result.error))
-    if result.result == "no changes":  # refresh found nothing: no plan was shown
+    if result.result == "no changes":  # refresh found nothing
         return StackDrift(result.name, "in sync")
-    return read_finding(result.name, json_file)
+    return read_finding(result.name, plan_file, stack_file)
 
 
-def read_finding(name: str, json_file: Path) -> StackDrift:
-    """Stack `name`'s finding from its refresh-only plan (`terraform show -json`) in `json_file`."""
+def read_finding(name: str, plan_file: Path, stack_file: Path) -> StackDrift:
+    """Stack `name`'s finding from its refresh-only plan, saved in `plan_file`, and its synthesized `stack_file`."""
     try:
-        raw = json_file.read_bytes()
-        document = json_object(json_file, raw)
-        drift = read_plan(name, json_file, raw).drift
+        previous, refreshed = map(managed_instances, read_states(plan_file))
+        drift = tuple(read_drift(plan_file, {"resource_drift": resource_drift(previous, refreshed)}))
+        stack = json_object(stack_file, stack_file.read_bytes())
     except (OSError, ReviewError) as e:
         return StackDrift(name, "error", error=one_line(str(e)))
-    if not _managed_in_state(document.get("prior_state", {}).get("values", {}).get("root_module", {})):
+    if not previous:
         return StackDrift(name, "not deployed")
-    drift = relevant_drift(drift, document)
+    drift = relevant_drift(drift, stack)
     return StackDrift(name, "drifted" if drift else "in sync", drift)
 
 
-def _managed_in_state(module: dict) -> bool:
-    """Whether a module of the plan's `prior_state` (or a module below it) holds a managed resource."""
-    return any(r.get("mode") == "managed" for r in module.get("resources") or []) or any(
-        map(_managed_in_state, module.get("child_modules") or []))
+def read_states(plan_file: Path) -> tuple[dict, dict]:
+    """The states a saved plan holds: before the refresh (`tfstate-prev`) and after it (`tfstate`); a `ReviewError`
+    for a plan file of another format."""
+    try:
+        with zipfile.ZipFile(plan_file) as archive:
+            if missing := [entry for entry in (PREVIOUS, REFRESHED) if entry not in archive.namelist()]:
+                raise ReviewError(f"plan file without {missing[0]}: unsupported terraform version")
+            previous, refreshed = (json_object(plan_file / entry, archive.read(entry))
+                                   for entry in (PREVIOUS, REFRESHED))
+    except zipfile.BadZipFile:
+        raise ReviewError("plan file not a zip archive: unsupported terraform version") from None
+    if unknown := [entry for entry, document in ((PREVIOUS, previous), (REFRESHED, refreshed))
+                   if document.get("version") != STATE_VERSION]:
+        raise ReviewError(f"plan file's {unknown[0]} not a state of format {STATE_VERSION}: unsupported terraform "
+                          "version")
+    return previous, refreshed
 
 
-def relevant_drift(drift: Sequence[DriftedResource], document: dict) -> tuple[DriftedResource, ...]:
+Instances = dict[str, tuple[dict, dict]]
+"""Address -> a managed resource of a state file and one of its instances (`attributes`, `sensitive_attributes`)."""
+
+
+def managed_instances(document: dict) -> Instances:
+    """Every managed resource instance a state file holds (its current object: deposed ones are not compared)."""
+    found: Instances = {}
+    for resource in document.get("resources") or []:
+        if resource.get("mode") != "managed":
+            continue
+        address = ".".join(filter(None, (resource.get("module"), resource["type"], resource["name"])))
+        for instance in resource.get("instances") or []:
+            if "deposed" not in instance:
+                key = instance.get("index_key")
+                found[address if key is None else f"{address}[{json.dumps(key)}]"] = resource, instance
+    return found
+
+
+def resource_drift(previous: Instances, refreshed: Instances) -> list[dict]:
+    """A plan's `resource_drift` (as `terraform show -json` writes it) from the instances before and after the
+    refresh: every one deleted, and every one whose attributes changed."""
+    entries = []
+    for address, (resource, instance) in sorted(previous.items()):
+        after = refreshed[address][1] if address in refreshed else None
+        if after is None or after["attributes"] != instance["attributes"]:
+            entries.append({"address": address, "mode": "managed", "type": resource["type"], "name": resource["name"],
+                            "change": {"actions": ["delete"] if after is None else ["update"],
+                                       "before": instance["attributes"], "before_sensitive": sensitive_mask(instance),
+                                       "after": None if after is None else after["attributes"],
+                                       "after_sensitive": after is not None and sensitive_mask(after)}})
+    return entries
+
+
+def sensitive_mask(instance: dict) -> dict | bool:
+    """An instance's `sensitive_attributes` (cty paths of `get_attr` and `index` steps) as the mask `terraform show
+    -json` writes (`before_sensitive`): `true` at each path. A path that leaves the values (into a set's element, or
+    a dynamic attribute, stored with its type) marks the value where it leaves them, whole."""
+    mask: dict | bool = {}
+    for path in instance.get("sensitive_attributes") or []:
+        value, steps = instance["attributes"], []
+        for step in path:
+            key = step.get("value") if step.get("type") == "get_attr" else (step.get("value") or {}).get("value")
+            if not (isinstance(value, dict) and isinstance(key, str) and key in value
+                    or isinstance(value, list) and type(key) is int and 0 <= key < len(value)):
+                break
+            value = value[key]
+            steps.append(key)
+        mask = _marked(mask, steps)
+    return mask
+
+
+def _marked(mask: Any, steps: list[str | int]) -> Any:
+    """`mask` with `true` at the path `steps`."""
+    if not steps or mask is True:
+        return True
+    step, node = steps[0], mask
+    if isinstance(step, int):
+        node = node if isinstance(node, list) else []
+        node.extend([False] * (step + 1 - len(node)))
+    else:
+        node = node if isinstance(node, dict) else {}
+        node.setdefault(step, False)
+    node[step] = _marked(node[step], steps[1:])
+    return node
+
+
+def relevant_drift(drift: Sequence[DriftedResource], stack: dict) -> tuple[DriftedResource, ...]:
     """`drift` without the echoes: deletions, and changes to attributes the configuration sets (see the module).
 
-    A resource the plan's configuration does not list (in a module, say) keeps all its drift.
+    A resource the synthesized `stack` does not list (in a module, say) keeps all its drift.
     """
-    configured = configured_attributes(document)
+    configured = configured_attributes(stack)
     kept = []
     for resource in drift:
         names = configured.get(resource.address.split("[", 1)[0])
@@ -172,12 +269,11 @@ def relevant_drift(drift: Sequence[DriftedResource], document: dict) -> tuple[Dr
     return tuple(kept)
 
 
-def configured_attributes(document: dict) -> dict[str, frozenset[str]]:
-    """Address -> the attributes its resource block sets, and `PROVIDER_ATTRIBUTES`: the root module's managed
-    resources, from the plan's `configuration`."""
-    resources = document.get("configuration", {}).get("root_module", {}).get("resources") or []
-    return {r["address"]: frozenset(r.get("expressions") or {}) | PROVIDER_ATTRIBUTES
-            for r in resources if isinstance(r, dict) and r.get("mode") == "managed" and "address" in r}
+def configured_attributes(stack: dict) -> dict[str, frozenset[str]]:
+    """Address -> the attributes its resource block sets, and `PROVIDER_ATTRIBUTES`: the managed resources of a
+    synthesized stack (`cdk.tf.json`), its meta-arguments left out."""
+    return {f"{rtype}.{name}": frozenset(block) - META_ARGUMENTS | PROVIDER_ATTRIBUTES
+            for rtype, blocks in (stack.get("resource") or {}).items() for name, block in blocks.items()}
 
 
 def one_line(error: str) -> str:

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
 from dataplane.ops.aws import AWS_ERRORS, aws_error
+from dataplane.policy import guard_of
 
 S3_CONFIG = Config(connect_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 """An unreachable S3 costs seconds per customer, not minutes."""
@@ -45,7 +46,8 @@ class State:
     """What a customer's Terraform state says: deployed means it records managed resources.
 
     `unknown` says why the state was not read ("unknown (cloud)", "unknown: <error>"); `deployed` is then None.
-    `last_change` is the file's or object's modification time (UTC, ISO 8601); `role_arn` the state's output.
+    `last_change` is the file's or object's modification time (UTC, ISO 8601); `role_arn` the state's output;
+    `guard` the boundary the deployed role's escalation guard requires (None: no guard deployed).
     """
 
     location: str
@@ -53,13 +55,20 @@ class State:
     serial: int | None = None
     last_change: str | None = None
     role_arn: str | None = None
+    guard: str | None = None
     unknown: str | None = None
+
+    @property
+    def unguarded(self) -> bool:
+        """Deployed without the escalation guard."""
+        return bool(self.deployed) and self.guard is None
 
     def cells(self) -> tuple[str, ...]:
         if self.unknown:
             return (self.unknown,)
+        guard = "-" if not self.deployed else "OFF" if self.unguarded else "on"
         return ("yes" if self.deployed else "no", "-" if self.serial is None else str(self.serial),
-                self.last_change or "-", self.role_arn or "-")
+                self.last_change or "-", guard, self.role_arn or "-")
 
 
 def overlaps(customers: list[Customer]) -> list[Overlap]:
@@ -119,9 +128,21 @@ def _parsed(where: str, body: bytes, changed: datetime) -> State:
         state = None
     if not isinstance(state, dict) or not isinstance(state.get("serial"), int):
         return State(where, unknown="unknown: not a terraform state (no JSON with a serial)")
-    deployed = any(r.get("mode") == "managed" and r.get("instances") for r in state.get("resources") or [])
+    resources = [r for r in state.get("resources") or [] if isinstance(r, dict)]
+    deployed = any(r.get("mode") == "managed" and r.get("instances") for r in resources)
     role_arn = ((state.get("outputs") or {}).get("role_arn") or {}).get("value")
-    return State(where, deployed, state["serial"], last_change, role_arn)
+    policies = [instance.get("attributes", {}).get("policy") for r in resources
+                if r.get("type") == "aws_iam_role_policy" for instance in r.get("instances") or []]
+    guards = [guard_of(_document(p)) for p in policies]
+    return State(where, deployed, state["serial"], last_change, role_arn, next(filter(None, guards), None))
+
+
+def _document(policy: object) -> dict:
+    try:
+        document = json.loads(policy) if isinstance(policy, str) else None
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def _peering(c: Customer) -> str:
@@ -141,9 +162,13 @@ def table(customers: list[Customer], found: list[State]) -> str:
     fleet = [("NAME", "ACCOUNT", "REGION", "NETWORK", "PEERING")] + [
         (c.name, c.account_id, c.region + (" (opt-in)" if c.opt_in_region else ""),
          c.network.cidr if c.network else "-", _peering(c)) for c in customers]
-    deployed = [("NAME", "DEPLOYED", "SERIAL", "LAST CHANGE (UTC)", "ROLE")] + [
+    deployed = [("NAME", "DEPLOYED", "SERIAL", "LAST CHANGE (UTC)", "GUARD", "ROLE")] + [
         (c.name, *state.cells()) for c, state in zip(customers, found)]
-    return "\n".join(_aligned(fleet) + [str(o) for o in overlaps(customers)] + [""] + _aligned(deployed))
+    unguarded = [c.name for c, state in zip(customers, found) if state.unguarded]
+    warning = [f"WARN  {len(unguarded)} deployed customer(s) without the escalation guard: {', '.join(unguarded)} "
+               "(the role may create a role with any policy, or rewrite its own: set delegationBoundary, then "
+               "deploy)"] if unguarded else []
+    return "\n".join(_aligned(fleet) + [str(o) for o in overlaps(customers)] + [""] + _aligned(deployed) + warning)
 
 
 def as_json(customers: list[Customer], found: list[State]) -> str:

@@ -160,8 +160,8 @@ def read_plan(name: str, path: Path, raw: bytes) -> Plan:
     resources = sorted((r for entry, action in changes if (r := _planned(entry, action))), key=lambda r: r.address)
     actions = {action for _, action in changes}
     whole = "created" if actions == {"create"} else "destroyed" if actions == {"destroy"} else None
-    return Plan(name, document.get("errored") is True, tuple(resources), tuple(_drift(path, document)), before, after,
-                whole)
+    return Plan(name, document.get("errored") is True, tuple(resources), tuple(read_drift(path, document)), before,
+                after, whole)
 
 
 def _planned(entry: dict, action: Action) -> PlannedResource | None:
@@ -199,8 +199,9 @@ def _action(path: Path, entry: dict) -> Action:
     return ACTIONS[actions]
 
 
-def _drift(path: Path, document: dict) -> Iterator[DriftedResource]:
-    """What refresh found changed outside Terraform, as Terraform itself reports it, by address.
+def read_drift(path: Path, document: dict) -> Iterator[DriftedResource]:
+    """What refresh found changed outside Terraform (`document`'s `resource_drift`, read from `path`), as Terraform
+    itself reports it, by address.
 
     A refresh-only plan (no `resource_changes`): all of it. A plan: only what may affect it, the attributes
     `relevant_attributes` names (a role's `inline_policy` refreshed with the stack's own role policy is not

@@ -32,13 +32,14 @@ VCPU_QUOTAS = {"L-1216C47A": "On-Demand Standard vCPUs", "L-34B43A08": "Standard
 MIN_VCPUS = 40
 
 
-def required_permissions(customer: Customer) -> tuple[str, ...]:
+def required_permissions(customer: Customer, settings: Settings) -> tuple[str, ...]:
     """What the deployer needs: activation, then what each construct the customer uses needs (its facts).
 
     Without an accepter role the deployer accepts the peering itself; with one, it assumes that role.
     """
-    used = facts.CROSS_ACCOUNT_ROLE + (facts.DATA_PLANE_NETWORK if customer.network else ()) + (
-        facts.VPC_PEERING if customer.peering else ())
+    used = facts.CROSS_ACCOUNT_ROLE + (facts.MANAGED_POLICY_ATTACHMENTS if settings.managed_policy_arns else ()) + (
+        facts.DATA_PLANE_NETWORK if customer.network else ()) + (facts.VPC_PEERING if customer.peering else ()) + (
+        facts.TAMPER_ALARM if customer.tamper_alarm else ())
     actions = simulated_actions() + tuple(action for fact in used for action in fact.deployer_actions)
     if customer.peering and not customer.peering.accepter_role_arn:
         actions += facts.PEERING_ACCEPTANCE
@@ -154,7 +155,7 @@ class _Preflight:
             arn = self._iam.get_role(RoleName=arn.split("/")[1])["Role"]["Arn"]
         elif ":user/" not in arn:
             return Status.WARN, f"cannot simulate the policies of {arn}; check the activation permissions by hand"
-        actions = required_permissions(self.customer)
+        actions = required_permissions(self.customer, self.settings)
         pages = self._iam.get_paginator("simulate_principal_policy").paginate(
             PolicySourceArn=arn, ActionNames=list(actions))
         try:

@@ -8,8 +8,8 @@ under a second::
 
 - `--base`/`--head` (two `cdktf.out` dirs): the configuration diff. Per changed customer, the Terraform
   resource blocks added, changed and removed in the configuration (data sources apart, not counted), then
-  what a reviewer cares about (trust, permissions, role name, account, region, network, peering, outputs),
-  and a warning for every change that destroys something or, by the attributes known to force it
+  what a reviewer cares about (trust, permissions, role name, account, region, network, peering, outputs,
+  the tamper alarm), and a warning for every change that destroys something or, by the attributes known to force it
   (VPC or subnet `cidr_block`, role `name`, peering `peer_vpc_id`/`peer_owner_id`/`peer_region`, provider
   region or account), is a predicted replacement. Its first line says no plan against live state was made.
 - `--plans DIR` (`<customer>.plan.json` files, `terraform show -json` output; `plan_review` reads them):
@@ -53,6 +53,7 @@ from dataplane.ops.plan_review import (
 )
 from dataplane.policy import as_list
 from dataplane.synth_output import MANIFEST, STACK_FILE, stack_dir
+from dataplane.tamper import in_alarm
 
 Status = Literal["added", "removed", "changed", "unchanged"]
 Format = Literal["markdown", "json"]
@@ -185,11 +186,14 @@ POLICY_ATTRIBUTES = {"aws_iam_role": "assume_role_policy", "aws_iam_role_policy"
 
 @dataclass(frozen=True)
 class Access:
-    """Who may assume a stack's roles, requiring which ExternalIds, and the IAM actions its policies allow."""
+    """Who may assume a stack's roles, requiring which ExternalIds, the IAM actions its policies allow, the managed
+    policies attached, and the boundary its escalation guard requires."""
 
     principals: frozenset[str]
     external_ids: frozenset[str]
     actions: frozenset[str]
+    managed_policies: frozenset[str] = frozenset()
+    guard: frozenset[str] = frozenset()
 
 
 def _policy(value: Any) -> dict:
@@ -212,15 +216,20 @@ def access_of(resources: Iterable[tuple[str, dict]]) -> Access:
     principals: set[str] = set()
     external_ids: set[str] = set()
     actions: set[str] = set()
+    managed: set[str] = set()
+    guard: set[str] = set()
     for rtype, body in resources:
-        statements = _allow_statements(body.get(POLICY_ATTRIBUTES.get(rtype, "")))
+        document = _policy(body.get(POLICY_ATTRIBUTES.get(rtype, "")))
         if rtype == "aws_iam_role":
-            for statement in statements:
+            for statement in _allow_statements(document):
                 principals |= policy.principals(statement.get("Principal"))
                 external_ids.update(map(str, policy.required_external_ids(statement) or []))
         elif rtype in POLICY_ATTRIBUTES:
-            actions.update(str(action) for statement in statements for action in as_list(statement.get("Action")))
-    return Access(frozenset(principals), frozenset(external_ids), frozenset(actions))
+            actions |= policy.granted_actions(document)
+            guard.update(filter(None, [policy.guard_of(document)]))
+        elif rtype == "aws_iam_role_policy_attachment" and body.get("policy_arn"):
+            managed.add(str(body["policy_arn"]))
+    return Access(*map(frozenset, (principals, external_ids, actions, managed, guard)))
 
 
 def access_changes(before: Access, after: Access) -> tuple[list[str], list[str]]:
@@ -240,6 +249,11 @@ def access_changes(before: Access, after: Access) -> tuple[list[str], list[str]]
     else:
         _value_change("ExternalId", *ids, out)
     _set_change("IAM actions", before.actions, after.actions, out, added="granted", removed="revoked")
+    _set_change("managed policies", before.managed_policies, after.managed_policies, out, added="attached",
+                removed="detached")
+    _value_change("escalation guard boundary", before.guard, after.guard, out)
+    if before.guard and not after.guard and after.actions:
+        warnings.append("escalation guard removed: the role may again create roles with any policy, or rewrite its own")
     return out, warnings
 
 
@@ -279,6 +293,8 @@ class _Facts:
     peer_cidrs: frozenset[str]
     peer_route_tables: frozenset[str]
     outputs: dict[str, Any]
+    alarm_email: str | None
+    """Where the tamper alarm emails the role's changes; None: no alarm."""
 
 
 def _of_type(blocks: dict[str, dict], rtype: str) -> dict[str, dict]:
@@ -295,10 +311,13 @@ def _facts(doc: dict, blocks: dict[str, dict]) -> _Facts:
     return _Facts(
         account=", ".join(as_list(provider.get("allowed_account_ids"))) or None,
         region=provider.get("region"),
-        access=access_of((address.split(".", 1)[0], body) for address, body in blocks.items()),
+        access=access_of((address.split(".", 1)[0], body) for address, body in blocks.items()
+                         if not in_alarm(address)),
         peer_cidrs=frozenset(str(r.get("destination_cidr_block")) for r in ours),
         peer_route_tables=frozenset(str(r.get("route_table_id")) for r in theirs),
         outputs=_strip(doc.get("output", {})),
+        alarm_email=next((str(s.get("endpoint")) for a, s in _of_type(blocks, "aws_sns_topic_subscription").items()
+                          if in_alarm(a) and s.get("protocol") == "email"), None),
     )
 
 
@@ -319,7 +338,7 @@ def _warnings(base: dict[str, dict], head: dict[str, dict], removed: list[str], 
         warnings.append(f"predicted replacement: region changed `{bf.region}` → `{hf.region}`: replaces every "
                         "regional resource (network, peering); the old region's are left behind, not destroyed")
     explained = set()
-    for address in sorted(_of_type(base, "aws_iam_role")):
+    for address in sorted(a for a in _of_type(base, "aws_iam_role") if not in_alarm(a)):
         before, after = base[address].get("name"), head.get(address, {}).get("name")
         if address in removed:
             warnings.append(f"role `{before}` destroyed (`{address}`): the control plane loses access")
@@ -350,28 +369,40 @@ def _warnings(base: dict[str, dict], head: dict[str, dict], removed: list[str], 
         elif before != (after := _peer_target(head[address])):
             warnings.append(f"predicted replacement: peering target changed {before} → {after}: replaces the peering "
                             f"connection (`{address}`); traffic stops until the new one is accepted")
+    if bf.alarm_email and not hf.alarm_email:
+        alarm = {a for a in removed if in_alarm(a)}
+        warnings.append(f"tamper alarm removed: changes to the role are no longer emailed to `{bf.alarm_email}`; "
+                        f"its {len(alarm)} resources are destroyed, and the apply stops at a bucket holding logs "
+                        "(empty it, or `terraform state rm` it to keep it)")
+        explained |= alarm
     if others := [a for a in removed if a not in explained]:
         warnings.append(f"also destroys: {_code(others)}")
     return warnings
 
 
 def _created(head: dict[str, dict], added: list[str], bf: _Facts, hf: _Facts) -> list[str]:
-    """What the change creates, in words: a new stack's account and region, its role, network and peering."""
+    """What the change creates, in words: a new stack's account and region, role, network, peering and alarm."""
     out = [] if bf.account else [f"account `{hf.account}`, region `{hf.region}`"]
     for address in added:
         body = head[address]
-        if address.startswith("aws_iam_role."):
+        if address.startswith("aws_iam_role.") and not in_alarm(address):
             out.append(f"role `{body.get('name')}` created")
         elif address.startswith("aws_vpc."):
             out.append(f"network created on `{body.get('cidr_block')}`")
         elif address.startswith("aws_vpc_peering_connection."):
             out.append(f"peering to {_peer_target(body)} created")
+    if hf.alarm_email and not bf.alarm_email:
+        out.append(f"tamper alarm created: changes to the role emailed to `{hf.alarm_email}` once it confirms the "
+                   "subscription")
     return out
 
 
 def _other_changes(bf: _Facts, hf: _Facts) -> list[str]:
-    """Peering routes and outputs, in words."""
+    """Peering routes, outputs and the tamper alarm's email, in words."""
     out: list[str] = []
+    if bf.alarm_email and hf.alarm_email and bf.alarm_email != hf.alarm_email:
+        out.append(f"tamper alarm email changed: `{bf.alarm_email}` → `{hf.alarm_email}`, which must confirm the "
+                   "subscription")
     _set_change("peer CIDRs", bf.peer_cidrs, hf.peer_cidrs, out)
     _set_change("customer route tables routed to the data plane", bf.peer_route_tables, hf.peer_route_tables, out)
     outputs_changed = frozenset(n for n in set(bf.outputs) & set(hf.outputs) if bf.outputs[n] != hf.outputs[n])
@@ -460,7 +491,8 @@ def _cause(attributes: tuple[AttributeChange, ...], reason: str | None) -> str:
 
 def _plan_access(plan: Plan) -> tuple[list[str], list[str]]:
     """Trust and permission changes read from the plan's values (a policy hidden from it, said so), and warnings."""
-    lines, warnings = access_changes(access_of(plan.before.values()), access_of(plan.after.values()))
+    lines, warnings = access_changes(*(access_of(v for a, v in values.items() if not in_alarm(a))
+                                       for values in (plan.before, plan.after)))
     for side, values in (("in the state", plan.before), ("as planned", plan.after)):
         for address, (rtype, body) in sorted(values.items()):
             if (shown := body.get(POLICY_ATTRIBUTES.get(rtype, ""))) in (SENSITIVE, UNKNOWN):

@@ -14,6 +14,7 @@ policies or describe EC2, so pass credentials with read access to the customer's
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Callable, TypeVar
 
@@ -25,11 +26,21 @@ from dataplane.config.settings import Settings
 from dataplane.ops.aws import assume, aws_error, home_region, peer_session
 from dataplane.ops.report import Outcome, Report, Status, check, listing
 from dataplane.policy import (
-    ACTIVATION_ACTIONS,
+    ACTIVATION_POLICY_NAME,
     MANAGED_BY,
     as_list,
+    granted_actions,
+    guard_of,
+    normalized,
     ownership_tags,
+    permissions_policy,
     trust_problems,
+)
+from dataplane.tamper import (
+    EVENTS_REGION,
+    AlarmNames,
+    cloudtrail_event,
+    role_change_pattern,
 )
 
 ROLE_SESSION_NAME = "dataplane-verify"
@@ -45,13 +56,16 @@ def verify(customer: Customer, settings: Settings, session: boto3.Session, inspe
     reader = inspect or assumed.found
     if reader is None:
         return Report("verify", customer, (assumed,))
-    rows = [assumed, checks.trust_policy(reader), checks.permissions(reader)]
+    permissions = checks.permissions(reader)
+    rows = [assumed, checks.trust_policy(reader), permissions, checks.escalation_guard(permissions.found)]
     if customer.network:
         network = checks.network(reader)
         rows.append(network)
         if customer.peering:  # a customer file with [peering] has [network]
             peering = checks.peering(reader, network.found)
             rows += [peering, checks.routes(reader, network.found, peering.found), checks.dns(peering.found)]
+    if customer.tamper_alarm:
+        rows.append(checks.tamper_alarm(reader))
     return Report("verify", customer, tuple(rows))
 
 
@@ -113,30 +127,53 @@ class _Verify:
             "ExternalId required" if ids == 1 else f"one of the customer's {ids} ExternalIds required")
 
     @check("permissions")
-    def permissions(self, reader: boto3.Session) -> tuple[Status, str]:
-        name, iam = self.settings.role_name, self._iam(reader)
-        attached = [p["PolicyName"] for page in iam.get_paginator("list_attached_role_policies").paginate(
-            RoleName=name) for p in page["AttachedPolicies"]]
-        inline = [p for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)
-                  for p in page["PolicyNames"]]
+    def permissions(self, reader: boto3.Session) -> Outcome:
+        """The role's inline policies grant exactly the activation policy (with the escalation guard when
+        configured), and exactly the configured managed policies are attached; finds the inline documents."""
+        name, iam, account = self.settings.role_name, self._iam(reader), self.customer.account_id
+        attached = {p["PolicyArn"] for page in iam.get_paginator("list_attached_role_policies").paginate(
+            RoleName=name) for p in page["AttachedPolicies"]}
+        inline = {policy: iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                  for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)
+                  for policy in page["PolicyNames"]}
+        expected = permissions_policy(self.settings.delegation_guard(account))
         granted, problems = set(), []
-        for policy in inline:
-            document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
-            for statement in as_list(document.get("Statement")):
-                if "NotAction" in statement:
-                    problems.append(f"{policy} uses NotAction")
-                if statement.get("Effect") == "Allow":
-                    granted |= set(as_list(statement.get("Action")))
-        expected = set(ACTIVATION_ACTIONS)
-        if extra := sorted(granted - expected):
+        for policy, document in sorted(inline.items()):
+            if any("NotAction" in s for s in as_list(document.get("Statement")) if isinstance(s, dict)):
+                problems.append(f"{policy} uses NotAction")
+            granted |= granted_actions(document)
+        if extra := sorted(granted - granted_actions(expected)):
             problems.append(f"extra actions: {', '.join(extra)}")
-        if missing := sorted(expected - granted):
+        if missing := sorted(granted_actions(expected) - granted):
             problems.append(f"missing actions: {', '.join(missing)}")
-        if attached:
-            problems.append(f"managed policies attached: {', '.join(attached)}")
+        if not problems and [normalized(d) for d in inline.values()] != [normalized(expected)]:
+            problems.append(f"the inline policies are not exactly {ACTIVATION_POLICY_NAME} as activation writes it "
+                            f"(found: {', '.join(sorted(inline)) or 'none'})")
+        managed = set(self.settings.managed_policy_arns_in(account))
+        if extra := sorted(attached - managed):
+            problems.append(f"managed policies attached that are not configured: {', '.join(extra)}")
+        if missing := sorted(managed - attached):
+            problems.append(f"configured managed policies not attached: {', '.join(missing)}")
         if problems:
-            return Status.FAIL, "; ".join(problems)
-        return Status.PASS, f"exactly the {len(expected)} activation actions ({', '.join(inline)})"
+            return Status.FAIL, "; ".join(problems), inline
+        done = f"exactly the {len(granted)} activation actions ({', '.join(sorted(inline))})"
+        return Status.PASS, done + (f" and the {len(managed)} managed policies" if managed else ""), inline
+
+    @check("escalation guard")
+    def escalation_guard(self, inline: dict[str, dict] | None) -> tuple[Status, str]:
+        """The role can create or change only roles carrying `delegationBoundary`, and never itself."""
+        if inline is None:
+            return Status.FAIL, "not checked: the role's inline policies could not be read"
+        guard = self.settings.delegation_guard(self.customer.account_id)
+        found = {guard_of(document) for document in inline.values()} - {None}
+        if guard is None:
+            return (Status.WARN, "off: the role may create a role with any policy, or rewrite its own; set "
+                    "delegationBoundary to turn it on") if not found else (
+                Status.FAIL, f"the live role guards with {', '.join(sorted(found))}, but delegationBoundary is unset")
+        if found != {guard.boundary_arn}:
+            found_text = listing(sorted(found)) or "none"
+            return Status.FAIL, f"not in place: boundary {guard.boundary_arn} expected, found {found_text}"
+        return Status.PASS, f"on: roles it creates or changes must carry {guard.boundary_arn}; it cannot change itself"
 
     @check("network")
     def network(self, reader: boto3.Session) -> Outcome:
@@ -210,7 +247,83 @@ class _Verify:
     def _tag_filters(self) -> list[dict]:
         return [{"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(ownership_tags(self.customer.name).items())]
 
+    @check("tamper alarm")
+    def tamper_alarm(self, reader: boto3.Session) -> tuple[Status, str]:
+        """The trail logs every region and IAM's events into a private, encrypted, versioned bucket; in us-east-1 the
+        rule, enabled, matches a change to the role (EventBridge says) and publishes it to an encrypted topic that
+        emails the configured address."""
+        c, role = self.customer, self.settings.role_name
+        names, email = AlarmNames(c.name, c.account_id), c.tamper_alarm.email
+        problems = _trail_problems(reader.client("cloudtrail", region_name=c.region),
+                                   reader.client("s3", region_name=c.region), names.trail)
+        events, sns = (reader.client(service, region_name=EVENTS_REGION) for service in ("events", "sns"))
+        rule = events.describe_rule(Name=names.rule)
+        if rule.get("State") != "ENABLED":
+            problems.append(f"rule {names.rule} is {rule.get('State')}")
+        if json.loads(rule.get("EventPattern") or "{}") != role_change_pattern(role):
+            problems.append(f"rule {names.rule} has another pattern than the alarm's")
+        change = cloudtrail_event(c.account_id, "PutRolePolicy", {"roleName": role, "policyName": "verify"})
+        matched = events.test_event_pattern(EventPattern=rule.get("EventPattern") or "{}",
+                                            Event=json.dumps(change)).get("Result")
+        if matched is False:
+            problems.append(f"EventBridge says rule {names.rule} does not match a PutRolePolicy on {role}")
+        targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=names.rule)["Targets"]]
+        if names.topic_arn() not in targets:
+            problems.append(f"rule {names.rule} does not target {names.topic_arn()}")
+        if not sns.get_topic_attributes(TopicArn=names.topic_arn())["Attributes"].get("KmsMasterKeyId"):
+            problems.append(f"topic {names.topic} is not KMS-encrypted")
+        subscriptions = [s for s in sns.list_subscriptions_by_topic(TopicArn=names.topic_arn())["Subscriptions"]
+                         if s["Protocol"] == "email" and s["Endpoint"].lower() == email.lower()]
+        if not subscriptions:
+            problems.append(f"topic {names.topic} has no email subscription for {email}")
+        if problems:
+            return Status.FAIL, "; ".join(problems)
+        done = f"trail {names.trail} logging; rule {names.rule} in {EVENTS_REGION} emails {email} changes to {role}"
+        if matched is None:
+            return Status.WARN, f"{done}, but its pattern is not checked: the endpoint does not answer TestEventPattern"
+        if all(s["SubscriptionArn"] == "PendingConfirmation" for s in subscriptions):
+            return Status.WARN, f"{done} once {email} confirms the subscription (AWS sent the confirmation email)"
+        return Status.PASS, done
+
 
 def _routes(table: dict, cidr: str, connection_id: str) -> bool:
     return any(r.get("DestinationCidrBlock") == cidr and r.get("VpcPeeringConnectionId") == connection_id
                and r.get("State") == "active" for r in table["Routes"])
+
+
+def _trail_problems(cloudtrail, s3, name: str) -> list[str]:
+    """What is missing from the trail called `name`: logging, every region, IAM's events, and a private, KMS-encrypted,
+    versioned bucket."""
+    trails = cloudtrail.describe_trails(trailNameList=[name])["trailList"]
+    if not trails:
+        return [f"no trail {name}"]
+    trail, problems = trails[0], []
+    if not cloudtrail.get_trail_status(Name=trail["TrailARN"])["IsLogging"]:
+        problems.append(f"trail {name} is not logging")
+    if not trail.get("IsMultiRegionTrail"):
+        problems.append(f"trail {name} logs one region only")
+    if not trail.get("IncludeGlobalServiceEvents"):
+        problems.append(f"trail {name} leaves out global service events (IAM's)")
+    bucket = trail["S3BucketName"]
+    encryption = _unless_missing(s3.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError", bucket)
+    rules = encryption.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    if not any(r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"].startswith("aws:kms") for r in rules):
+        problems.append(f"bucket {bucket} is not KMS-encrypted")
+    block = _unless_missing(s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration", bucket).get(
+        "PublicAccessBlockConfiguration", {})
+    if not all(block.get(k) for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+                                      "RestrictPublicBuckets")):
+        problems.append(f"bucket {bucket} does not block all public access")
+    if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+        problems.append(f"bucket {bucket} is not versioned")
+    return problems
+
+
+def _unless_missing(get: Callable[..., dict], missing: str, bucket: str) -> dict:
+    """A bucket setting, or {} when the bucket has none (the error code `missing`)."""
+    try:
+        return get(Bucket=bucket)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != missing:
+            raise
+        return {}
