@@ -47,11 +47,6 @@ from dataplane.runtime.toolchain import (
 Result = Literal["no changes", "changes", "error"]
 PLAN_SUFFIX, JSON_SUFFIX = ".tfplan", ".plan.json"
 TIMEOUT = 1800
-GO_GC = "400"
-"""The Go garbage collector's target for terraform and the aws provider here (Go's default: 100). Each plan starts
-the provider three times, and most of its CPU goes to building the provider's schema; collecting less often cuts
-that CPU by about a quarter for about 100 MB more per process (measured: `terraform providers schema -json`, 3.4 s
-of CPU and 330 MB at the default, 2.4 s and 440 MB at 400). A `GOGC` already in the environment wins."""
 
 
 class PlanInputError(Exception):
@@ -220,7 +215,7 @@ def plan_all(targets: Sequence[Target], outdir: Path, out: Path, settings: Setti
     """Plan every target, `jobs` at a time; `progress` hears of each as it finishes. Sorted results."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    credentials, init = _Credentials(settings, {"GOGC": GO_GC, **(env or tool_environment())}), _Init()
+    credentials, init = _Credentials(settings, env or tool_environment()), _Init()
     results = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(_run, t, outdir, out, credentials, init) for t in targets]
