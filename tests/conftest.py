@@ -27,6 +27,8 @@ SUMMARY = pytest.StashKey[list]()
 """`config.stash[SUMMARY]`: lines for the run's closing summary (workers hand theirs to the controller)."""
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "customers"
 """The customers tests rely on: `acme` (role only) and `globex` (network, cross-account peering)."""
+EXTRA_FIXTURES = FIXTURES.parent / "customers-extra"
+"""Fixture customers beyond the two examples (several ExternalIds, the tamper alarm), synthesized on their own."""
 
 
 def pytest_configure(config):

@@ -16,10 +16,9 @@ from dataplane.ops.cli import main
 from dataplane.ops.gate import CONFIG, GateError, scan
 from dataplane.tamper import in_alarm, service_trust
 from stacks import DataPlaneStack
-from tests.conftest import FIXTURES, stack_json
+from tests.conftest import EXTRA_FIXTURES, stack_json
 
 ROLE = "cross-account-role_F7C11791"
-EXTRA = FIXTURES.parent / "customers-extra"
 
 
 def with_trust(stack: dict, edit) -> dict:
@@ -57,7 +56,7 @@ def test_gate_passes_on_every_example_stack_and_the_tamper_alarm(synthesized, se
     """Without a skip for the alarm: its buckets log their access and replicate to another region (the access-log
     and replica buckets pass as the target of that logging and replication), its trail has a topic and CloudWatch
     Logs, its service roles follow the service-role trust rule."""
-    hooli = load_customer(EXTRA / "hooli.toml", settings.control_plane_account_id)
+    hooli = load_customer(EXTRA_FIXTURES / "hooli.toml", settings.control_plane_account_id)
     stacks = {name: stack_json(synthesized, name) for name in ("acme", "globex")}
     stacks["hooli"] = json.loads(Testing.synth(DataPlaneStack(Testing.app(), hooli, settings)))
     results = scan(write_stacks(tmp_path / "cdktf.out", stacks))

@@ -14,12 +14,10 @@ from dataplane.policy import guard_of, ownership_tags
 from dataplane.project import CUSTOMERS_DIR_ENV, SETTINGS_ENV
 from dataplane.tamper import role_change_pattern
 from stacks import DataPlaneStack
-from tests.conftest import FIXTURES, run_main, stack_json
+from tests.conftest import EXTRA_FIXTURES, run_main, stack_json
 from tests.snapshot import StackSnapshot, readable
 
 EXAMPLES = ["acme", "globex"]
-EXTRA = FIXTURES.parent / "customers-extra"
-"""Fixture customers beyond the two examples, synthesized on their own."""
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -107,7 +105,8 @@ def test_snapshot_with_several_external_ids_attachments_and_the_guard(tmp_path, 
     customer's ExternalIds (in the file's order), the policies are attached, the inline policy carries the guard."""
     settings = tmp_path / "cdktf.json"
     settings.write_text(json.dumps({"context": GUARDED}))
-    result = run_main(tmp_path / "cdktf.out", **{CUSTOMERS_DIR_ENV: str(EXTRA), SETTINGS_ENV: str(settings)})
+    result = run_main(tmp_path / "cdktf.out", **{CUSTOMERS_DIR_ENV: str(EXTRA_FIXTURES),
+                                                 SETTINGS_ENV: str(settings)})
     assert result.returncode == 0, result.stderr
     stack = readable(stack_json(tmp_path / "cdktf.out", name))
     [role] = stack["resource"]["aws_iam_role"].values()
@@ -125,7 +124,7 @@ def test_snapshot_with_several_external_ids_attachments_and_the_guard(tmp_path, 
 def test_snapshot_with_the_tamper_alarm(tmp_path, snapshot, name):
     """As `make synth` writes it: the trail in the customer's region (eu-west-1), the rule and topic in us-east-1
     through the provider alias `events`, which also holds the log files' replicas."""
-    result = run_main(tmp_path / "cdktf.out", **{CUSTOMERS_DIR_ENV: str(EXTRA)})
+    result = run_main(tmp_path / "cdktf.out", **{CUSTOMERS_DIR_ENV: str(EXTRA_FIXTURES)})
     assert result.returncode == 0, result.stderr
     stack = readable(stack_json(tmp_path / "cdktf.out", name))
     [rule] = stack["resource"]["aws_cloudwatch_event_rule"].values()

@@ -26,12 +26,11 @@ from dataplane.policy import (
 )
 from dataplane.project import CUSTOMERS_DIR_ENV
 from dataplane.tamper import EVENTS_REGION, ROLE_CHANGES, AlarmNames, cloudtrail_event
-from tests.conftest import FIXTURES
+from tests.conftest import EXTRA_FIXTURES, FIXTURES
 from tests.deploy import stage
 from tests.garbage_endpoint import NO_RETRIES, garbage_endpoint
 
 ACTIVATION_POLICY = "data-plane-activation"
-EXTRA = FIXTURES.parent / "customers-extra"
 
 
 pytestmark = pytest.mark.usefixtures("aws_via_emulator")
@@ -405,8 +404,8 @@ def test_after_a_real_deploy_the_tamper_alarm_passes_and_a_put_role_policy_on_th
     deployed rule's pattern against the PutRolePolicy made on the role, as CloudTrail hands it over, and not against
     one on another role; a pending subscription, an endpoint that cannot test the pattern, and each part changed by
     hand are named."""
-    deployment = stage(emulator, load_customer(EXTRA / "hooli.toml", settings.control_plane_account_id), settings,
-                       tmp_path)
+    hooli = load_customer(EXTRA_FIXTURES / "hooli.toml", settings.control_plane_account_id)
+    deployment = stage(emulator, hooli, settings, tmp_path)
     deployed = deployment.make("deploy")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     customer = deployment.customer
