@@ -34,7 +34,7 @@ class DataPlaneStack(TerraformStack):
         super().__init__(scope, customer.name)
         self.customer, self.settings = customer, settings
         self._backend()
-        self.peer_provider = self._providers()
+        self.peer_provider, self.regional_providers = self._providers()
         self.role = self._role()
         self.network = self._network()
         self.peering = self._peering()
@@ -53,17 +53,25 @@ class DataPlaneStack(TerraformStack):
             # Terraform runs in <outdir>/stacks/<name>; state lives beside the outdir, never inside it.
             LocalBackend(self, path=f"../../../{backend.state_dir}/{name}.tfstate")
 
-    def _providers(self) -> AwsProvider | None:
-        """The customer's account and region; and the peer's, when the peering crosses into them."""
+    def _providers(self) -> tuple[AwsProvider | None, dict[str, AwsProvider]]:
+        """The peer's provider, when the peering crosses into another account or region; and the customer's account
+        by region: its own region (the default provider), and with the tamper alarm us-east-1 (alias `events`) and
+        the log replicas' region (alias `replica`)."""
         c = self.customer
         tags = [AwsProviderDefaultTags(tags=ownership_tags(c.name))]
-        self.provider = AwsProvider(self, "aws", region=c.region, allowed_account_ids=[c.account_id], default_tags=tags)
-        if not c.peering_crosses_boundary:
-            return None
-        assume = c.peering.accepter_role_arn and [AwsProviderAssumeRole(
-            role_arn=c.peering.accepter_role_arn, session_name=f"{MANAGED_BY}-{c.name}")]
-        return AwsProvider(self, "aws-peer", alias="peer", region=c.peer_region, assume_role=assume or None,
-                           allowed_account_ids=[c.peering.account_id], default_tags=tags)
+        regional = {c.region: AwsProvider(self, "aws", region=c.region, allowed_account_ids=[c.account_id],
+                                          default_tags=tags)}
+        peer = None
+        if c.peering_crosses_boundary:
+            assume = c.peering.accepter_role_arn and [AwsProviderAssumeRole(
+                role_arn=c.peering.accepter_role_arn, session_name=f"{MANAGED_BY}-{c.name}")]
+            peer = AwsProvider(self, "aws-peer", alias="peer", region=c.peer_region, assume_role=assume or None,
+                               allowed_account_ids=[c.peering.account_id], default_tags=tags)
+        for alias, region in (("events", tamper.EVENTS_REGION), ("replica", tamper.replica_region(c.region))):
+            if c.tamper_alarm and region not in regional:
+                regional[region] = AwsProvider(self, f"aws-{alias}", alias=alias, region=region,
+                                               allowed_account_ids=[c.account_id], default_tags=tags)
+        return peer, regional
 
     def _role(self) -> CrossAccountRole:
         s = self.settings
@@ -103,18 +111,12 @@ class DataPlaneStack(TerraformStack):
     def _tamper_alarm(self) -> TamperAlarm | None:
         """Changes to the role, emailed: the trail in the customer's region, the rule and topic in us-east-1 (through
         the alias `events` unless that is the customer's region), the log files' replicas in another region."""
-        c = self.customer
+        c, regional = self.customer, self.regional_providers
         if not c.tamper_alarm:
             return None
-        regional = {c.region: self.provider}
-        for alias, region in (("events", tamper.EVENTS_REGION), ("replica", tamper.replica_region(c.region))):
-            if region not in regional:
-                regional[region] = AwsProvider(self, f"aws-{alias}", alias=alias, region=region,
-                                               allowed_account_ids=[c.account_id],
-                                               default_tags=[AwsProviderDefaultTags(tags=ownership_tags(c.name))])
         return TamperAlarm(self, tamper.CONSTRUCT_ID, TamperAlarmProps(
             name=c.name, account_id=c.account_id, role_name=self.settings.role_name, email=c.tamper_alarm.email,
-            trail_provider=self.provider, events_provider=regional[tamper.EVENTS_REGION],
+            trail_provider=regional[c.region], events_provider=regional[tamper.EVENTS_REGION],
             replica_provider=regional[tamper.replica_region(c.region)]))
 
     def _outputs(self) -> None:
