@@ -30,9 +30,14 @@ export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS BASE_OUT PLANS PORT RECORDS
 # The tools' own environment (the pinned cdktf CLI and Node 22, .terraformrc, no telemetry) is set in
 # one place, dataplane/runtime/toolchain.py; every recipe runs them through the project's Python.
 
-.PHONY: setup synth test plan deploy destroy adopt unlock clean require-customer activate drift sandbox
+.PHONY: help setup synth test test-quick plan deploy destroy adopt unlock clean require-customer activate drift sandbox
+.DEFAULT_GOAL := help
 
-setup: $(VENV)/.installed node_modules/.installed .terraformrc
+# Every target with its one line (the text after `##` on its rule); what plain `make` prints.
+help: ## list the targets
+	@awk -F':[^#]*## ' '/^[a-z-]+:[^=]*## / { printf "  %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+setup: $(VENV)/.installed node_modules/.installed .terraformrc ## install the venv, the pinned cdktf CLI and Node, and .terraformrc (the other targets run it)
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,11 +60,15 @@ node_modules/.installed: package.json package-lock.json
 
 FORCE:
 
-synth: setup
+synth: setup ## synthesize every customer into CDKTF_OUT (cdktf.out)
 	@CDKTF_OUTDIR="$$CDKTF_OUT" $(PY) -O main.py
 
-test: setup $(CHECKOV_VENV)/.installed
+test: setup $(CHECKOV_VENV)/.installed ## run the whole test suite (unit, synth, terraform, security gate, end to end against moto)
 	$(PY) -m pytest
+
+# The inner loop: everything but the tests that deploy against the emulator (tests/conftest.py marks them).
+test-quick: setup $(CHECKOV_VENV)/.installed ## the suite without deploys (unit, snapshots, synth): under 90 s
+	$(PY) -m pytest -m "not deploys"
 
 require-customer: $(VENV)/.installed
 	@test -n "$$CUSTOMER" || { echo "usage: make $(firstword $(MAKECMDGOALS)) CUSTOMER=<name>" >&2; exit 2; }
@@ -67,56 +76,56 @@ require-customer: $(VENV)/.installed
 
 # terraform plan of the one customer, synthesized alone in a private directory beside CDKTF_OUT
 # (`cdktf plan <customer>` works too, but synthesizes the whole fleet and starts the cdktf CLI first).
-plan: require-customer setup
+plan: require-customer setup ## terraform plan of one customer: make plan CUSTOMER=<name>
 	$(PY) -m dataplane preview --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
 # Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/ops/adopt.py), then deploy,
 # all in a private directory beside CDKTF_OUT (dataplane/ops/deploy.py).
-deploy: require-customer setup
+deploy: require-customer setup ## adopt what an interrupted deploy left, then deploy one customer: make deploy CUSTOMER=<name>
 	$(PY) -m dataplane deploy --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" -- "$$CUSTOMER"
 
 # Preflight, deploy, verify, and the activation record activations/<customer>.{json,md}.
-activate: require-customer setup
+activate: require-customer setup ## preflight, deploy, verify and the activation record: make activate CUSTOMER=<name>
 	$(PY) -m dataplane activate --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" --records-dir="$$RECORDS" -- "$$CUSTOMER"
 
 # Refresh-only plans of every deployed customer: in sync, drifted, not deployed. Exit 2 on drift.
-drift: synth
+drift: synth ## refresh-only plans of every deployed customer (exit 2 on drift)
 	$(PY) -m dataplane drift --outdir="$$CDKTF_OUT"
 
 # A moto server on 127.0.0.1 (PORT, default 4566) with what each customer already has on its side; writes
 # .sandbox/env/<customer>.sh for another terminal and prints how to use them. Ctrl-C stops it.
-sandbox: $(VENV)/.installed
+sandbox: $(VENV)/.installed ## a local AWS emulator with each customer's own resources (PORT, default 4566)
 	$(PY) -m dataplane sandbox $${PORT:+--port="$$PORT"}
 
 # What a deploy would adopt, without deploying.
-adopt: require-customer setup
+adopt: require-customer setup ## show what a deploy would adopt, without deploying: make adopt CUSTOMER=<name>
 	$(PY) -m dataplane adopt --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
 # Show the S3 state lock a killed deploy left behind and release it once the engineer confirms.
-unlock: require-customer setup
+unlock: require-customer setup ## release the S3 state lock a killed deploy left, once confirmed: make unlock CUSTOMER=<name>
 	$(PY) -m dataplane unlock --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
 # With BASE, a customer whose file is gone: its stack is synthesized from BASE and destroyed from there.
-destroy: setup
+destroy: setup ## destroy one customer's stack: make destroy CUSTOMER=<name> [BASE=<ref> once its file is gone]
 	@test -n "$$CUSTOMER" || { echo "usage: make destroy CUSTOMER=<name> [BASE=<git ref>]" >&2; exit 2; }
 	$(PY) -m dataplane destroy --outdir="$$CDKTF_OUT" $${BASE:+--base="$$BASE"} -- "$$CUSTOMER"
 
 .PHONY: review gate synth-base plan-affected
 
 # Synthesize git ref BASE as committed (its own settings and customers) into BASE_OUT (base.out).
-synth-base: $(VENV)/.installed node_modules/.installed
+synth-base: $(VENV)/.installed node_modules/.installed ## synthesize git ref BASE as committed into BASE_OUT (base.out)
 	@test -n "$$BASE" || { echo "usage: make $(firstword $(MAKECMDGOALS)) BASE=<git ref>" >&2; exit 2; }
 	@$(PY) -m dataplane synth-ref --outdir="$$BASE_OUT" -- "$$BASE"
 
 # Terraform plans of the stacks a change since BASE affects, into PLANS (plans): read them with
 # `python -m dataplane review --base base.out --head cdktf.out --plans plans`. Exit 2 when there are changes.
-plan-affected: synth-base synth
+plan-affected: synth-base synth ## terraform plans of every stack a change since BASE affects, into PLANS (plans)
 	$(PY) -m dataplane plan --outdir="$$CDKTF_OUT" --affected-from="$$BASE_OUT" --out="$$PLANS"
 
 # Synthesize BASE and the working tree as head, then report what changes (no plan: see plan-affected).
 # Only the report reaches stdout (with make -s): `make -s review BASE=origin/main > review.md`.
 # REVIEW_ARGS is split into words with globbing off: arguments only, never shell code.
-review: $(VENV)/.installed node_modules/.installed
+review: $(VENV)/.installed node_modules/.installed ## the review report of the working tree against BASE: make -s review BASE=<ref>
 	@test -n "$$BASE" || { echo "usage: make review BASE=<git ref> [REVIEW_ARGS='--format json | --affected']" >&2; exit 2; }
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(PY) -m dataplane synth-ref --outdir="$$tmp/base.out" -- "$$BASE" && \
@@ -124,17 +133,17 @@ review: $(VENV)/.installed node_modules/.installed
 	set -f && $(PY) -m dataplane review --base "$$tmp/base.out" --head "$$tmp/head.out" $$REVIEW_ARGS
 
 # The security gate alone, on `make synth`'s output (`make test` runs it on the fixtures too).
-gate: synth $(CHECKOV_VENV)/.installed
+gate: synth $(CHECKOV_VENV)/.installed ## the security gate (checkov and our own checks) on make synth's output
 	$(PY) -m dataplane gate "$$CDKTF_OUT"
 
 # Stock versus fast provider import: synth wall time and peak memory; plans and drift of a deployed fleet
 # (--jobs 1 and 2, with and without the shared plugin cache); plan, deploy and activate of one customer
 # against the stock cdktf CLI. Writes bench/RESULTS.md.
 .PHONY: bench
-bench: setup
+bench: setup ## benchmarks: synth, plans and drift, activation against the stock CLI (writes bench/RESULTS.md)
 	$(PY) -m bench.run
 	$(PY) -m bench.plans
 	$(PY) -m bench.activation
 
-clean:
+clean: ## remove generated output (cdktf.out, base.out, plans, .sandbox, ...)
 	rm -rf cdktf.out base.out plans review-parts .sandbox .terraformrc

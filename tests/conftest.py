@@ -47,10 +47,15 @@ def pytest_configure(config):
                        env=tool_environment(), capture_output=True, timeout=600, check=True)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """End-to-end modules (those using the emulator) first, in file order: the many quick modules then fill
-    both workers to the end, instead of one worker finishing a long module alone."""
-    e2e = {item.path for item in items if "emulator" in getattr(item, "fixturenames", ())}
+    """Tests using the emulator are marked `deploys` (before `-m` selects: `make test-quick` leaves them out).
+    End-to-end modules (those using it) first, in file order: the many quick modules then fill both workers to
+    the end, instead of one worker finishing a long module alone."""
+    for item in items:
+        if "emulator" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.deploys)
+    e2e = {item.path for item in items if item.get_closest_marker("deploys")}
     items.sort(key=lambda item: item.path not in e2e)
 
 

@@ -273,6 +273,15 @@ def test_exit_status_any_error_1_else_any_drift_2_else_0(statuses, code):
     assert drift.exit_status([drift.StackDrift(f"c{i}", s) for i, s in enumerate(statuses)]) == code
 
 
+def test_a_customer_named_but_not_deployed_is_no_green(fixture_fleet, tmp_path, capsys):
+    """`drift acme` of a customer without state: exit 1 and a line that says so, not "in sync"."""
+    outdir = tmp_path / "cdktf.out"
+    stack(outdir, "acme", {"local": {"path": "../../../terraform-state/acme.tfstate"}})
+    assert cli.main(["drift", "--outdir", str(outdir), "acme"]) == 1
+    state_file = tmp_path / "terraform-state" / "acme.tfstate"
+    assert f"drift: acme is not deployed (no state at {state_file}): nothing to compare\n" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- the report
 
 
@@ -442,9 +451,9 @@ def fixture_fleet(monkeypatch):
     monkeypatch.setenv(CUSTOMERS_DIR_ENV, str(FIXTURES))
 
 
-def test_an_unknown_customer_is_one_line_exit_2_before_anything_runs(fixture_fleet, tmp_path, capsys):
+def test_an_unknown_customer_is_one_line_exit_1_before_anything_runs(fixture_fleet, tmp_path, capsys):
     stack(tmp_path / "cdktf.out", "acme", {"local": {"path": "../../../terraform-state/acme.tfstate"}})
-    assert cli.main(["drift", "--outdir", str(tmp_path / "cdktf.out"), "nobody"]) == 2
+    assert cli.main(["drift", "--outdir", str(tmp_path / "cdktf.out"), "nobody"]) == 1
     out, err = capsys.readouterr()
     assert (out, err) == ("", f"drift: no stack 'nobody' in {tmp_path / 'cdktf.out'}; synthesized: acme\n")
 
@@ -452,7 +461,7 @@ def test_an_unknown_customer_is_one_line_exit_2_before_anything_runs(fixture_fle
 def test_a_report_file_in_a_missing_directory_is_refused_before_anything_runs(fixture_fleet, tmp_path, capsys):
     stack(tmp_path / "cdktf.out", "acme", {"local": {"path": "../../../terraform-state/acme.tfstate"}})
     report = tmp_path / "missing" / "drift.md"
-    assert cli.main(["drift", "--outdir", str(tmp_path / "cdktf.out"), "--out", str(report)]) == 2
+    assert cli.main(["drift", "--outdir", str(tmp_path / "cdktf.out"), "--out", str(report)]) == 1
     assert capsys.readouterr() == ("", f"drift: {report}: its directory does not exist\n")
 
 

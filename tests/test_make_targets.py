@@ -89,3 +89,14 @@ def test_destroy_from_a_base_refuses_a_customer_still_in_the_fleet_or_a_bad_base
     assert one_line(make("destroy", "CUSTOMER=initech", f"BASE=HEAD`touch {marker}`")) == (
         f"destroy: BASE 'HEAD`touch {marker}`' is not a git commit (git rev-parse --verify)")
     assert not marker.exists()
+
+
+def test_plain_make_lists_every_target_with_one_line():
+    """`make` is `make help`: each target an engineer runs, with its one line; nothing runs."""
+    rules = re.findall(r"^([a-z][a-z-]*):(?!=)", (PROJECT_ROOT / "Makefile").read_text(), re.MULTILINE)
+    targets = sorted(set(rules) - {"require-customer"})
+    shown = make()
+    assert shown.returncode == 0 and shown.stdout == make("help").stdout
+    listed = {line.split()[0]: line.split(None, 1)[1] for line in shown.stdout.splitlines()}
+    assert sorted(listed) == targets
+    assert {"test", "test-quick", "synth", "deploy", "destroy"} <= listed.keys()

@@ -103,6 +103,7 @@ def test_an_invalid_customers_dir_is_one_line(tmp_path):
     assert not (tmp_path / ".sandbox").exists()
 
 
+@pytest.mark.deploys
 def test_globex_activates_with_what_the_sandbox_printed(sandbox):
     """Preflight, `make deploy` and verify with only the sourced environment file: the cross-account peering is
     active, and synth output, outputs and state stay in .sandbox."""

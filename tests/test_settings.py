@@ -343,7 +343,7 @@ def test_the_tamper_alarm_default_reaches_customers_without_their_own(tmp_path):
      "'soc' is not an email address (name@example.com, at most 254 characters)"),
     ({"tamperAlarm": {}}, "context.tamperAlarm.email", "required key is missing"),
     ({"tamperAlarm": "soc@astro.example"}, "context.tamperAlarm", "must be a table, not string 'soc@astro.example'"),
-    ({"tamper_alarm": {"email": "soc@astro.example"}}, "context.tamper_alarm", "unknown key"),
+    ({"tamper_alarm": {"email": "soc@astro.example"}}, "context.tamper_alarm", "unknown key; did you mean tamperAlarm?"),
 ])
 def test_a_bad_tamper_alarm_default_is_one_problem(tmp_path, context, field, message):
     with pytest.raises(ConfigError) as caught:

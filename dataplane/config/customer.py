@@ -33,6 +33,7 @@ from dataplane.config.errors import (
     Problem,
     problems_from_validation,
     shown,
+    toml_problem,
 )
 from dataplane.policy import (
     ROLE_NAME,
@@ -341,13 +342,17 @@ def _read(path: Path, file: str) -> bytes:
 def _parse(data: bytes, file: str, rules: CustomerRules) -> CustomerFile:
     """The file's content, typed; raises `ConfigError`, or `RecursionError` for absurdly deep nesting."""
     try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise ConfigError([Problem(file, "(file)", f"not valid TOML: {e}")]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([toml_problem(file, e, text)]) from None
     try:
         return CustomerFile.model_validate(raw, context=rules)
     except ValidationError as e:
-        raise ConfigError(problems_from_validation(file, e, renamed=RENAMED)) from None
+        raise ConfigError(problems_from_validation(file, e, renamed=RENAMED, model=CustomerFile)) from None
 
 
 def load_customer(path: Path, control_plane_account_id: str, display: str | None = None,

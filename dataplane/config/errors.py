@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import re
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 @dataclass(frozen=True, order=True)
@@ -38,10 +42,12 @@ def shown(value: object) -> str:
 
 
 def problems_from_validation(file: str, error: ValidationError, prefix: str = "",
-                             renamed: Mapping[str, str] | None = None) -> list[Problem]:
+                             renamed: Mapping[str, str] | None = None,
+                             model: type[BaseModel] | None = None) -> list[Problem]:
     """Turn pydantic's errors into problems with dotted field paths (`peering.cidrs[0]`).
 
-    `renamed` maps the field path of a key that was renamed to the message for it (instead of "unknown key").
+    `renamed` maps the field path of a key that was renamed to the message for it (instead of "unknown key");
+    with the validated `model`, an unknown key names the nearest known one.
     """
     problems = []
     for e in error.errors(include_url=False):
@@ -54,6 +60,8 @@ def problems_from_validation(file: str, error: ValidationError, prefix: str = ""
             else:
                 field += f".{part}" if field else str(part)
         message = (renamed or {}).get(field) if e["type"] == "extra_forbidden" else None
+        if e["type"] == "extra_forbidden" and not message and model is not None:
+            message = _unknown_key(str(e["loc"][-1]), _keys_at(model, e["loc"][:-1]))
         problems.append(Problem(file, field or "(file)", message or _message(e)))
     return problems
 
@@ -74,3 +82,62 @@ def _message(e: dict) -> str:
                     "tuple_type": "an array", "model_type": "a table", "bool_type": "a boolean"}.get(kind, kind.removesuffix("_type"))
         return f"must be {expected}, not {found} {shown(value)}"
     return e["msg"].removeprefix("Value error, ")
+
+
+def _unknown_key(key: str, known: list[str]) -> str:
+    """"unknown key", with the nearest known key when one is close (`externel_id` → `external_id`)."""
+    nearest = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"unknown key; did you mean {nearest[0]}?" if nearest else "unknown key"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys a file may write at `loc` inside `model` (field names or their validation aliases)."""
+    kinds: list = [model]
+    for part in loc:
+        models = [k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)]
+        if isinstance(part, int):
+            kinds = [arg for k in kinds for arg in typing.get_args(k) if arg is not Ellipsis]
+            continue
+        if tagged := [m for m in models if part in _tags(m)]:
+            kinds = tagged  # a discriminated union's member, named by its tag
+            continue
+        fields = [f for m in models for name, f in m.model_fields.items() if part in (name, _key(f, name))]
+        kinds = [arg for f in fields for arg in _unwrapped(f.annotation)]
+        if not kinds:
+            return []
+    return sorted({_key(f, name) for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)
+                   for name, f in k.model_fields.items()})
+
+
+def _tags(model: type[BaseModel]) -> tuple:
+    """The values of a union member's `type` tag (`Literal["s3"]`), if it has one."""
+    tag = model.model_fields.get("type")
+    return typing.get_args(tag.annotation) if tag else ()
+
+
+def _key(field, name: str) -> str:
+    return field.validation_alias if isinstance(field.validation_alias, str) else field.alias or name
+
+
+def _unwrapped(annotation) -> list:
+    """The types a field's annotation may hold: Optional, unions and Annotated taken apart."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrapped(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _unwrapped(arg)]
+    return [annotation]
+
+
+UNQUOTED_LEADING_ZERO = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=\s*(0[\d_]+)")
+TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def toml_problem(file: str, error: Exception, text: str) -> Problem:
+    """A TOML syntax error as a problem; an unquoted number with a leading zero (an account id) says to quote it."""
+    where = TOML_LINE.search(str(error))
+    lines = text.splitlines()
+    if where and 0 < int(where[1]) <= len(lines) and (key := UNQUOTED_LEADING_ZERO.match(lines[int(where[1]) - 1])):
+        return Problem(file, key[1], f"a number cannot begin with 0: quote it ({key[1]} = \"{key[2]}\"), as every "
+                                     "account id is written, so its leading zero is kept")
+    return Problem(file, "(file)", f"not valid TOML: {error}")

@@ -251,7 +251,8 @@ def load_settings(path: Path | None = None) -> Settings:
     try:
         return Settings.model_validate(context)
     except ValidationError as e:
-        raise ConfigError(problems_from_validation(file, e, prefix="context", renamed=RENAMED)) from None
+        raise ConfigError(problems_from_validation(file, e, prefix="context", renamed=RENAMED,
+                                                    model=Settings)) from None
 
 
 def load_project(settings_path: Path | None = None,

@@ -18,7 +18,17 @@ from typing import NoReturn
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.run(args)
+    try:
+        status = args.run(args)
+        sys.stdout.flush()
+        return status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader closed stdout (`| head`): stop quietly, as a process ended by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--inspect-profile",
                         help="profile with read access to the customer's account (default: the assumed role)")
     listing = commands.add_parser("list", help="every customer, what its state says is deployed, CIDRs that overlap")
-    listing.add_argument("--json", action="store_true", help="print as JSON")
+    _format_option(listing)
     listing.add_argument("--outdir", type=Path, default=Path("cdktf.out"),
                          help="synth output dir (cdktf.out); local state sits beside it")
     listing.set_defaults(run=_list)
@@ -223,7 +233,7 @@ def _workspace_parser(commands: argparse._SubParsersAction, name: str, run, help
 def _checks_parser(commands: argparse._SubParsersAction, name: str, run, help: str) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=help)
     parser.add_argument("customer", help="customer name (customers/<name>.toml)")
-    parser.add_argument("--json", action="store_true", help="print the result rows as JSON")
+    _format_option(parser)
     parser.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
     parser.add_argument("--region", help="region for STS and IAM calls (default: the profile's, else us-east-1)")
     parser.set_defaults(run=run)
@@ -234,7 +244,7 @@ def _preflight(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
     from dataplane.ops.preflight import preflight
 
-    return _print(preflight(customer, settings, _session(args.profile, args.region)), args.json)
+    return _print(preflight(customer, settings, _session(args.profile, args.region)), args.format)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -242,7 +252,7 @@ def _verify(args: argparse.Namespace) -> int:
     from dataplane.ops.verify import verify
 
     inspect = _session(args.inspect_profile, args.region) if args.inspect_profile else None
-    return _print(verify(customer, settings, _session(args.profile, args.region), inspect), args.json)
+    return _print(verify(customer, settings, _session(args.profile, args.region), inspect), args.format)
 
 
 def _known(args: argparse.Namespace) -> int:
@@ -369,7 +379,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _drift(args: argparse.Namespace) -> int:
-    settings = _project()[0]
+    settings = _project(status=1)[0]  # drift's 2 means drift found
     from dataplane.ops import drift
 
     return drift.run(args.outdir, args.customers, settings, args.jobs, args.format, args.out,
@@ -408,29 +418,35 @@ def _list(args: argparse.Namespace) -> int:
 
     settings, customers = _project()
     found = fleet.states(customers, settings, args.outdir)
-    print(fleet.as_json(customers, found) if args.json else fleet.table(customers, found))
+    print(fleet.as_json(customers, found) if args.format == "json" else fleet.table(customers, found))
     return 0
 
 
-def _print(report, as_json: bool) -> int:
-    print(report.json() if as_json else report.table())
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    """`--format table|json`, and `--json` for `--format json`."""
+    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (table)")
+    parser.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+
+
+def _print(report, fmt: str) -> int:
+    print(report.json() if fmt == "json" else report.table())
     return report.exit_code
 
 
-def _usage_error(message: str) -> NoReturn:
+def _usage_error(message: str, status: int = 2) -> NoReturn:
     print(message, file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(status)
 
 
-def _project():
-    """Settings and every customer, or exit 2 listing every configuration problem."""
+def _project(status: int = 2):
+    """Settings and every customer, or exit `status` (2: bad input) listing every configuration problem."""
     from dataplane.config.errors import ConfigError
     from dataplane.config.settings import load_project
 
     try:
         return load_project()
     except ConfigError as e:
-        _usage_error(f"invalid configuration:\n{e}")
+        _usage_error(f"invalid configuration:\n{e}", status)
 
 
 def _customer(name: str):

@@ -25,8 +25,9 @@ after their parent was stored, which a refresh-only plan lists too: a role's `in
 `aws_iam_role_policy`), a route table's `route` (an `aws_route`), a peering's `accept_status` and DNS options.
 
 The report, Markdown (the drift issue's body, at most `MAX_CHARS`) or JSON, is sorted and holds no timings: the same
-findings give the same bytes. Exit status: 0 all in sync (stacks not deployed are listed, and fine), 2 any drift,
-1 any error (every other stack is still checked and reported), 2 bad input.
+findings give the same bytes. Exit status: 0 every deployed stack in sync (in a fleet-wide run, stacks not deployed
+are listed apart, never counted in sync), 2 any drift, 1 otherwise: any error (every other stack is still checked and
+reported), a customer named on the command line that is not deployed, bad input or settings (never 2: 2 is drift).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from dataplane.ops.plan_review import (
     json_object,
     read_drift,
 )
-from dataplane.synth_output import STACK_FILE
+from dataplane.synth_output import STACK_FILE, stack_dir
 
 Status = Literal["drifted", "in sync", "not deployed", "error"]
 Format = Literal["markdown", "json"]
@@ -286,8 +287,9 @@ def one_line(error: str) -> str:
     return textwrap.shorten(text, ERROR_CHARS, placeholder=" …")
 
 
-def exit_status(found: Sequence[StackDrift]) -> int:
-    if any(f.status == "error" for f in found):
+def exit_status(found: Sequence[StackDrift], named: bool = False) -> int:
+    """1 on an error, or a customer asked for by name not deployed (nothing to compare is no green); 2 on drift."""
+    if any(f.status == "error" or named and f.status == "not deployed" for f in found):
         return 1
     return 2 if any(f.status == "drifted" for f in found) else 0
 
@@ -357,21 +359,24 @@ def run(outdir: Path, names: Sequence[str], settings: Settings, jobs: int, fmt: 
         targets = select(outdir, names)
     except plan.PlanInputError as e:
         print(f"drift: {e}", file=sys.stderr)
-        return 2
+        return 1
     if out is not None and not out.parent.is_dir():
         print(f"drift: {out}: its directory does not exist", file=sys.stderr)
-        return 2
+        return 1
     started = time.monotonic()
     found = find(targets, outdir, settings, jobs, progress)
     progress(f"{summary(found)}: {len(found)} stack(s) in {time.monotonic() - started:.1f} s")
+    for name in [f.name for f in found if names and f.status == "not deployed"]:
+        print(f"drift: {name} is not deployed (no state at {state.where(stack_dir(outdir, name))}): "
+              "nothing to compare", file=sys.stderr)
     report = render(found, fmt)
     if out is None:
         sys.stdout.write(report)
-        return exit_status(found)
+        return exit_status(found, bool(names))
     try:
         out.write_text(report, encoding="utf-8")
     except OSError as e:
         print(f"drift: {out}: cannot be written ({e.strerror})", file=sys.stderr)
         return 1
     progress(f"report written to {out}")
-    return exit_status(found)
+    return exit_status(found, bool(names))
