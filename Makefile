@@ -16,6 +16,7 @@ BASE_OUT ?= base.out
 PLANS ?= plans
 PORT ?=
 RECORDS ?= activations
+YES ?=
 override CUSTOMER := $(value CUSTOMER)
 override BASE := $(value BASE)
 override CDKTF_OUT := $(value CDKTF_OUT)
@@ -25,7 +26,8 @@ override BASE_OUT := $(value BASE_OUT)
 override PLANS := $(value PLANS)
 override PORT := $(value PORT)
 override RECORDS := $(value RECORDS)
-export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS BASE_OUT PLANS PORT RECORDS
+override YES := $(value YES)
+export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS BASE_OUT PLANS PORT RECORDS YES
 
 # The tools' own environment (the pinned cdktf CLI and Node 22, .terraformrc, no telemetry) is set in
 # one place, dataplane/runtime/toolchain.py; every recipe runs them through the project's Python.
@@ -105,10 +107,12 @@ adopt: require-customer setup ## show what a deploy would adopt, without deployi
 unlock: require-customer setup ## release the S3 state lock a killed deploy left, once confirmed: make unlock CUSTOMER=<name>
 	$(PY) -m dataplane unlock --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
-# With BASE, a customer whose file is gone: its stack is synthesized from BASE and destroyed from there.
+# With BASE, a customer whose file is gone: its stack is synthesized from BASE and destroyed from there. On a
+# terminal it asks for the customer's name to be typed; elsewhere (CI) YES=1 says yes.
 destroy: setup ## destroy one customer's stack: make destroy CUSTOMER=<name> [BASE=<ref> once its file is gone]
-	@test -n "$$CUSTOMER" || { echo "usage: make destroy CUSTOMER=<name> [BASE=<git ref>]" >&2; exit 2; }
-	$(PY) -m dataplane destroy --outdir="$$CDKTF_OUT" $${BASE:+--base="$$BASE"} -- "$$CUSTOMER"
+	@test -n "$$CUSTOMER" || { echo "usage: make destroy CUSTOMER=<name> [BASE=<git ref>] [YES=1]" >&2; exit 2; }
+	@set -- && if [ "$$YES" = 1 ]; then set -- --yes; fi && \
+	$(PY) -m dataplane destroy --outdir="$$CDKTF_OUT" $${BASE:+--base="$$BASE"} "$$@" -- "$$CUSTOMER"
 
 .PHONY: review gate synth-base plan-affected
 

@@ -37,3 +37,26 @@ def test_list_speaks_json_by_format_or_its_alias(tmp_path, flag):
     stdout, stderr = command.communicate(timeout=120)
     assert command.returncode == 0, stderr
     assert {c["name"] for c in json.loads(stdout)["customers"]} == {"acme", "globex"}
+
+
+def test_destroy_off_a_terminal_needs_yes_and_destroys_nothing(tmp_path):
+    command = dataplane("destroy", "--outdir", str(tmp_path / "cdktf.out"), "acme", stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE)
+    _, stderr = command.communicate(timeout=120)
+    assert command.returncode == 2
+    assert stderr == ("destroy: acme: not confirmed: on a terminal, type the name when asked; elsewhere pass --yes "
+                      "(make: YES=1)\n")
+    assert not (tmp_path / "cdktf.out").exists()
+
+
+def test_destroy_on_a_terminal_asks_for_the_name_and_stops_on_another(tmp_path):
+    terminal, user = os.openpty()
+    command = dataplane("destroy", "--outdir", str(tmp_path / "cdktf.out"), "acme", stdin=user,
+                        stdout=subprocess.PIPE)
+    os.write(terminal, b"globex\n")
+    _, stderr = command.communicate(timeout=120)
+    os.close(user)
+    os.close(terminal)
+    assert (command.returncode, stderr) == (1, "Destroy acme's data plane in account 123456789012? Type acme to "
+                                               "confirm: destroy: acme: not confirmed; nothing was changed\n")
+    assert not (tmp_path / "cdktf.out").exists()

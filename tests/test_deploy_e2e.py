@@ -170,7 +170,7 @@ def test_verify_passes_then_names_each_change_made_by_hand(emulator, deployment,
 def test_destroy_removes_what_the_stack_created_and_keeps_the_customers_resources(emulator, deployment, settings):
     c = deployment.customer
     pcx_id = deployment.outputs().get("peering_connection_id")
-    destroyed = deployment.make("destroy")
+    destroyed = deployment.make("destroy", "YES=1")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     with pytest.raises(ClientError, match="NoSuchEntity"):
         client(emulator, deployment, "iam").get_role(RoleName=settings.role_name)

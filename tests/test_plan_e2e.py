@@ -280,7 +280,7 @@ def test_offboarding_destroys_from_the_base_and_keeps_the_customers_own_resource
     gone = deployment.workdir / "offboarded-customers"
     gone.mkdir()
     commit = base_commit(deployment)
-    destroyed = deployment.make("destroy", f"BASE={commit}", **{CUSTOMERS_DIR_ENV: str(gone)})
+    destroyed = deployment.make("destroy", f"BASE={commit}", "YES=1", **{CUSTOMERS_DIR_ENV: str(gone)})
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     assert not json.loads(deployment.state_file.read_text())["resources"]
     c = deployment.customer

@@ -47,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
     destroy.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output dir (cdktf.out)")
     destroy.add_argument("--base", metavar="REF",
                          help="git ref whose fleet still has the customer: its stack is synthesized and destroyed")
+    destroy.add_argument("--yes", action="store_true",
+                         help="destroy without asking (needed when not on a terminal, where the name is typed)")
     destroy.set_defaults(run=_destroy)
     plan = commands.add_parser("plan", help="terraform plans of many stacks in parallel, as JSON for review --plans")
     plan.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to plan (default: all, or affected)")
@@ -338,12 +340,28 @@ def _plan(args: argparse.Namespace) -> int:
 def _destroy(args: argparse.Namespace) -> int:
     from dataplane.ops import offboard
 
+    def confirm(name: str, account: str) -> bool:
+        return args.yes or _typed_name("destroy", f"Destroy {name}'s data plane in account {account}", name)
+
     if args.base is None:
-        return offboard.destroy(_customer(args.customer)[1].name, args.outdir)
+        customer = _customer(args.customer)[1]
+        return offboard.destroy(customer.name, args.outdir) if confirm(customer.name, customer.account_id) else 1
     try:
-        return offboard.destroy_from(args.customer, args.base, args.outdir, _project()[1])
+        return offboard.destroy_from(args.customer, args.base, args.outdir, _project()[1], confirm)
     except offboard.OffboardError as e:
         _usage_error(f"destroy: {e}")
+
+
+def _typed_name(command: str, question: str, name: str) -> bool:
+    """Whether `name` was typed in answer to `question` on a terminal; not on a terminal: exit 2 (`--yes` needed)."""
+    if not sys.stdin.isatty():
+        _usage_error(f"{command}: {name}: not confirmed: on a terminal, type the name when asked; elsewhere pass "
+                     "--yes (make: YES=1)")
+    print(f"{question}? Type {name} to confirm: ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip() != name:
+        print(f"{command}: {name}: not confirmed; nothing was changed", file=sys.stderr)
+        return False
+    return True
 
 
 def _synth_ref(args: argparse.Namespace) -> int:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 from dataplane import synth_output
 from dataplane.config.customer import NAME_RULE, Customer
+from dataplane.ops.plan import account_of
 from dataplane.ops.ref_synth import RefError, synth_ref
 from dataplane.ops.review import load_stacks
 from dataplane.project import PROJECT_ROOT
@@ -30,8 +32,9 @@ def destroy(name: str, outdir: Path, *extra: str) -> int:
                           cwd=PROJECT_ROOT, env=tool_environment()).returncode
 
 
-def destroy_from(name: str, ref: str, outdir: Path, fleet: list[Customer]) -> int:
-    """Destroy `name`, a customer of `ref`'s fleet no longer in `fleet`, from `ref`'s synthesized stack."""
+def destroy_from(name: str, ref: str, outdir: Path, fleet: list[Customer], confirm: Callable[[str, str], bool]) -> int:
+    """Destroy `name`, a customer of `ref`'s fleet no longer in `fleet`, from `ref`'s synthesized stack, once
+    `confirm(name, account)` agrees (else 1, nothing destroyed)."""
     if current := next((c for c in fleet if c.name == name), None):
         raise OffboardError(f"{name} is still in the fleet ({current.source}): remove its file first, or destroy "
                             "it without BASE")
@@ -44,4 +47,6 @@ def destroy_from(name: str, ref: str, outdir: Path, fleet: list[Customer]) -> in
             raise OffboardError(str(e)) from None
         if name not in (stacks := load_stacks(workdir)):
             raise OffboardError(f"no customer {name!r} at {ref}; known there: {', '.join(sorted(stacks)) or 'none'}")
+        if not confirm(name, account_of(synth_output.stack_dir(workdir, name))):
+            return 1
         return destroy(name, workdir, "--skip-synth")
