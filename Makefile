@@ -16,6 +16,9 @@ BASE_OUT ?= base.out
 PLANS ?= plans
 PORT ?=
 RECORDS ?= activations
+ROLLOUTS ?= rollouts
+ROLLOUT_ARGS ?=
+BOOTSTRAP_OUT ?= bootstrap
 YES ?=
 override CUSTOMER := $(value CUSTOMER)
 override BASE := $(value BASE)
@@ -26,8 +29,12 @@ override BASE_OUT := $(value BASE_OUT)
 override PLANS := $(value PLANS)
 override PORT := $(value PORT)
 override RECORDS := $(value RECORDS)
+override ROLLOUTS := $(value ROLLOUTS)
+override ROLLOUT_ARGS := $(value ROLLOUT_ARGS)
+override BOOTSTRAP_OUT := $(value BOOTSTRAP_OUT)
 override YES := $(value YES)
-export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS BASE_OUT PLANS PORT RECORDS YES
+export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS BASE_OUT PLANS PORT RECORDS YES ROLLOUTS ROLLOUT_ARGS
+export BOOTSTRAP_OUT
 
 # The tools' own environment (the pinned cdktf CLI and Node 22, .terraformrc, no telemetry) is set in
 # one place, dataplane/runtime/toolchain.py; every recipe runs them through the project's Python.
@@ -86,6 +93,12 @@ plan: require-customer setup ## terraform plan of one customer: make plan CUSTOM
 deploy: require-customer setup ## adopt what an interrupted deploy left, then deploy one customer: make deploy CUSTOMER=<name>
 	$(PY) -m dataplane deploy --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" -- "$$CUSTOMER"
 
+# The customer's first step: the CloudFormation template of its deploy role (least privilege, derived from its stack)
+# and the page for its security team, into BOOTSTRAP_OUT (bootstrap).
+.PHONY: bootstrap
+bootstrap: require-customer setup ## the customer's deploy-role template and page: make bootstrap CUSTOMER=<name>
+	$(PY) -m dataplane bootstrap --out="$$BOOTSTRAP_OUT" -- "$$CUSTOMER"
+
 # Preflight, deploy, verify, and the activation record activations/<customer>.{json,md}.
 activate: require-customer setup ## preflight, deploy, verify and the activation record: make activate CUSTOMER=<name>
 	$(PY) -m dataplane activate --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" --records-dir="$$RECORDS" -- "$$CUSTOMER"
@@ -93,6 +106,15 @@ activate: require-customer setup ## preflight, deploy, verify and the activation
 # Refresh-only plans of every deployed customer: in sync, drifted, not deployed. Exit 2 on drift.
 drift: synth ## refresh-only plans of every deployed customer (exit 2 on drift)
 	$(PY) -m dataplane drift --outdir="$$CDKTF_OUT"
+
+# A change to the whole fleet: plan every stack, then apply the changed ones canary first and in waves (settings
+# `rollout`), each verified; the first failure halts it at the end of its wave. Records and logs in ROLLOUTS (rollouts).
+# ROLLOUT_ARGS (--dry-run, --resume, --wave N, --jobs N, customers) is split into words with globbing off: arguments
+# only, never shell code.
+.PHONY: rollout
+rollout: synth ## plan the fleet, apply its changes canary first then in waves, halt on a failure: make rollout [ROLLOUT_ARGS=--resume]
+	@set -f && $(PY) -m dataplane rollout --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" --records-dir="$$ROLLOUTS" \
+	$$ROLLOUT_ARGS
 
 # A moto server on 127.0.0.1 (PORT, default 4566) with what each customer already has on its side; writes
 # .sandbox/env/<customer>.sh for another terminal and prints how to use them. Ctrl-C stops it.
@@ -112,7 +134,8 @@ unlock: require-customer setup ## release the S3 state lock a killed deploy left
 destroy: setup ## destroy one customer's stack: make destroy CUSTOMER=<name> [BASE=<ref> once its file is gone]
 	@test -n "$$CUSTOMER" || { echo "usage: make destroy CUSTOMER=<name> [BASE=<git ref>] [YES=1]" >&2; exit 2; }
 	@set -- && if [ "$$YES" = 1 ]; then set -- --yes; fi && \
-	$(PY) -m dataplane destroy --outdir="$$CDKTF_OUT" $${BASE:+--base="$$BASE"} "$$@" -- "$$CUSTOMER"
+	$(PY) -m dataplane destroy --outdir="$$CDKTF_OUT" --records-dir="$$RECORDS" $${BASE:+--base="$$BASE"} "$$@" \
+	-- "$$CUSTOMER"
 
 .PHONY: review gate synth-base plan-affected
 
@@ -142,12 +165,14 @@ gate: synth $(CHECKOV_VENV)/.installed ## the security gate (checkov and our own
 
 # Stock versus fast provider import: synth wall time and peak memory; plans and drift of a deployed fleet
 # (--jobs 1 and 2, with and without the shared plugin cache); plan, deploy and activate of one customer
-# against the stock cdktf CLI. Writes bench/RESULTS.md.
+# against the stock cdktf CLI; a rollout of 20 customers against applying them one after another. Writes
+# bench/RESULTS.md.
 .PHONY: bench
-bench: setup ## benchmarks: synth, plans and drift, activation against the stock CLI (writes bench/RESULTS.md)
+bench: setup ## benchmarks: synth, plans and drift, activation against the stock CLI, rollout (writes bench/RESULTS.md)
 	$(PY) -m bench.run
 	$(PY) -m bench.plans
 	$(PY) -m bench.activation
+	$(PY) -m bench.rollout
 
 clean: ## remove generated output (cdktf.out, base.out, plans, .sandbox, ...)
 	rm -rf cdktf.out base.out plans review-parts .sandbox .terraformrc

@@ -1,9 +1,9 @@
 """CKV_DP_2: no role is given a managed policy that would make it an administrator (`dataplane.policy`).
 
 The `managedPolicyArns` setting attaches policies to the cross-account role; the loader refuses the
-AWS-managed policies that would make the role an administrator of the customer's account, or let it grant
-itself anything (`ESCALATING_MANAGED_POLICIES`). This check holds a synthesized stack to the same rule,
-whoever wrote it, from that one list (checkov's own CKV_AWS_274 and CKV2_AWS_56 each know one of them).
+policies that would make the role an administrator of the customer's account, or let it grant itself anything
+(`admin_equivalent`: AWS's or the customer's, by name in any case). This check holds a synthesized stack to the
+same rule, whoever wrote it, from that one list (checkov's own CKV_AWS_274 and CKV2_AWS_56 each know one of them).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
 
-from dataplane.policy import ESCALATING_MANAGED_POLICIES
+from dataplane.policy import admin_equivalent
 
 
 class ManagedPolicyAttachment(BaseResourceCheck):
@@ -28,7 +28,7 @@ class ManagedPolicyAttachment(BaseResourceCheck):
     def scan_resource_conf(self, conf: dict[str, list[Any]]) -> CheckResult:
         arn = conf.get("policy_arn")
         arn = arn[0] if isinstance(arn, list) and len(arn) == 1 else arn
-        return CheckResult.FAILED if arn in ESCALATING_MANAGED_POLICIES else CheckResult.PASSED
+        return CheckResult.FAILED if isinstance(arn, str) and admin_equivalent(arn) else CheckResult.PASSED
 
     def get_evaluated_keys(self) -> list[str]:
         return ["policy_arn"]

@@ -78,7 +78,9 @@ PEERING_ACCEPTANCE = ("ec2:AcceptVpcPeeringConnection",)
 TAMPER_ALARM = (
     ResourceFacts("aws_kms_key", Adoption.NOT_LOOKED_UP, (
         "kms:CreateKey", "kms:DescribeKey", "kms:EnableKeyRotation", "kms:TagResource")),
-    ResourceFacts("aws_s3_bucket", Adoption.NOT_LOOKED_UP, ("s3:CreateBucket", "s3:ListBucket", "s3:PutBucketTagging")),
+    ResourceFacts("aws_s3_bucket", Adoption.NOT_LOOKED_UP, (
+        "s3:CreateBucket", "s3:ListBucket", "s3:PutBucketTagging",
+        "s3:ListAllMyBuckets", "s3:GetBucketTagging")),  # preflight: is each name free, or already the customer's?
     ResourceFacts("aws_s3_bucket_public_access_block", Adoption.ADOPTS_ITSELF, ("s3:PutBucketPublicAccessBlock",)),
     ResourceFacts("aws_s3_bucket_versioning", Adoption.ADOPTS_ITSELF, ("s3:PutBucketVersioning",)),
     ResourceFacts("aws_s3_bucket_server_side_encryption_configuration", Adoption.ADOPTS_ITSELF,

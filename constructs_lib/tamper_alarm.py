@@ -70,7 +70,8 @@ LOG_RETENTION_DAYS = 365
 deleted is kept this long after, and the CloudWatch Logs copy as long (a year, the usual audit baseline)."""
 INCOMPLETE_UPLOAD_DAYS = 7
 FORCE_DESTROY = False
-"""Destroying the stack never deletes the trail's records: it stops at a bucket holding any (see the README)."""
+"""Destroying the stack never deletes the trail's records: `python -m dataplane destroy` keeps the buckets out of the
+destroy (`dataplane/ops/offboard.py`), and any other destroy stops at a bucket holding any (see the README)."""
 
 
 @dataclass(frozen=True)

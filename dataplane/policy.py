@@ -2,8 +2,9 @@
 
 The activation actions and the documents built from them (the control plane's trust, the
 activation permissions), what IAM refuses in them though moto accepts it (shape, size quotas),
-the ownership tags every resource of a stack carries, and the trust rule that verify, review and
-the security gate's own check (CKV_DP_1) all apply. Standard library only: the security gate's
+the ownership tags every resource of a stack carries, the trust rule that verify, review and
+the security gate's own check (CKV_DP_1) all apply, the admin-equivalent policies that settings and CKV_DP_2
+refuse, and what a delegation boundary may not allow (verify). Standard library only: the security gate's
 separate venv imports this module too.
 """
 
@@ -95,11 +96,19 @@ SELF_CHANGING_ACTIONS = (
 BOUNDARY_POLICY_CHANGING_ACTIONS = ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
                                     "iam:SetDefaultPolicyVersion")
 
-ESCALATING_MANAGED_POLICIES = frozenset({
-    "arn:aws:iam::aws:policy/AdministratorAccess",
-    "arn:aws:iam::aws:policy/IAMFullAccess",
-})
-"""AWS-managed policies that would make the role an administrator, or let it grant itself anything."""
+ADMIN_EQUIVALENT_POLICIES = frozenset({"administratoraccess", "poweruseraccess", "iamfullaccess",
+                                       "awsorganizationsfullaccess"})
+"""Names of policies that make a role an administrator, or let it grant itself anything, in lower case: AWS's own
+(`arn:aws:iam::aws:policy/<name>`), and any policy a customer calls so. `AdministratorAccess-<service>` too."""
+
+ESCALATING_IAM_ACTIONS = (
+    "iam:AddUserToGroup", "iam:AttachGroupPolicy", "iam:AttachRolePolicy", "iam:AttachUserPolicy",
+    "iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:CreatePolicyVersion", "iam:CreateRole", "iam:CreateUser",
+    "iam:DeleteRolePermissionsBoundary", "iam:DeleteUserPermissionsBoundary", "iam:PassRole", "iam:PutGroupPolicy",
+    "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:PutUserPermissionsBoundary", "iam:PutUserPolicy",
+    "iam:SetDefaultPolicyVersion", "iam:UpdateAssumeRolePolicy", "iam:UpdateLoginProfile",
+)
+"""IAM actions that let a principal give itself, or a principal it makes, more than it has."""
 
 MANAGED_POLICIES_QUOTA = 20
 """IAM's hard limit on managed policies attached to one role (the default quota is 10; AWS raises it to 20)."""
@@ -115,6 +124,51 @@ class DelegationGuard:
 
     boundary_arn: str
     role_arn: str
+
+
+def admin_equivalent(policy: str) -> bool:
+    """Whether a policy (ARN, or name with optional path) is named as one of `ADMIN_EQUIVALENT_POLICIES`, any case."""
+    name = policy.rsplit("/", 1)[-1].lower()
+    return name in ADMIN_EQUIVALENT_POLICIES or name.startswith("administratoraccess-")
+
+
+def action_matches(pattern: str, action: str) -> bool:
+    """Whether an IAM action pattern (`*` any characters, `?` one; case-insensitive) covers `action`."""
+    rule = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rule, action, re.IGNORECASE | re.DOTALL) is not None
+
+
+def boundary_escalations(document: Any, boundary_arn: str) -> list[str]:
+    """How a delegation boundary's document lets a role it bounds escalate; none: it does not.
+
+    An Allow statement escalates when it grants one of `ESCALATING_IAM_ACTIONS` (through `*`, `iam:*`, any other
+    pattern, by name, or through `NotAction`), unless it grants them only to requests that carry this very boundary
+    (`StringEquals` `iam:PermissionsBoundary` = `boundary_arn`: AWS's self-propagating boundary).
+    """
+    problems = []
+    for index, statement in enumerate(as_list(document.get("Statement")) if isinstance(document, dict) else []):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        condition = statement.get("Condition")
+        equals = condition.get("StringEquals") if isinstance(condition, dict) else None
+        required = [v for k, v in equals.items() if k.lower() == "iam:permissionsboundary"] if isinstance(
+            equals, dict) else []
+        if required and as_list(required[0]) == [boundary_arn]:
+            continue
+        if "NotAction" in statement:
+            excluded = [str(p) for p in as_list(statement["NotAction"])]
+            grants = [(f"every action but {', '.join(excluded)}",
+                       [a for a in ESCALATING_IAM_ACTIONS if not any(action_matches(p, a) for p in excluded)])]
+        else:
+            grants = [(pattern, [a for a in ESCALATING_IAM_ACTIONS if action_matches(pattern, a)])
+                      for pattern in map(str, as_list(statement.get("Action")))]
+        for what, granted in grants:
+            if not granted:
+                continue
+            covers = granted[0] if len(granted) == 1 else f"{len(granted)} escalating IAM actions such as {granted[0]}"
+            problems.append(f"{statement.get('Sid') or f'statement {index}'} allows {what}"
+                            + ("" if what.lower() == granted[0].lower() else f", which covers {covers}"))
+    return problems
 
 
 def in_account(policy: str, account_id: str) -> str:

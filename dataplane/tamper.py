@@ -130,6 +130,12 @@ class AlarmNames:
         region: the replicas, and S3's access logs of them)."""
         return f"{self.account_id}-{self.customer}-{purpose}"
 
+    def buckets(self, region: str) -> dict[str, str]:
+        """Each bucket's name and region, for a customer in `region`."""
+        replica = replica_region(region)
+        return {self.bucket("trail"): region, self.bucket("access"): region,
+                self.bucket("trail-r"): replica, self.bucket("access-r"): replica}
+
     def trail_arn(self, region: str) -> str:
         return f"arn:aws:cloudtrail:{region}:{self.account_id}:trail/{self.trail}"
 

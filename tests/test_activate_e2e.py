@@ -1,5 +1,6 @@
 """`python -m dataplane activate` end to end against the emulator, checked with boto3: globex activated once (as
-the control plane) and again (as the deployer, changing nothing); acme stopped at preflight by a foreign role."""
+the control plane) and again (as the deployer, changing nothing); acme stopped at preflight by a foreign role; hooli
+(the tamper alarm) activated, then offboarded, keeping its audit logs."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from dataplane.config.customer import load_customer
 from dataplane.ops.activate import as_deployer
 from dataplane.ops.cli import main
 from dataplane.ops.report import Row, Status
 from dataplane.ops.sandbox import create_deployer
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
-from tests.conftest import FIXTURES
+from dataplane.tamper import AlarmNames
+from tests.conftest import EXTRA_FIXTURES, FIXTURES
 from tests.deploy import Deployment, stage
 
 
@@ -57,7 +60,7 @@ def globex(emulator, customers, settings, tmp_path_factory) -> tuple[Deployment,
     guarded.write_text(json.dumps({**project, "context": {**project["context"], **GUARDED}}))
     deployment = Deployment(staging.customer, staging.workdir, {**staging.env, SETTINGS_ENV: str(guarded)})
     iam = emulator.client("iam", c.account_id, c.region)
-    for name, path in (("Audit", "/"), ("Extra", "/team/")):
+    for name, path in (("Audit", "/"), ("Extra", "/team/"), ("DataPlane", "/boundaries/")):
         iam.create_policy(PolicyName=name, Path=path, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
     credentials = emulator.credentials(settings.control_plane_account_id)
@@ -205,3 +208,57 @@ def test_the_deployer_refused_by_the_trust_is_a_warn_not_a_fail():
                                        "may not assume the role, as a trust policy for the control plane only intends")
     for row in (Row("assume role", Status.FAIL, "ExpiredToken: expired"), Row("assume role", Status.WARN, "x")):
         assert as_deployer(row) is row
+
+
+def test_offboarding_keeps_the_tamper_alarm_s_audit_logs_and_the_record_lists_them(emulator, settings, tmp_path):
+    """hooli activated (eu-west-1; replicas in us-east-1), a log file in its trail bucket, then `make destroy`: exit
+    0; the four buckets (with their settings and the log file) and the two keys that encrypt them stay, named in
+    the output and the record; everything else is destroyed, the alarm's other keys scheduled for deletion."""
+    emulator.reset()
+    hooli = load_customer(EXTRA_FIXTURES / "hooli.toml", settings.control_plane_account_id)
+    deployment = staged(emulator, hooli, settings, tmp_path)
+    activated = activate(deployment)
+    assert activated.returncode == 0, activated.stdout + activated.stderr
+    c, names = deployment.customer, AlarmNames(hooli.name, hooli.account_id)
+    s3 = {region: emulator.client("s3", c.account_id, region) for region in ("eu-west-1", "us-east-1")}
+    s3["eu-west-1"].put_object(Bucket=names.bucket("trail"), Key="AWSLogs/456789012345/log.json.gz", Body=b"who did")
+    kms = {region: emulator.client("kms", c.account_id, region) for region in s3}
+    key_arns = {region: {k["KeyArn"] for k in kms[region].list_keys()["Keys"]} for region in kms}
+    encrypting = {region: s3[region].get_bucket_encryption(Bucket=names.bucket("access" if region == "eu-west-1"
+                                                                                   else "trail-r"))[
+        "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+        for region in s3}
+
+    destroyed = deployment.make("destroy", "YES=1", f"RECORDS={tmp_path / 'activations'}")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    kept = [*({"kind": "S3 bucket", "id": name, "region": region} for name, region in names.buckets(c.region).items()),
+            *({"kind": "KMS key", "id": encrypting[region], "region": region} for region in ("eu-west-1", "us-east-1"))]
+    listed = tmp_path / "activations" / "hooli.json"
+    assert (f"keeping the tamper alarm's audit logs in account {c.account_id} on purpose (out of the state, listed "
+            f"in {listed}):\n") in destroyed.stdout
+    for item in kept:
+        assert f"\n  {item['kind']} {item['id']} ({item['region']})\n" in destroyed.stdout
+    assert destroyed.stdout.rstrip().splitlines()[-1] == (
+        f"destroyed hooli; kept 4 audit-log bucket(s) and 2 KMS key(s) in account {c.account_id}, listed above and in "
+        f"{listed}")
+
+    for name, region in names.buckets(c.region).items():
+        assert s3[region].get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]["BlockPublicPolicy"]
+        assert s3[region].get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+    body = s3["eu-west-1"].get_object(Bucket=names.bucket("trail"), Key="AWSLogs/456789012345/log.json.gz")["Body"]
+    assert body.read() == b"who did"
+    states = {arn: kms[region].describe_key(KeyId=arn)["KeyMetadata"]["KeyState"]
+              for region in kms for arn in key_arns[region]}
+    assert {arn: state for arn, state in states.items() if state == "Enabled"} == dict.fromkeys(encrypting.values(),
+                                                                                                 "Enabled")
+    assert sorted(states.values()) == ["Enabled", "Enabled", "PendingDeletion", "PendingDeletion"]
+    roles = emulator.client("iam", c.account_id, c.region).list_roles()["Roles"]
+    assert [r["RoleName"] for r in roles] == ["emulator-admin"]  # the deployer's own
+    # The trail is gone from the state too (moto 5.2.5 still lists a trail deleted by its ARN, as the provider does).
+    assert json.loads(deployment.state_file.read_text())["resources"] == []
+
+    entry = record(deployment)
+    assert entry["result"] == "activated" and sorted(entry["offboarding"]["kept"], key=str) == sorted(kept, key=str)
+    page = markdown(deployment)
+    assert page.startswith("# Activation of hooli: activated\n") and "\n## Kept at offboarding\n" in page
+    assert all(f"| {item['kind']} | `{item['id']}` | {item['region']} |" in page for item in kept)

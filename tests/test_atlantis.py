@@ -14,7 +14,7 @@ from dataplane.ops import atlantis, cli
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from tests.conftest import FIXTURES
 
-KEYS = ["name", "dir", "autoplan", "apply_requirements", "workflow"]
+KEYS = ["name", "dir", "autoplan"]
 
 
 def synth_output(outdir, names):
@@ -31,9 +31,10 @@ def generated(root, names, outdir="cdktf.out"):
     return atlantis.render(atlantis.repo_config(synth_output(root / outdir, names), root / "customers", root))
 
 
-def test_one_project_per_stack_with_its_autoplan_apply_requirements_and_workflow(tmp_path):
+def test_one_project_per_stack_with_its_autoplan_and_nothing_the_server_pins(tmp_path):
+    """The file comes from the pull request's code: no apply requirements, workflow or workflows of its own."""
     config = yaml.safe_load(generated(tmp_path, ["globex", "acme"]))
-    assert config["version"] == 3
+    assert list(config) == ["version", "projects"] and config["version"] == 3
     assert [p["name"] for p in config["projects"]] == ["acme", "globex"]
     acme = config["projects"][0]
     assert list(acme) == KEYS
@@ -42,15 +43,27 @@ def test_one_project_per_stack_with_its_autoplan_apply_requirements_and_workflow
         "cdk.tf.json", "../../../customers/acme.toml", "../../../cdktf.json", "../../../main.py",
         "../../../.terraform.lock.hcl", "../../../requirements.txt", "../../../stacks/**",
         "../../../constructs_lib/**", "../../../dataplane/**"]}
-    assert acme["apply_requirements"] == ["approved", "mergeable"]
-    assert acme["workflow"] == "dataplane"
 
 
-def test_the_workflow_runs_terraform_s_own_steps_with_telemetry_off(tmp_path):
+def test_the_server_pins_the_apply_requirements_and_the_workflow_and_allows_no_override(capsys):
+    assert cli.main(["atlantis", "--repos-yaml", "acme-corp/data-plane"]) == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    [repo] = config["repos"]
+    assert repo == {"id": "github.com/acme-corp/data-plane", "apply_requirements": ["approved", "mergeable"],
+                    "workflow": "dataplane", "allowed_overrides": [], "allow_custom_workflows": False,
+                    "pre_workflow_hooks": [{"run": atlantis.SYNTH_HOOK}]}
+    assert atlantis.SYNTH_HOOK == "make synth && .venv/bin/python -m dataplane atlantis > atlantis.yaml"
     telemetry_off = {"env": {"name": "CHECKPOINT_DISABLE", "value": "1"}}
-    assert yaml.safe_load(generated(tmp_path, ["acme"]))["workflows"] == {"dataplane": {
-        "plan": {"steps": [telemetry_off, "init", "plan"]},
-        "apply": {"steps": [telemetry_off, "apply", atlantis.VERIFY]}}}
+    plan = {"plan": {"extra_args": ["-lock=false"]}}
+    assert config["workflows"] == {"dataplane": {"plan": {"steps": [telemetry_off, "init", plan]},
+                                                 "apply": {"steps": [telemetry_off, "apply", atlantis.VERIFY]}}}
+
+
+def test_a_malformed_repository_is_one_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["atlantis", "--repos-yaml", "acme/*"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("atlantis: --repos-yaml 'acme/*': not a GitHub repository")
 
 
 def test_the_yaml_says_exactly_what_the_config_holds(tmp_path):

@@ -198,6 +198,37 @@ def test_other_comments_are_never_touched(capsys, github, tmp_path):
                                                      f"/repos/{REPO}/issues/comments/1008"}
 
 
+def test_a_marked_comment_by_anyone_else_is_named_and_never_edited_or_deleted(capsys, github, tmp_path):
+    """A forged review (someone else's comment that begins with the marker) is neither taken for the review nor
+    removed; the workflow's own comments are found by marker and author, its login in any case."""
+    forged = github.add("<!-- dataplane-review part 1 -->\nNo changes. Approve!\n", user="mallory")
+    forged_bot = github.add("<!-- dataplane-review part 2 -->\nall fine\n", user="other-app[bot]")
+    ours = github.add("<!-- dataplane-review part 2 -->\nold two\n", user="GitHub-Actions[bot]")
+    left_alone = (f"part 1: left alone comment {forged} by mallory, not {BOT}\n"
+                  f"part 2: left alone comment {forged_bot} by other-app[bot], not {BOT}\n")
+    assert post(capsys, github, parts(tmp_path / "parts", "one\n", "two\n")) == (
+        0, left_alone + f"part 1: created comment 1004\npart 2: updated comment {ours}\n", "")
+    assert post(capsys, github, parts(tmp_path / "parts", "one\n")) == (
+        0, left_alone + f"part 1: unchanged comment 1004\npart 2: deleted comment {ours}\n", "")
+    assert github.bodies() == ["<!-- dataplane-review part 1 -->\nNo changes. Approve!\n",
+                               "<!-- dataplane-review part 2 -->\nall fine\n",
+                               "<!-- dataplane-review part 1 -->\none\n"]
+    assert {path for _, path in github.writes()} == {f"/repos/{REPO}/issues/{PR}/comments",
+                                                     f"/repos/{REPO}/issues/comments/{ours}"}
+
+
+def test_another_author_is_given_with_author(capsys, github, tmp_path):
+    """A workflow that writes with an app's token names the app's login; then github-actions' comments are another
+    author's."""
+    app = github.add("<!-- dataplane-review part 1 -->\nold\n", user="dataplane-app[bot]")
+    actions = github.add("<!-- dataplane-review part 1 -->\nold\n", user=BOT)
+    assert comment(capsys, github, parts(tmp_path / "parts", "new\n"), "--repo", REPO, "--pr", str(PR),
+                   "--api-url", github.url, "--author", "dataplane-app[bot]") == (
+        0, f"part 1: left alone comment {actions} by {BOT}, not dataplane-app[bot]\npart 1: updated comment {app}\n",
+        "")
+    assert github.comments[actions]["body"] == "<!-- dataplane-review part 1 -->\nold\n"
+
+
 def test_every_page_of_comments_is_read(capsys, github, tmp_path):
     for n in range(250):
         github.add(f"comment {n}")
@@ -244,6 +275,8 @@ def test_the_repository_api_and_pull_request_come_from_github_actions(capsys, gi
     ({"GITHUB_REPOSITORY": REPO}, ["--pr", "0"], "pull request number 0 is not positive"),
     ({"GITHUB_REPOSITORY": REPO}, ["--pr", "7", "--api-url", "file:///etc"], "API address 'file:///etc' is not an "
                                                                               "http(s) URL"),
+    ({"GITHUB_REPOSITORY": REPO}, ["--pr", "7", "--author", "bot; rm -rf /"],
+     "author 'bot; rm -rf /' is not a GitHub login (e.g. github-actions[bot])"),
     ({"GITHUB_REPOSITORY": REPO}, ["--pr", "7", "--parts-dir", "{missing}"], "{missing}: not a directory"),
     ({"GITHUB_REPOSITORY": REPO}, ["--pr", "7", "--parts-dir", "{empty}"],
      "{empty}: no review parts (part-001.md, ...)"),
@@ -341,7 +374,7 @@ def test_the_first_report_opens_the_issue_and_later_ones_update_it_in_place(caps
 
 
 def test_a_title_edited_by_hand_is_restored_with_the_body(capsys, github, tmp_path):
-    number = github.open_issue("drift (looking into it)", f"{MARKER}\nDrift: 1 drifted\n")
+    number = github.open_issue("drift (looking into it)", f"{MARKER}\nDrift: 1 drifted\n", user=BOT)
     assert issue(capsys, github, report(tmp_path, "Drift: 1 drifted\n")) == (0, f"issue #{number}: updated\n", "")
     assert github.writes() == [("PATCH", f"/repos/{REPO}/issues/{number}")]
     assert github.issues[number]["title"] == TITLE
@@ -364,14 +397,26 @@ def test_other_issues_and_pull_requests_are_never_touched_and_duplicates_are_clo
               ("Quoting it", f"> {MARKER}\n> quoted"), ("Unrelated", "hello")]
     numbers = [github.open_issue(title, body) for title, body in others]
     pull = github.open_issue("A pull request", f"{MARKER}\nnot an issue", pull_request=True)
-    first = github.open_issue(TITLE, f"{MARKER}\nold")
-    second = github.open_issue(TITLE, f"{MARKER}\nrace")
+    first = github.open_issue(TITLE, f"{MARKER}\nold", user=BOT)
+    second = github.open_issue(TITLE, f"{MARKER}\nrace", user=BOT)
     assert issue(capsys, github, report(tmp_path, "new\n")) == (
         0, f"issue #{first}: updated\nissue #{second}: closed, a duplicate of #{first}\n", "")
     assert [(github.issues[n]["title"], github.issues[n]["body"]) for n in numbers] == others
     assert github.issues[pull]["body"] == f"{MARKER}\nnot an issue" and github.issues[pull]["state"] == "open"
     assert (github.issues[second]["state"], github.issues[second]["state_reason"]) == ("closed", "not_planned")
     assert {path for _, path in github.writes()} == {f"/repos/{REPO}/issues/{first}", f"/repos/{REPO}/issues/{second}"}
+
+
+def test_a_marked_issue_opened_by_anyone_else_is_never_updated_or_closed(capsys, github, tmp_path):
+    """Someone's issue that begins with the drift marker (to be edited into a fake report, or closed to hide drift)
+    is named and left alone; the workflow opens and closes its own."""
+    forged = github.open_issue(TITLE, f"{MARKER}\nNo drift.", user="mallory")
+    left_alone = f"issue #{forged}: left alone, opened by mallory, not {BOT}\n"
+    assert issue(capsys, github, report(tmp_path, "Drift: 1 drifted\n")) == (0, left_alone + "issue #2: created\n", "")
+    assert issue(capsys, github, report(tmp_path, "in sync\n"), "--close") == (0, left_alone + "issue #2: closed\n", "")
+    assert github.issues[forged] | {"user": None} == {"number": forged, "title": TITLE, "body": f"{MARKER}\nNo drift.",
+                                                      "state": "open", "user": None}
+    assert {path for _, path in github.writes()} == {f"/repos/{REPO}/issues", f"/repos/{REPO}/issues/2"}
 
 
 def test_every_page_of_open_issues_is_read(capsys, github, tmp_path):

@@ -235,7 +235,7 @@ def test_every_problem_in_a_file_is_reported(tmp_path):
 
 def test_fleet_loads_sorted(tmp_path):
     write(tmp_path, "zeta", BASE)
-    write(tmp_path, "alpha", BASE.replace("123456789012", "223456789012"))
+    write(tmp_path, "alpha", BASE.replace("123456789012", "223456789012").replace("astro-3f9c2b7e", "astro-a1"))
     (tmp_path / "README.md").write_text("not a customer")
     assert [c.name for c in load_customers(tmp_path, CONTROL_PLANE)] == ["alpha", "zeta"]
 
@@ -252,12 +252,31 @@ def test_fleet_is_all_or_nothing_and_lists_every_file(tmp_path):
 
 def test_two_customers_in_one_account_are_refused(tmp_path):
     write(tmp_path, "first", BASE)
-    write(tmp_path, "second", BASE)
+    write(tmp_path, "second", BASE.replace("astro-3f9c2b7e", "astro-second"))
     with pytest.raises(ConfigError) as caught:
         load_customers(tmp_path, CONTROL_PLANE)
     [problem] = caught.value.problems
     assert (Path(problem.file).name, problem.field) == ("second.toml", "account_id")
     assert "already activated by" in problem.message and "first.toml" in problem.message
+
+
+def test_an_external_id_two_customers_require_is_refused_with_both_files(tmp_path):
+    """The ExternalId is what keeps one customer's control-plane cluster out of another customer's role."""
+    write(tmp_path, "acme", BASE)
+    write(tmp_path, "globex", BASE.replace("123456789012", "210987654321").replace(
+        '"astro-3f9c2b7e"', '["astro-8d41a6c0", "astro-3f9c2b7e"]'))
+    write(tmp_path, "hooli", BASE.replace("123456789012", "456789012345").replace(
+        '"astro-3f9c2b7e"', '["astro-8d41a6c0", "astro-3f9c2b7e", "astro-71c4e9a2"]'))
+    write(tmp_path, "initech", BASE.replace("123456789012", "567890123456").replace("astro-3f9c2b7e", "Astro-3F9C2B7E"))
+    with pytest.raises(ConfigError) as caught:
+        load_customers(tmp_path, CONTROL_PLANE, display_root=tmp_path)
+    assert [str(p) for p in caught.value.problems] == [
+        "globex.toml: external_id: also required by acme.toml",
+        "hooli.toml: external_id: also required by acme.toml",
+        "hooli.toml: external_id: also required by globex.toml"]
+    (tmp_path / "hooli.toml").unlink()
+    (tmp_path / "globex.toml").unlink()
+    assert [c.name for c in load_customers(tmp_path, CONTROL_PLANE)] == ["acme", "initech"], "ids are case-sensitive"
 
 
 def test_missing_directory_is_a_problem(tmp_path):

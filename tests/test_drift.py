@@ -13,20 +13,24 @@ import re
 import zipfile
 from pathlib import Path
 
+import boto3
 import pytest
 
 from dataplane.config.settings import Settings
-from dataplane.ops import aws, cli, drift
+from dataplane.ops import aws, cli, drift, plan
 from dataplane.ops.plan import Target
 from dataplane.project import CUSTOMERS_DIR_ENV
 from tests.conftest import FIXTURES
 from tests.test_plan_review import (
+    HOSTILE,
     PROVIDER,
     ROLE,
     ROUTE,
     ROUTE_TABLE,
     VPC,
     ZONES,
+    assert_inert,
+    code_contents,
     role,
     route,
     vpc,
@@ -324,7 +328,7 @@ def test_the_markdown_report_summarizes_names_every_stack_and_details_drift_and_
         "\n"
         "### `initech`: error\n"
         "\n"
-        "terraform init failed: Error: Failed to get existing workspaces: AccessDenied\n")
+        "`terraform init failed: Error: Failed to get existing workspaces: AccessDenied`\n")
 
 
 def test_the_json_report_holds_the_same_findings(fleet):
@@ -345,6 +349,23 @@ def test_the_reports_are_deterministic_and_never_show_a_sensitive_value(fleet):
         text = drift.render(fleet, fmt)
         assert text == drift.render(list(fleet), fmt)
         assert "hunter2" not in text and "sw0rd" not in text
+
+
+def test_tags_and_errors_from_aws_are_shown_exactly_and_inert(tmp_path):
+    """Tags someone set in the customer's account, and an error AWS returned, through the drift issue's body."""
+    tags = {key: value for key, value in zip(HOSTILE, reversed(HOSTILE))}
+    network = deployed()[VPC]
+    found = [finding(tmp_path, deployed(), {**deployed(), VPC: {**network, "tags": tags, "tags_all": tags}},
+                     sensitive={}),
+             drift.StackDrift("initech", "error", error=drift.one_line(
+                 "Error: AccessDenied: <img src=x> @team `x` [x](http://evil.example) <!--\nsecond line"))]
+    markdown = drift.render(found)
+    assert_inert(markdown, 2)
+    shown = code_contents(markdown)
+    assert "Error: AccessDenied: <img src=x> @team `x` [x](http://evil.example) <!--" in shown
+    for key in HOSTILE:
+        assert f"tags.{key}".replace("\r\n", "⏎").replace("\n", "⏎") in shown
+        assert json.dumps(tags[key], ensure_ascii=False) in shown
 
 
 def test_a_report_too_long_for_an_issue_names_every_stack_and_details_as_many_as_fit(fleet):
@@ -430,6 +451,32 @@ def test_with_a_deploy_role_the_s3_state_is_looked_for_as_the_plan_would(s3, tmp
     assert assumed == [("arn:aws:iam::123456789012:role/dataplane-deploy", "dataplane-drift-acme")]
 
 
+ROLES = Settings.model_validate({"planRoleName": "dataplane-plan", "deployRoleName": "dataplane-deploy"})
+
+
+def test_with_a_plan_role_drift_reads_the_state_as_the_plan_role(s3, tmp_path, monkeypatch):
+    assumed = []
+    aws_assume = aws.assume
+    monkeypatch.setattr(aws, "assume",
+                        lambda session, role, name: assumed.append(role) or aws_assume(session, role, name))
+    target = stack(tmp_path / "cdktf.out", "acme", S3_BACKEND)
+    assert drift.has_state(target, ROLES) is False
+    assert assumed == ["arn:aws:iam::123456789012:role/dataplane-plan"]
+
+
+@pytest.mark.parametrize("read_only, role", [(True, "dataplane-plan"), (False, "dataplane-deploy")])
+def test_plans_run_as_the_plan_role_and_applies_as_the_deploy_role_in_the_stack_s_account(s3, tmp_path, read_only,
+                                                                                          role):
+    """The terraform environment carries the assumed role's keys, not the caller's profile."""
+    target = stack(tmp_path / "cdktf.out", "acme", S3_BACKEND, account="210987654321")
+    env = plan._Credentials(ROLES, {"AWS_PROFILE": "ci", "PATH": "/bin"}, read_only).environment(target)
+    assert "AWS_PROFILE" not in env and env["PATH"] == "/bin"
+    keys = {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+            "aws_session_token": env["AWS_SESSION_TOKEN"]}
+    caller = boto3.client("sts", region_name="us-east-1", **keys).get_caller_identity()
+    assert caller["Arn"] == f"arn:aws:sts::210987654321:assumed-role/{role}/dataplane-plan-acme"
+
+
 def test_an_unreachable_s3_is_that_stack_s_error_and_the_others_are_still_found(s3, tmp_path, settings, monkeypatch):
     outdir = tmp_path / "cdktf.out"
     targets = [stack(outdir, "acme", S3_BACKEND),
@@ -476,3 +523,49 @@ def test_stacks_without_state_are_reported_without_running_terraform(fixture_fle
     assert f"report written to {report}\n" in err
     assert report.read_text().startswith("Drift: 0 drifted, 0 in sync, 2 not deployed, 0 errors\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out", "drift.md"]
+
+
+# ---------------------------------------------------------------- shards
+
+
+def shard_reports(directory: Path, found: list[drift.StackDrift], count: int) -> Path:
+    """`found` cut into `count` batches, each batch's JSON report in `directory` as `drift --batch i/n` writes it."""
+    directory.mkdir()
+    names = [f.name for f in found]
+    for index in range(count):
+        batch = set(plan.batch_of(names, index, count))
+        (directory / f"drift-{index}.json").write_text(
+            drift.render([f for f in found if f.name in batch], "json", (index, count)))
+    return directory
+
+
+def test_merging_the_shards_reports_gives_the_report_of_one_run_over_every_stack(fleet, tmp_path, capsys):
+    shards = shard_reports(tmp_path / "shards", fleet, 2)
+    assert json.loads((shards / "drift-1.json").read_text())["batch"] == "1/2"
+    assert drift.merged(shards) == fleet
+    assert drift.to_markdown(drift.merged(shards)) == drift.render(fleet)
+    report = tmp_path / "drift.md"
+    assert cli.main(["drift", "--merge", str(shards), "--out", str(report)]) == 1  # initech's error
+    assert report.read_text() == drift.render(fleet)
+    assert capsys.readouterr().err.startswith("Drift: 1 drifted, 1 in sync, 2 not deployed, 1 error: 5 stack(s) from ")
+    assert cli.main(["drift", "--merge", str(shards), "--format", "json"]) == 1
+    assert capsys.readouterr().out == drift.render(fleet, "json")
+
+
+@pytest.mark.parametrize("left_out", [["drift-1.json"], ["drift-0.json", "drift-1.json"]])
+def test_a_shard_s_report_missing_is_refused_not_merged_into_a_partial_report(fleet, tmp_path, capsys, left_out):
+    shards = shard_reports(tmp_path / "shards", fleet, 2)
+    for name in left_out:
+        (shards / name).unlink()
+    found = "0/2" if len(left_out) == 1 else "none"
+    assert cli.main(["drift", "--merge", str(shards)]) == 1
+    assert capsys.readouterr() == ("", f"drift: {shards}: not the shard reports of every batch i/n, each once "
+                                       f"(found: {found})\n")
+
+
+def test_a_batch_checks_its_share_of_the_stacks(tmp_path):
+    outdir = tmp_path / "cdktf.out"
+    for name in ("acme", "globex", "hooli"):
+        stack(outdir, name, {"local": {"path": f"../../../terraform-state/{name}.tfstate"}})
+    assert [[t.name for t in drift.select(outdir, (), (i, 2))] for i in range(2)] == [["acme", "globex"], ["hooli"]]
+    assert {t.refresh_only for t in drift.select(outdir, (), (0, 2))} == {True}

@@ -156,3 +156,15 @@ def test_a_directory_that_is_not_a_synth_output_is_one_line_exit_2(capsys, tmp_p
     code, out, err = run(capsys, "plan", "--base", str(tmp_path / "missing"), "--head", str(head))
     assert (code, out) == (2, "")
     assert err == f"matrix: {tmp_path / 'missing'}: not a directory (expected a cdktf.out layout)\n"
+
+
+def test_the_drift_matrix_batches_every_stack_of_the_head_and_takes_no_base(capsys, tmp_path, dirs):
+    head = dirs[3]
+    assert run(capsys, "drift", "--head", head, "--per-job", "2") == (
+        0, '{"include":[{"batch":"0/2","index":0},{"batch":"1/2","index":1}]}\n', "")
+    assert run(capsys, "drift", "--head", head) == (0, '{"include":[{"batch":"0/1","index":0}]}\n', "")
+    for args, message in ((["drift", *dirs], "matrix drift: no --base: every stack of --head is checked"),
+                          (["plan", "--head", head], "matrix plan: --base is required")):
+        with pytest.raises(SystemExit) as refused:
+            cli.main(["matrix", *args])
+        assert (refused.value.code, capsys.readouterr().err) == (2, message + "\n")

@@ -19,6 +19,7 @@ from cdktf import Testing
 from bench.fleet import write_fleet
 from dataplane.config.settings import Settings
 from dataplane.ops import adopt
+from dataplane.ops.state import StateError, read
 from dataplane.policy import ownership_tags
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SYNTH_WORKERS_ENV
 from dataplane.runtime.shards import SHARD_MIN
@@ -126,6 +127,42 @@ def test_unreachable_endpoint_is_one_line_not_a_traceback(emulator, customers, s
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "adopt acme: AWS error: Could not connect to the endpoint URL" in result.stderr, result.stderr
+
+
+ROLE = {"mode": "managed", "type": "aws_iam_role", "name": "role"}
+
+
+@pytest.mark.parametrize("state, problem", [
+    ([], "not an object with a list of resources"),
+    ({"resources": {"aws_iam_role": {}}}, "not an object with a list of resources"),
+    ({"resources": ["aws_iam_role.role"]}, "resource 0 is not an object"),
+    ({"resources": [{**ROLE, "instances": {"attributes": {"id": "r"}}}]}, "aws_iam_role.role: its instances are not a "
+                                                                          "list"),
+    ({"resources": [{**ROLE, "instances": [{}]}]}, "aws_iam_role.role: instance 0 has no attributes with an id"),
+    ({"resources": [{**ROLE, "instances": [{"attributes": {"id": "r"}}, {"attributes": None}]}]},
+     "aws_iam_role.role: instance 1 has no attributes with an id"),
+    ({"resources": [{**ROLE, "instances": [{"attributes": {"id": 7}}]}]},
+     "aws_iam_role.role: instance 0 has no attributes with an id"),
+])
+def test_a_malformed_state_is_a_state_error_naming_it_and_what_is_wrong(tmp_path, state, problem):
+    """What adopt (and drift) read of a state is checked: a `StateError`, which adopt reports as one line."""
+    stack_dir = tmp_path / "stack"
+    stack_dir.mkdir()
+    (stack_dir / "cdk.tf.json").write_text(json.dumps({"terraform": {"backend": {"local": {"path": "acme.tfstate"}}}}))
+    (stack_dir / "acme.tfstate").write_text(json.dumps(state))
+    with pytest.raises(StateError) as refused:
+        read(stack_dir)
+    assert str(refused.value) == f"the state at {stack_dir / 'acme.tfstate'} is not a Terraform state: {problem}"
+
+
+def test_make_adopt_with_a_malformed_state_instance_is_one_line_exit_1(emulator, customers, settings, tmp_path):
+    deployment = stage(emulator, customers["acme"], settings, tmp_path)
+    deployment.state_file.parent.mkdir()
+    deployment.state_file.write_text(json.dumps({"version": 4, "resources": [{**ROLE, "instances": [{}]}]}))
+    result = deployment.make("adopt")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (f"adopt acme: the state at {deployment.state_file.resolve()} is not a Terraform state: aws_iam_role.role: "
+            "instance 0 has no attributes with an id\n") in result.stderr, result.stderr
 
 
 def test_lost_state_and_a_changed_cidr_stop_with_the_orphans_listed(emulator, customers, settings, tmp_path):

@@ -64,6 +64,16 @@ def test_bad_input_is_one_line_and_exit_2_before_terraform_runs(synthesized, tmp
     assert not out.exists()
 
 
+def test_an_out_that_cannot_be_a_directory_is_one_line_and_exit_2(synthesized, tmp_path):
+    (tmp_path / "plans.txt").write_text("not a directory")
+    for out in (tmp_path / "plans.txt", tmp_path / "plans.txt" / "plans"):
+        errno = "File exists" if out.name == "plans.txt" else "Not a directory"
+        result = plan("--outdir", str(synthesized), "--out", str(out), "acme")
+        assert (result.returncode, result.stderr, result.stdout) == (
+            2, f"plan: --out {out}: cannot be the directory of plans ({errno})\n", "")
+    assert (tmp_path / "plans.txt").read_text() == "not a directory"
+
+
 @pytest.mark.parametrize("option", ["--batch=2/2", "--batch=x", "--jobs=0", "--jobs=-1"])
 def test_bad_batch_or_jobs_is_a_usage_error_naming_the_argument(synthesized, option):
     result = plan("--outdir", str(synthesized), option)

@@ -162,6 +162,29 @@ def test_one_ci_identity_plans_the_customers_account_through_the_deploy_role(emu
     assert json.loads((tmp_path / "plans" / f"{CUSTOMER}.plan.json").read_text())["resource_changes"]
 
 
+def test_one_ci_identity_deploys_the_customers_account_through_the_deploy_role(emulator, deployment, tmp_path):
+    """Without `deployRoleName`, deploy stops before anything runs (the credentials act in the CI account); with it,
+    preflight reads the customer's account as that role, and the deploy (of the unchanged stack) succeeds."""
+    ci = {**emulator.env(CI_ACCOUNT, deployment.customer.region, tool_environment()),
+          CUSTOMERS_DIR_ENV: deployment.env[CUSTOMERS_DIR_ENV]}
+    args = ["deploy", CUSTOMER, "--outdir", str(deployment.workdir / "cdktf.out"), "--outputs-dir", str(tmp_path)]
+    refused = dataplane(ci, *args)
+    assert refused.returncode == 1 and f"the credentials act in account {CI_ACCOUNT}" in refused.stderr, (
+        refused.stdout + refused.stderr)
+    settings = tmp_path / "cdktf.json"
+    context = json.loads((PROJECT_ROOT / "cdktf.json").read_text())["context"]
+    settings.write_text(json.dumps({"context": {**context, "deployRoleName": "dataplane-deploy"}}))
+    ci[SETTINGS_ENV] = str(settings)
+    account = deployment.customer.account_id
+    checked = dataplane(ci, "preflight", CUSTOMER)
+    assert f"assumed-role/dataplane-deploy/dataplane-preflight-{CUSTOMER} in account {account}" in checked.stdout, (
+        checked.stdout + checked.stderr)
+    deployed = dataplane(ci, *args)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    outputs = json.loads((tmp_path / f"{CUSTOMER}.json").read_text())[CUSTOMER]
+    assert outputs["role_arn"] == deployment.outputs()["role_arn"]
+
+
 def test_a_removed_customer_is_reviewed_as_its_whole_stack_destroyed(deployment):
     outdir = head(deployment, "removed")
     plans = plan(deployment, outdir, "--affected-from", str(base(deployment)))

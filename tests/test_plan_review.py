@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from dataplane import policy
+from dataplane.ops.markdown import code
 from dataplane.ops.plan_review import read_plan
-from dataplane.ops.review import Report, ReviewError, StackReview, render, review, split
+from dataplane.ops.review import CONFIGURATION_ONLY, NO_PLANS, Report, ReviewError, StackReview, render, review, split
 from dataplane.project import PROJECT_ROOT
 from dataplane.runtime.shards import stable_json
 from dataplane.runtime.toolchain import AWS_PROVIDER_VERSION, tool_environment
@@ -186,9 +189,13 @@ def test_counts_are_terraform_actions_without_no_ops_and_data_sources(plans):
     assert "aws_availability_zones" not in markdown
 
 
+ROTATED = "ExternalId changed: `astro-3f9c2b7e` → `astro-rotated`: the cluster with the old id loses access"
+
+
 def test_every_replacement_names_the_attributes_that_force_it(plans):
     stack = only(review(None, None, plans), "globex")
-    assert stack.warnings == [f"replaces `{SUBNET}` (forced by `vpc_id`)", f"replaces `{VPC}` (forced by `cidr_block`)"]
+    assert stack.warnings == [f"replaces `{SUBNET}` (forced by `vpc_id`)", f"replaces `{VPC}` (forced by `cidr_block`)",
+                              ROTATED]
     markdown = render(review(None, None, plans))
     assert (f"- `-/+ {VPC}` (forced by `cidr_block`)\n"
             '  - `cidr_block`: `"172.20.0.0/19"` → `"172.24.0.0/19"`\n') in markdown
@@ -235,13 +242,13 @@ def test_refresh_only_plan_reports_all_drift(tmp_path):
 
 
 def test_trust_and_permissions_come_from_the_plan_in_the_configuration_diff_s_words(plans, tmp_path):
-    rotated = ["ExternalId changed: `astro-3f9c2b7e` → `astro-rotated`"]
-    assert only(review(None, None, plans), "globex").changes == rotated
+    assert only(review(None, None, plans), "globex").changes == []
     granted = write_plans(tmp_path / "granted", {"acme": plan_document([
         resource(POLICY, ["update"], {"policy": permissions("iam:GetRole")},
                  {"policy": permissions("iam:GetRole", "ec2:DescribeVpcs")})])})
     stack = only(review(None, None, granted), "acme")
-    assert (stack.status, stack.changes, stack.warnings) == ("changed", ["IAM actions granted: `ec2:DescribeVpcs`"], [])
+    assert (stack.status, stack.changes, stack.warnings) == (
+        "changed", [], ["permissions widened: IAM actions granted: `ec2:DescribeVpcs`, beside the 1 granted before"])
 
 
 def test_sensitive_values_are_never_printed(plans):
@@ -270,7 +277,7 @@ def test_a_destroy_plan_destroys_the_whole_stack(plans):
     assert (stack.status, stack.plan.counts()["destroy"]) == ("removed", 2)
     assert stack.warnings == ["the plan destroys the whole stack (2 resources)"]
     assert stack.changes == [f"trust principal removed (was `{ROOT}`)", "ExternalId removed (was `astro-acme`)",
-                             "IAM actions revoked: `cloudformation:*`, `iam:GetRole`"]
+                             "IAM actions revoked: `cloudformation:*`, `iam:GetRole`", "IAM resources revoked: `*`"]
 
 
 def test_an_errored_plan_is_a_warning(tmp_path):
@@ -352,8 +359,8 @@ def test_with_base_and_head_every_planned_stack_gets_the_plan_s_figures(synthesi
     assert report.affected == ["globex", "initech"]
     globex = only(report, "globex")
     assert globex.warnings == [f"replaces `{SUBNET}` (forced by `vpc_id`)",
-                               f"replaces `{VPC}` (forced by `cidr_block`)"]
-    assert globex.changes == ["ExternalId changed: `astro-3f9c2b7e` → `astro-rotated`"]
+                               f"replaces `{VPC}` (forced by `cidr_block`)", ROTATED]
+    assert globex.changes == []
     markdown = render(report)
     assert "predicted" not in markdown[markdown.index("### `globex`"):markdown.index("### `hooli`")]
     assert "### `acme`: removed (plan)\n\n- ⚠️ **the plan destroys the whole stack (2 resources)**" in markdown
@@ -362,7 +369,7 @@ def test_with_base_and_head_every_planned_stack_gets_the_plan_s_figures(synthesi
     assert "Resource blocks: 1 added, 0 changed, 0 removed in the configuration" in markdown
     assert ("Stacks marked (configuration diff only) had no plan: their counts are of resource blocks in the "
             "configuration, not Terraform actions.") in markdown.splitlines()[2]
-    assert markdown.endswith("Unchanged (1): umbrella\n")
+    assert markdown.endswith("Unchanged (1): `umbrella`\n")
 
 
 def test_without_a_plan_the_configuration_guess_stays_predicted(synthesized_pair, tmp_path):
@@ -402,8 +409,31 @@ def test_a_plan_that_cannot_be_read_is_refused_naming_the_file(tmp_path, content
     assert done.stderr.startswith(f"review: {plans / 'globex.plan.json'}: ") and done.stderr.count("\n") == 1
 
 
-def test_plans_alone_need_a_directory(tmp_path):
-    done = review_cli("--plans", tmp_path / "nowhere")
+@pytest.mark.parametrize("made", [False, True])
+def test_no_plans_at_all_is_a_review_that_says_so(tmp_path, made):
+    """A pull request that touches no stack, or whose plans all failed: the sticky comment still gets a review."""
+    plans = tmp_path / "plans"
+    if made:
+        plans.mkdir()
+    done = review_cli("--plans", plans)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == ("## Data plane review\n\nNo plans: no stack was planned (no stack changed, or every plan "
+                           "failed).\n\n**Customers:** 0 added, 0 removed, 0 changed, 0 unchanged\n")
+    assert json.loads(review_cli("--plans", plans, "--format", "json").stdout)["plans"] == {
+        "stacks": 0, "drifted": 0, "create": 0, "update": 0, "replace": 0, "destroy": 0, "import": 0, "forget": 0}
+
+
+def test_no_plans_beside_the_configuration_diff_is_said_too(synthesized_pair, tmp_path):
+    (tmp_path / "plans").mkdir()
+    done = review_cli("--base", synthesized_pair[0], "--head", synthesized_pair[1], "--plans", tmp_path / "plans")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[2] == f"{NO_PLANS} {CONFIGURATION_ONLY}"
+    assert "**Plans:**" not in done.stdout and "### `globex`: changed (configuration diff only)" in done.stdout
+
+
+def test_plans_that_are_a_file_are_refused(tmp_path):
+    (tmp_path / "plans").write_text("not a directory")
+    done = review_cli("--plans", tmp_path / "plans")
     assert (done.returncode, done.stdout, done.stderr.count("\n")) == (2, "", 1)
 
 
@@ -434,4 +464,167 @@ def test_reads_what_terraform_show_json_writes(tmp_path):
     stack = only(review(None, None, plans), "fresh")
     assert (stack.status, stack.plan.counts()["create"], stack.warnings) == ("added", 3, [])
     assert stack.changes == [f"trust principal set: `{ROOT}`", "ExternalId set: `astro-real`",
-                             "IAM actions granted: `iam:GetRole`"]
+                             "IAM actions granted: `iam:GetRole`", "IAM resources granted: `*`"]
+
+
+# ---------------------------------------------------------------- what a security reviewer must see
+
+CONTROL_PLANE_ROLE = "arn:aws:iam::406882777402:role/control-plane"
+GLOBEX, ACME = "210987654321", "123456789012"
+ATTACHMENT = "aws_iam_role_policy_attachment.cross-account-role_managed-0_1A2B3C4D"
+ALARM_EMAIL = "aws_sns_topic_subscription.tamper-alarm_email_5E6F7A8B"
+PEERING = "aws_vpc_peering_connection.peering_connection_E7A626F9"
+
+
+def in_account(document: dict, account: str) -> dict:
+    """`document` with its configuration's default aws provider allowed only `account`, as cdktf synthesizes it."""
+    document["configuration"]["provider_config"] = {"aws": {"name": "aws", "full_name": PROVIDER, "expressions": {
+        "allowed_account_ids": {"constant_value": [account]}, "region": {"constant_value": "us-west-2"}}}}
+    return document
+
+
+def trusted(principal: str, *external_ids: str, boundary: str = "") -> dict:
+    ids = external_ids[0] if len(external_ids) == 1 else list(external_ids)
+    return {**role("unused"), "permissions_boundary": boundary,
+            "assume_role_policy": json.dumps(policy.trust_policy(principal, ids))}
+
+
+def guarded(boundary: str, *extra: dict) -> dict:
+    document = policy.permissions_policy(policy.delegation_guard(boundary, GLOBEX, policy.ROLE_NAME))
+    return {"policy": json.dumps({**document, "Statement": document["Statement"] + list(extra)})}
+
+
+def security_plan() -> dict:
+    """globex's plan: every change a security reviewer must see, at once."""
+    read = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::data/*"}
+    boundary = f"arn:aws:iam::{GLOBEX}:policy/Boundary"
+    return in_account(plan_document([
+        resource(ROLE, ["update"], trusted(CONTROL_PLANE_ROLE, "astro-a", boundary=boundary),
+                 trusted(ROOT, "astro-a", "astro-b")),
+        resource(POLICY, ["update"], guarded("boundaries/A"), guarded("boundaries/B", read)),
+        resource(ATTACHMENT, ["create"], None, {"policy_arn": "arn:aws:iam::aws:policy/ReadOnlyAccess",
+                                                "role": "astronomer-remote-management"}),
+        resource(ALARM_EMAIL, ["update"], {"endpoint": "soc@globex.example", "protocol": "email"},
+                 {"endpoint": "attacker@evil.example", "protocol": "email"}),
+        resource(PEERING, ["create"], None, {"peer_owner_id": ACME, "peer_vpc_id": "vpc-0fff", "vpc_id": "vpc-0aaa"}),
+    ]), GLOBEX)
+
+
+def test_every_change_a_security_reviewer_must_see_is_a_warning_with_before_and_after(tmp_path):
+    acme = in_account(plan_document([resource(ROLE, ["no-op"], role("astro-acme"), role("astro-acme"))]), ACME)
+    plans = write_plans(tmp_path / "plans", {"globex": security_plan(), "acme": acme})
+    report = review(None, None, plans)
+    globex = only(report, "globex")
+    guard = f"arn:aws:iam::{GLOBEX}:policy/boundaries/"
+    assert globex.warnings == [
+        f"trust principal widened to the account root: `{CONTROL_PLANE_ROLE}` → `{ROOT}`",
+        "ExternalId `astro-b` added to the trust (before: `astro-a`): that cluster gains access",
+        "permissions widened: IAM actions granted: `s3:GetObject`, beside the 8 granted before",
+        "permissions widened: IAM resources granted: `arn:aws:s3:::data/*`, beside the 1 granted before",
+        "managed policies attached: `arn:aws:iam::aws:policy/ReadOnlyAccess` (before: none)",
+        f"permissions boundary removed (was `arn:aws:iam::{GLOBEX}:policy/Boundary`): the role's permissions are no "
+        "longer capped",
+        f"escalation guard boundary changed: `{guard}A` → `{guard}B`",
+        "tamper alarm email changed: `soc@globex.example` → `attacker@evil.example`, which must confirm the "
+        "subscription",
+        f"peering into another customer's data-plane account: `vpc-0fff` in account `{ACME}`, `acme`'s (before: "
+        "none)",
+    ]
+    assert globex.changes == []
+    markdown = render(report)
+    assert all(f"> - `globex`: {warning}\n" in markdown and f"- ⚠️ **{warning}**\n" in markdown
+               for warning in globex.warnings)
+    assert json.loads(render(report, "json"))["stacks"][0]["warnings"] == globex.warnings
+
+
+def test_the_same_warning_in_many_stacks_is_said_once_in_the_digest_but_for_their_own_account(tmp_path):
+    """A setting that attaches a policy by name: each stack's ARN is in its own account, and the digest says it once."""
+    def attaching(account: str) -> dict:
+        return in_account(plan_document([resource(ATTACHMENT, ["create"], None, {
+            "policy_arn": f"arn:aws:iam::{account}:policy/team/Extra", "role": "astronomer-remote-management"})]),
+            account)
+    accounts = {f"c{n}": f"1000000000{n:02d}" for n in range(5)}
+    report = review(None, None, write_plans(tmp_path / "p", {name: attaching(a) for name, a in accounts.items()}))
+    assert [s.warnings for s in report.stacks] == [
+        [f"managed policies attached: `arn:aws:iam::{account}:policy/team/Extra` (before: none)"]
+        for account in accounts.values()]
+    markdown = render(report)
+    assert ("> [!WARNING]\n> 5 warning(s), each also in its stack's section:\n"
+            "> - 5 stacks (`c0`, `c1`, `c2` and 2 more): managed policies attached: "
+            "`arn:aws:iam::{account}:policy/team/Extra` (before: none)\n\n") in markdown
+    assert markdown.count("- ⚠️ **managed policies attached: ") == 5
+
+
+# ---------------------------------------------------------------- values from AWS and plans are inert Markdown
+
+HOSTILE = ("multi\nline\n### pwned", "tick`s ``here``", "<!-- hidden", "<img src=x onerror=alert(1)>", "@team",
+           "@org/security", "[x](http://evil.example)", "<http://evil.example>", "&lt;b&gt;", "`", "a\r\n\r\n# top")
+"""Tag keys and values a stranger with write access to a customer's account could set."""
+CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.*?)(?<!`)\1(?!`)")
+"""A CommonMark code span: a run of backticks, then the nearest run of exactly as many."""
+
+
+def outside_code(markdown: str) -> str:
+    return "\n".join(CODE_SPAN.sub("", line) for line in markdown.splitlines())
+
+
+def code_contents(markdown: str) -> set[str]:
+    """What each code span shows: its content, one space each side dropped where it has both."""
+    found = set()
+    for line in markdown.splitlines():
+        for match in CODE_SPAN.finditer(line):
+            text = match[2]
+            found.add(text[1:-1] if text.startswith(" ") and text.endswith(" ") and text.strip() else text)
+    return found
+
+
+def assert_inert(markdown: str, stack_headings: int) -> None:
+    """Nothing but code spans carries a value: no HTML, comment, link, autolink or mention outside them, and no
+    line a value started."""
+    outside = outside_code(markdown)
+    assert not [c for c in ("<", "@", "](", "http", "&", "`") if c in outside], outside
+    assert not [line for line in markdown.splitlines() if "pwned" in line.split("`")[0] or "top" == line[2:]]
+    assert sum(line.startswith("### ") for line in markdown.splitlines()) == stack_headings
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("a", "a"), ("a`b", "a`b"), ("`x", "`x"), ("x```y`", "x```y`"), (" a ", " a "), ("", " "),
+    ("l1\nl2\r\nl3\u2028", "l1⏎l2⏎l3⏎"), ("\u202eevil\x00", "\ufffdevil\ufffd")])
+def test_a_value_is_one_code_span_that_shows_it(value, shown):
+    span = code(value)
+    assert CODE_SPAN.fullmatch(span) and code_contents(span) == {shown}
+
+
+def test_values_from_a_plan_are_shown_exactly_and_inert(tmp_path):
+    tags = {key: value for key, value in zip(HOSTILE, reversed(HOSTILE))}
+    hostile_vpc = 'aws_vpc.network["<!-- @team `x`"]'
+    document = plan_document([
+        resource(VPC, ["update"], vpc("172.20.0.0/19"), {**vpc("172.20.0.0/19"), "tags": tags}),
+        resource(hostile_vpc, ["delete", "create"], {"cidr_block": "10.0.0.0/16", "tags": {}},
+                 {"cidr_block": "10.0.0.0/16", "tags": tags}, replace_paths=[["tags", k] for k in HOSTILE]),
+        resource(ROUTE_TABLE, ["no-op"], {"id": "rtb"}, {"id": "rtb"}, importing={"id": "<img src=x> @team\nnext"}),
+    ], drift=[resource(VPC, ["update"], vpc("172.20.0.0/19"), {**vpc("172.20.0.0/19"), "tags": tags})],
+        relevant=[(VPC, ["tags"])])
+    plans = write_plans(tmp_path / "plans", {"globex": document})
+    done = review_cli("--plans", plans)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert_inert(done.stdout, 1)
+    shown = code_contents(done.stdout)
+    for key in HOSTILE:
+        path = f"tags.{key}".replace("\r\n", "⏎").replace("\n", "⏎")
+        assert path in shown
+        assert json.dumps(tags[key], ensure_ascii=False) in shown  # values as JSON: a newline is `\n`
+    assert f"-/+ {hostile_vpc}" in shown and "<img src=x> @team⏎next" in shown
+    assert f"replaces {hostile_vpc}" not in outside_code(done.stdout)
+
+
+def test_a_part_never_ends_inside_a_value(tmp_path):
+    """A value longer than a part is cut before its code span, never inside it (the rest would be Markdown)."""
+    key = "<!-- " + "@team " * 400
+    document = plan_document([resource(VPC, ["update"], vpc("172.20.0.0/19"),
+                                       {**vpc("172.20.0.0/19"), "tags": {key: "<img src=x>"}})])
+    report = review(None, None, write_plans(tmp_path / "plans", {"globex": document}))
+    parts = split(report, 1_000)
+    assert max(map(len, parts)) <= 1_000 and any("(truncated: " in part for part in parts)
+    for part in parts:
+        assert "<" not in outside_code(part) and "@" not in outside_code(part)

@@ -9,13 +9,14 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from dataplane.config.customer import load_customer
 from dataplane.config.settings import Settings
 from dataplane.ops.cli import main
 from dataplane.ops.preflight import VCPU_QUOTAS, preflight, required_permissions
 from dataplane.ops.report import Report, Row, Status
 from dataplane.policy import MANAGED_BY
 from dataplane.project import CUSTOMERS_DIR_ENV
-from tests.conftest import FIXTURES
+from tests.conftest import EXTRA_FIXTURES, FIXTURES
 from tests.deploy import stage
 from tests.garbage_endpoint import (
     NO_RETRIES,
@@ -175,6 +176,53 @@ def test_own_role_and_vpc_warn_reactivation(run, emulator, customers, settings, 
     assert {r.check for r in report.rows if r.status is Status.WARN} == {"role", "vpcs"}
     assert rows(report)["role"].reason.startswith("re-activation:")
     assert report.exit_code == 0
+
+
+@pytest.fixture
+def hooli(settings):
+    """Hooli (eu-west-1) with the tamper alarm: buckets `456789012345-hooli-trail`, `-access` there, and `-trail-r`,
+    `-access-r` in us-east-1."""
+    return load_customer(EXTRA_FIXTURES / "hooli.toml", settings.control_plane_account_id)
+
+
+def bucket(emulator, account_id: str, name: str, tags: dict[str, str] | None = None) -> None:
+    """Create `name` in `account_id`, in the region the tamper alarm puts it (tagged with `tags`)."""
+    region = "us-east-1" if name.endswith("-r") else "eu-west-1"
+    s3 = emulator.client("s3", account_id, region)
+    s3.create_bucket(Bucket=name, **({} if region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": region}}))
+    if tags:
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+
+
+def test_the_tamper_alarm_s_bucket_names_pass_when_free(run, hooli, settings):
+    report = run(hooli)
+    assert (rows(report)["alarm buckets"].status, rows(report)["alarm buckets"].reason) == (Status.PASS, (
+        "456789012345-hooli-trail, 456789012345-hooli-access, 456789012345-hooli-trail-r, "
+        "456789012345-hooli-access-r free"))
+    assert {"s3:ListAllMyBuckets", "s3:GetBucketTagging"} <= set(required_permissions(hooli, settings))
+
+
+def test_a_bucket_name_taken_by_another_account_or_not_the_customer_s_fails(run, emulator, hooli):
+    """Names anyone can work out: another account that took one, or a bucket of the account this tool did not make
+    for the customer, stops the activation before the deploy (which could never create it)."""
+    bucket(emulator, "999999999999", "456789012345-hooli-trail-r")
+    bucket(emulator, hooli.account_id, "456789012345-hooli-access")
+    bucket(emulator, hooli.account_id, "456789012345-hooli-trail", {"managed-by": MANAGED_BY, "customer": "initech"})
+    assert failing(run(hooli)) == {"alarm buckets": (
+        "456789012345-hooli-trail is a bucket of this account not created by this tool for hooli (customer=initech); "
+        "456789012345-hooli-access is a bucket of this account not created by this tool for hooli (no customer tag, "
+        "no managed-by tag); 456789012345-hooli-trail-r is taken by another AWS account: the deploy could not create "
+        "the tamper alarm's buckets")}
+
+
+def test_the_customer_s_own_buckets_warn_reactivation(run, emulator, hooli):
+    for name in ("456789012345-hooli-trail", "456789012345-hooli-trail-r"):
+        bucket(emulator, hooli.account_id, name, {"managed-by": MANAGED_BY, "customer": "hooli"})
+    row = rows(run(hooli))["alarm buckets"]
+    assert (row.status, row.reason) == (Status.WARN, (
+        "re-activation: 456789012345-hooli-trail, 456789012345-hooli-trail-r already hooli's; "
+        "456789012345-hooli-access, 456789012345-hooli-access-r free"))
 
 
 def test_denied_actions_fail_and_are_all_listed(run, customers, unemulated_calls):

@@ -13,23 +13,27 @@ from cdktf import Testing
 
 from dataplane.config.customer import Customer, Network, TamperAlarm
 from dataplane.config.settings import Settings
+from dataplane.ops import cli
 from dataplane.ops.review import (
     CONFIGURATION_ONLY,
     Report,
     ReviewError,
     StackReview,
+    fleet_change_refusal,
+    fleet_change_warning,
     render,
     review,
+    role_changes,
     split,
 )
-from dataplane.project import PROJECT_ROOT
+from dataplane.project import GITHUB_EVENT_PATH_ENV, PROJECT_ROOT, SETTINGS_ENV
 from dataplane.runtime.shards import stable_json
 from dataplane.tamper import service_trust
 from stacks import DataPlaneStack
 
 ROOT = "arn:aws:iam::406882777402:root"
 CONTROL_PLANE_ROLE = "arn:aws:iam::406882777402:role/control-plane"
-PEER = "`vpc-0a1b2c3d4e5f60718` (account 111122223333, us-west-2)"
+PEER = "`vpc-0a1b2c3d4e5f60718` (account `111122223333`, `us-west-2`)"
 
 
 def synth(customer: Customer, settings: Settings) -> bytes:
@@ -84,7 +88,7 @@ def test_nothing_changed_says_so_and_that_no_plan_was_made(tmp_path, fleet):
     assert render(report) == ("## Data plane review\n\nConfiguration diff only: no plan against live state was made; "
                               "counts are of resource blocks in the configuration, not Terraform actions.\n\n"
                               "**Customers:** 0 added, 0 removed, 0 changed, 2 unchanged\n\n"
-                              "Unchanged (2): acme, globex\n")
+                              "Unchanged (2): `acme`, `globex`\n")
     assert json.loads(render(report, "json"))["basis"] == CONFIGURATION_ONLY
 
 
@@ -107,6 +111,7 @@ def test_customer_added_shows_who_may_assume_what_where(tmp_path, fleet, custome
         "ExternalId set: `astro-new1`",
         "IAM actions granted: `cloudformation:*`, `iam:CreateRole`, `iam:DeleteRolePolicy`, `iam:GetRole`, "
         "`iam:GetRolePolicy`, `iam:ListRoles`, `iam:PutRolePolicy`, `iam:UpdateAssumeRolePolicy`",
+        "IAM resources granted: `*`",
         "outputs added: `role_arn`, `role_name`",
     ]
     assert stack.added == ["aws_iam_role.cross-account-role_F7C11791",
@@ -139,31 +144,41 @@ def test_network_cidr_change_warns_of_replacement(tmp_path, fleet, customers, se
     assert changed["aws_route.peering_from-customer-rtb-0a1b2c3d4e5f60718_A2E09BD5"] == ("destination_cidr_block",)
 
 
-def test_action_added_is_granted_and_nothing_else(tmp_path, fleet):
+def test_an_action_added_widens_the_permissions_a_warning_and_nothing_else(tmp_path, fleet):
     report = compare(tmp_path, fleet, {**fleet, "acme": with_action(fleet["acme"], "ec2:DescribeVpcs")})
     stack = only(report, "acme")
-    assert (stack.status, stack.warnings, stack.changes) == ("changed", [], ["IAM actions granted: `ec2:DescribeVpcs`"])
+    assert (stack.status, stack.warnings, stack.changes) == (
+        "changed", ["permissions widened: IAM actions granted: `ec2:DescribeVpcs`, beside the 8 granted before"], [])
     assert [(c.address, c.attributes) for c in stack.changed] == [
         ("aws_iam_role_policy.cross-account-role_activation_635287FC", ("policy",))]
     assert (stack.added, stack.removed) == ([], [])
     reverted = compare(tmp_path / "back", {"acme": with_action(fleet["acme"], "ec2:DescribeVpcs")},
                        {"acme": fleet["acme"]})
-    assert only(reverted, "acme").changes == ["IAM actions revoked: `ec2:DescribeVpcs`"]
+    assert (only(reverted, "acme").changes, only(reverted, "acme").warnings) == (
+        ["IAM actions revoked: `ec2:DescribeVpcs`"], [])
 
 
-def test_trust_principal_change_on_every_stack(tmp_path, fleet, customers):
+def test_a_trust_principal_change_on_every_stack_is_said_once_in_the_digest(tmp_path, fleet, customers):
     narrowed = Settings.model_validate({"controlPlaneRoleArn": CONTROL_PLANE_ROLE})
-    report = compare(tmp_path, fleet, {name: synth(c, narrowed) for name, c in customers.items()})
+    role_trusted = {name: synth(c, narrowed) for name, c in customers.items()}
+    report = compare(tmp_path / "narrowed", fleet, role_trusted)
     assert report.affected == ["acme", "globex"]
-    for stack in report.stacks:
-        assert stack.warnings == []
-        assert stack.changes == [f"trust principal changed: `{ROOT}` → `{CONTROL_PLANE_ROLE}`"]
+    moved = f"trust principal changed: `{ROOT}` → `{CONTROL_PLANE_ROLE}`"
+    assert [(s.warnings, s.changes) for s in report.stacks] == [([moved], [])] * 2
+    markdown = render(report)
+    digest = "> 2 warning(s), each also in its stack's section:\n> - 2 stacks (`acme`, `globex`): "
+    assert f"{digest}{moved}\n\n" in markdown
+    assert markdown.count(f"- ⚠️ **{moved}**") == 2
+    widened = compare(tmp_path / "widened", role_trusted, fleet)
+    assert [s.warnings for s in widened.stacks] == [
+        [f"trust principal widened to the account root: `{CONTROL_PLANE_ROLE}` → `{ROOT}`"]] * 2
 
 
-def test_external_id_change(tmp_path, fleet, customers, settings):
+def test_an_external_id_rotated_is_a_warning(tmp_path, fleet, customers, settings):
     acme = customers["acme"].model_copy(update={"external_id": "astro-rotated"})
     stack = only(compare(tmp_path, fleet, {**fleet, "acme": synth(acme, settings)}), "acme")
-    assert stack.changes == ["ExternalId changed: `astro-3f9c2b7e` → `astro-rotated`"]
+    assert (stack.warnings, stack.changes) == (
+        ["ExternalId changed: `astro-3f9c2b7e` → `astro-rotated`: the cluster with the old id loses access"], [])
 
 
 SEVERAL = ("astro-3f9c2b7e", "astro-cluster-2", "astro-cluster-3")
@@ -172,15 +187,20 @@ SEVERAL = ("astro-3f9c2b7e", "astro-cluster-2", "astro-cluster-3")
 def test_external_ids_added_and_removed_one_per_cluster(tmp_path, fleet, customers, settings):
     several = synth(customers["acme"].model_copy(update={"external_id": SEVERAL}), settings)
     added = only(compare(tmp_path / "added", fleet, {**fleet, "acme": several}), "acme")
-    assert (added.warnings, added.changes) == ([], ["ExternalIds added: `astro-cluster-2`, `astro-cluster-3`"])
+    assert (added.warnings, added.changes) == ([
+        "ExternalId `astro-cluster-2` added to the trust (before: `astro-3f9c2b7e`): that cluster gains access",
+        "ExternalId `astro-cluster-3` added to the trust (before: `astro-3f9c2b7e`): that cluster gains access"], [])
     fewer = synth(customers["acme"].model_copy(update={"external_id": ("astro-cluster-3", "astro-new")}), settings)
     report = compare(tmp_path / "removed", {**fleet, "acme": several}, {**fleet, "acme": fewer})
     stack = only(report, "acme")
-    assert stack.changes == ["ExternalIds added: `astro-new`",
-                             "ExternalIds removed: `astro-3f9c2b7e`, `astro-cluster-2`"]
-    assert stack.warnings == ["ExternalId `astro-3f9c2b7e` removed from the trust: that cluster loses access",
-                              "ExternalId `astro-cluster-2` removed from the trust: that cluster loses access"]
-    assert "- ⚠️ **ExternalId `astro-cluster-2` removed from the trust: that cluster loses access**" in render(report)
+    now = "`astro-cluster-3`, `astro-new`"
+    assert (stack.changes, stack.warnings) == ([], [
+        f"ExternalId `astro-new` added to the trust (before: `astro-3f9c2b7e`, `astro-cluster-2`, `astro-cluster-3`): "
+        "that cluster gains access",
+        f"ExternalId `astro-3f9c2b7e` removed from the trust (after: {now}): that cluster loses access",
+        f"ExternalId `astro-cluster-2` removed from the trust (after: {now}): that cluster loses access"])
+    assert (f"- ⚠️ **ExternalId `astro-cluster-2` removed from the trust (after: {now}): that cluster loses "
+            "access**") in render(report)
 
 
 def test_managed_policies_attached_and_detached_and_the_guard_turned_on_and_off(tmp_path, fleet, customers):
@@ -189,18 +209,59 @@ def test_managed_policies_attached_and_detached_and_the_guard_turned_on_and_off(
     acme = synth(customers["acme"], guarded)
     boundary = "arn:aws:iam::123456789012:policy/boundaries/DataPlane"
     on = only(compare(tmp_path / "on", fleet, {**fleet, "acme": acme}), "acme")
-    assert (on.warnings, on.changes) == ([], [
+    assert (on.warnings, on.changes) == ([
         "managed policies attached: `arn:aws:iam::123456789012:policy/team/Extra`, "
-        "`arn:aws:iam::aws:policy/ReadOnlyAccess`",
-        f"escalation guard boundary set: `{boundary}`"])
+        "`arn:aws:iam::aws:policy/ReadOnlyAccess` (before: none)"], [f"escalation guard boundary set: `{boundary}`"])
     assert len(on.added) == 2
     off = only(compare(tmp_path / "off", {**fleet, "acme": acme}, fleet), "acme")
     assert off.changes == ["managed policies detached: `arn:aws:iam::123456789012:policy/team/Extra`, "
-                           "`arn:aws:iam::aws:policy/ReadOnlyAccess`",
-                           f"escalation guard boundary removed (was `{boundary}`)"]
-    assert off.warnings[-1] == ("escalation guard removed: the role may again create roles with any policy, or "
-                                "rewrite its own")
+                           "`arn:aws:iam::aws:policy/ReadOnlyAccess`"]
+    assert off.warnings[-1] == (f"escalation guard boundary removed (was `{boundary}`): the role may again create "
+                                "roles with any policy, or rewrite its own")
     assert off.warnings[0].startswith("also destroys: `aws_iam_role_policy_attachment.cross-account-role_managed-")
+
+
+def test_a_boundary_changed_or_removed_is_a_warning_and_one_set_is_not(tmp_path, fleet, customers):
+    def acme(**context) -> bytes:
+        return synth(customers["acme"], Settings.model_validate(context))
+    old, new = "arn:aws:iam::123456789012:policy/boundaries/Old", "arn:aws:iam::123456789012:policy/boundaries/New"
+    capped = acme(permissionsBoundary="boundaries/Old", delegationBoundary="boundaries/Old")
+    recapped = acme(permissionsBoundary="boundaries/New", delegationBoundary="boundaries/New")
+    set_ = only(compare(tmp_path / "set", fleet, {**fleet, "acme": capped}), "acme")
+    assert (set_.warnings, set_.changes) == ([], [f"permissions boundary set: `{old}`",
+                                                  f"escalation guard boundary set: `{old}`"])
+    changed = only(compare(tmp_path / "changed", {**fleet, "acme": capped}, {**fleet, "acme": recapped}), "acme")
+    assert changed.warnings == [f"permissions boundary changed: `{old}` → `{new}`",
+                                f"escalation guard boundary changed: `{old}` → `{new}`"]
+    removed = only(compare(tmp_path / "removed", {**fleet, "acme": recapped}, fleet), "acme")
+    assert removed.warnings == [
+        f"permissions boundary removed (was `{new}`): the role's permissions are no longer capped",
+        f"escalation guard boundary removed (was `{new}`): the role may again create roles with any policy, or "
+        "rewrite its own"]
+
+
+def test_a_resource_added_to_the_inline_policy_widens_it(tmp_path, fleet):
+    doc = json.loads(fleet["acme"])
+    [inline] = doc["resource"]["aws_iam_role_policy"].values()
+    document = json.loads(inline["policy"])
+    document["Statement"].append({"Effect": "Allow", "Action": "iam:GetRole", "Resource": "arn:aws:iam::*:role/x"})
+    inline["policy"] = json.dumps(document)
+    stack = only(compare(tmp_path, fleet, {**fleet, "acme": json.dumps(doc).encode()}), "acme")
+    assert (stack.warnings, stack.changes) == (
+        ["permissions widened: IAM resources granted: `arn:aws:iam::*:role/x`, beside the 1 granted before"], [])
+
+
+def test_a_peering_into_another_customer_s_data_plane_account_is_a_warning(tmp_path, fleet, customers, settings):
+    globex = customers["globex"]
+    acme_account = customers["acme"].account_id
+    into_acme = globex.peering.model_copy(update={
+        "account_id": acme_account, "accepter_role_arn": f"arn:aws:iam::{acme_account}:role/peering-accepter"})
+    head = {**fleet, "globex": synth(globex.model_copy(update={"peering": into_acme}), settings)}
+    stack = only(compare(tmp_path, fleet, head), "globex")
+    assert stack.warnings[-1] == (
+        f"peering into another customer's data-plane account: `vpc-0a1b2c3d4e5f60718` in account `{acme_account}`, "
+        "`acme`'s (before: `vpc-0a1b2c3d4e5f60718` in account `111122223333`)")
+    assert stack.warnings[0].startswith("predicted replacement: peering target changed ")
 
 
 def test_the_tamper_alarm_added_its_email_changed_and_removed(tmp_path, fleet, customers, settings):
@@ -214,12 +275,12 @@ def test_the_tamper_alarm_added_its_email_changed_and_removed(tmp_path, fleet, c
         "subscription", "providers added: `aws.events`"])
     assert len(added.added) == 48 and added.removed == added.changed == []
     changed = only(compare(tmp_path / "changed", {**fleet, "globex": first}, {**fleet, "globex": second}), "globex")
-    assert (changed.warnings, changed.changes) == ([], [
+    assert (changed.warnings, changed.changes) == ([
         "tamper alarm email changed: `security@globex.example` → `soc@globex.example`, which must confirm the "
-        "subscription"])
+        "subscription"], [])
     removed = only(compare(tmp_path / "removed", {**fleet, "globex": first}, fleet), "globex")
     assert (removed.warnings, removed.changes) == ([
-        "tamper alarm removed: changes to the role are no longer emailed to `security@globex.example`; its 48 "
+        "tamper alarm removed: changes to the role are no longer emailed to `security@globex.example`; its "
         "resources are destroyed, and the apply stops at a bucket holding logs (empty it, or `terraform state rm` it "
         "to keep it)"], ["providers removed: `aws.events`"])
 
@@ -257,13 +318,14 @@ def test_a_plan_removing_an_external_id_warns_in_the_same_words(tmp_path, fleet,
     (tmp_path / "plans").mkdir()
     (tmp_path / "plans" / "acme.plan.json").write_text(json.dumps(role_plan(several, fewer)))
     stack = only(review(None, None, tmp_path / "plans"), "acme")
-    assert (stack.changes, stack.warnings) == (
-        ["ExternalIds removed: `astro-cluster-3`"],
-        ["ExternalId `astro-cluster-3` removed from the trust: that cluster loses access"])
+    assert (stack.changes, stack.warnings) == ([], [
+        "ExternalId `astro-cluster-3` removed from the trust (after: `astro-3f9c2b7e`, `astro-cluster-2`): that "
+        "cluster loses access"])
     rotated = role_plan(fleet["acme"], synth(customers["acme"].model_copy(update={"external_id": "astro-b"}), settings))
     (tmp_path / "plans" / "acme.plan.json").write_text(json.dumps(rotated))
     stack = only(review(None, None, tmp_path / "plans"), "acme")
-    assert (stack.changes, stack.warnings) == (["ExternalId changed: `astro-3f9c2b7e` → `astro-b`"], [])
+    assert (stack.changes, stack.warnings) == (
+        [], ["ExternalId changed: `astro-3f9c2b7e` → `astro-b`: the cluster with the old id loses access"])
 
 
 def test_role_name_and_region_changes_warn_of_replacement(tmp_path, fleet, customers):
@@ -300,8 +362,8 @@ def test_peering_target_and_cidrs_changed(tmp_path, fleet, customers, settings):
     head = {**fleet, "globex": synth(c.model_copy(update={"peering": peering}), settings)}
     stack = only(compare(tmp_path, fleet, head), "globex")
     assert stack.warnings == [
-        f"predicted replacement: peering target changed {PEER} → `vpc-0fedcba9876543210` (account 111122223333, "
-        "us-west-2): replaces the peering connection (`aws_vpc_peering_connection.peering_connection_E7A626F9`); "
+        f"predicted replacement: peering target changed {PEER} → `vpc-0fedcba9876543210` (account `111122223333`, "
+        "`us-west-2`): replaces the peering connection (`aws_vpc_peering_connection.peering_connection_E7A626F9`); "
         "traffic stops until the new one is accepted",
         "also destroys: `aws_route.peering_to-customer-101000-16_45B24935`",
     ]
@@ -345,7 +407,37 @@ def manifest_without_stacks(head: Path) -> str:
     return f"{head / 'manifest.json'}: not a cdktf manifest (no stacks.<name>.synthesizedStackPath)"
 
 
-@pytest.mark.parametrize("damage", [truncated, not_json, stack_missing, no_manifest, manifest_without_stacks])
+def rewritten(head: Path, change) -> Path:
+    """globex's stack in `head` with `change` made to its document."""
+    path = head / "stacks" / "globex" / "cdk.tf.json"
+    document = json.loads(path.read_bytes())
+    change(document)
+    path.write_text(json.dumps(document))
+    return path
+
+
+def resource_not_an_object(head: Path) -> str:
+    return f"{rewritten(head, lambda d: d.update(resource=['aws_vpc']))}: resource is not an object"
+
+
+def resources_not_objects(head: Path) -> str:
+    return f"{rewritten(head, lambda d: d['resource'].update(aws_vpc=['v']))}: resource.aws_vpc is not an object of " \
+           "resources"
+
+
+def account_ids_not_strings(head: Path) -> str:
+    path = rewritten(head, lambda d: d["provider"]["aws"][0].update(allowed_account_ids=[210987654321]))
+    return f"{path}: provider.aws[0].allowed_account_ids is not a list of strings"
+
+
+def account_ids_not_a_list(head: Path) -> str:
+    path = rewritten(head, lambda d: d["provider"]["aws"][0].update(allowed_account_ids="210987654321"))
+    return f"{path}: provider.aws[0].allowed_account_ids is not a list of strings"
+
+
+@pytest.mark.parametrize("damage", [truncated, not_json, stack_missing, no_manifest, manifest_without_stacks,
+                                    resource_not_an_object, resources_not_objects, account_ids_not_strings,
+                                    account_ids_not_a_list])
 def test_broken_output_is_refused_naming_the_file(tmp_path, synthesized, damage):
     """main.py's real output, then one thing broken in the head."""
     head = shutil.copytree(synthesized, tmp_path / "head")
@@ -456,9 +548,10 @@ def test_a_big_review_splits_into_parts_that_fit_with_every_warning_in_part_one(
     first = parts[0]
     assert "## Data plane review" in first and CONFIGURATION_ONLY in first
     assert "**Customers:** 0 added, 0 removed, 300 changed, 0 unchanged" in first
-    warnings = [(s.name, w) for s in report.stacks for w in s.warnings]
-    assert len(warnings) == 30
-    assert all(f"> - `{name}`: {warning}\n" in first for name, warning in warnings)
+    warnings = {w for s in report.stacks for w in s.warnings}
+    assert sum(map(len, (s.warnings for s in report.stacks))) == 30 and len(warnings) == 1
+    assert f"> 30 warning(s), each also in its stack's section:\n> - 30 stacks (`c000`, `c010`, `c020` and 27 more): " \
+           f"{warnings.pop()}\n" in first
     # Every stack once, in order, at most one part per stack; only c007's section is cut.
     headings = [line for part in parts for line in part.splitlines() if line.startswith("### ")]
     assert headings == [f"### `c{i:03d}`: changed (configuration diff only)" for i in range(300)]
@@ -519,3 +612,98 @@ def test_cli_needs_base_and_head_or_plans(args):
     done = subprocess.run([sys.executable, "-m", "dataplane", "review", *args], cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr.count("\n")) == (2, "", 1)
+
+
+# ---------------------------------------------------------------- who must approve
+
+SECURITY_TEAM = "@your-org/dataplane-security"
+
+
+def code_owners(path: str) -> list[str]:
+    """The owners GitHub requires for `path`: those of the last CODEOWNERS rule that matches it."""
+    owners: list[str] = []
+    for line in (PROJECT_ROOT / ".github" / "CODEOWNERS").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pattern, *names = line.split()
+            assert pattern.startswith("/") and "*" not in pattern, f"{pattern}: anchored paths only, read as written"
+            if path == pattern[1:] or pattern.endswith("/") and path.startswith(pattern[1:]):
+                owners = names
+    return owners
+
+
+def test_codeowners_puts_what_decides_every_customer_s_access_under_the_security_team():
+    files = [path for directory in ("constructs_lib", "stacks", ".github/workflows")
+             for path in sorted((PROJECT_ROOT / directory).rglob("*")) if path.is_file()]
+    guarded = ["cdktf.json", "dataplane/policy.py", ".github/CODEOWNERS", "dataplane/ops/review.py",
+               "dataplane/ops/plan_review.py", "dataplane/ops/markdown.py",
+               *(str(path.relative_to(PROJECT_ROOT)) for path in files if "__pycache__" not in path.parts)]
+    assert len(guarded) > 10 and ".github/workflows/pull-request.yml" in guarded
+    assert {path: code_owners(path) for path in guarded} == {path: [SECURITY_TEAM] for path in guarded}
+    assert code_owners("docs/notes.md") == []
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
+    assert f"Replace the placeholder `{SECURITY_TEAM}` with your security team" in readme
+
+
+# ---------------------------------------------------------------- the blast radius
+
+
+def test_the_blast_radius_counts_existing_customers_whose_roles_change_and_warns_once_over_the_limit(tmp_path, fleet,
+                                                                                                      customers,
+                                                                                                      settings):
+    """New customers have no access to break: an added stack is not counted, however many roles it creates."""
+    initech = customers["acme"].model_copy(update={"name": "initech", "account_id": "999999999999"})
+    widened = {name: with_action(raw, "ec2:DescribeVpcs") for name, raw in fleet.items()}
+    base, head = outdir(tmp_path / "base", fleet), outdir(tmp_path / "head", {**widened,
+                                                                             "initech": synth(initech, settings)})
+    report = review(base, head, label_limit=1)
+    assert (role_changes(report), report.affected) == (["acme", "globex"], ["acme", "globex", "initech"])
+    warning = ("this change touches the roles of 2 customers (more than 1): it needs the `fleet-change` label before "
+               "it can apply")
+    assert fleet_change_warning(report) == warning
+    markdown = render(report)
+    assert markdown.count(warning) == 1 and f"> [!WARNING]\n> **{warning}**\n\n" in split(report)[0]
+    assert fleet_change_refusal(report, {"fleet-change", "docs"}) is None
+    assert fleet_change_refusal(report, {"docs"}) == warning
+    for within in (review(base, head, label_limit=2), review(base, head)):  # at the limit, or unchecked
+        assert fleet_change_warning(within) is None and "fleet-change" not in render(within)
+        assert fleet_change_refusal(within, ()) is None
+
+
+def test_only_role_resources_count_toward_the_blast_radius(tmp_path, fleet):
+    def tagged_vpc(raw: bytes) -> bytes:
+        doc = json.loads(raw)
+        [vpc] = doc["resource"]["aws_vpc"].values()
+        vpc["tags"] = {**vpc.get("tags", {}), "team": "network"}
+        return json.dumps(doc).encode()
+
+    networks = {name: tagged_vpc(raw) for name, raw in fleet.items() if "aws_vpc" in json.loads(raw)["resource"]}
+    assert networks, "no example customer with a network"
+    report = compare(tmp_path, fleet, {**fleet, **networks})
+    assert sorted(networks) == report.affected and role_changes(report) == []
+
+
+def test_the_check_fails_over_the_limit_without_the_label_and_passes_with_it(tmp_path, fleet, monkeypatch, capfd):
+    base = outdir(tmp_path / "base", fleet)
+    head = outdir(tmp_path / "head", {name: with_action(raw, "ec2:DescribeVpcs") for name, raw in fleet.items()})
+
+    def check(labels: list[str], limit: int) -> tuple[int, str, str]:
+        settings = json.loads((PROJECT_ROOT / "cdktf.json").read_text())
+        settings["context"]["rollout"] = {**settings["context"].get("rollout", {}), "maxCustomersWithoutLabel": limit}
+        (tmp_path / "cdktf.json").write_text(json.dumps(settings))
+        event = {"action": "labeled", "pull_request": {"number": 7, "labels": [{"name": n, "id": 1} for n in labels]}}
+        (tmp_path / "event.json").write_text(json.dumps(event))
+        monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "cdktf.json"))
+        monkeypatch.setenv(GITHUB_EVENT_PATH_ENV, str(tmp_path / "event.json"))
+        return cli.main(["blast-radius", "--base", str(base), "--head", str(head)]), *capfd.readouterr()
+
+    assert check(["docs"], 1) == (1, "", "blast-radius: this change touches the roles of 2 customers (more than 1): "
+                                         "it needs the `fleet-change` label before it can apply\n")
+    passed = "blast-radius: the roles of 2 customer(s) change (more than {} need the fleet-change label)\n"
+    assert check(["docs", "fleet-change"], 1) == (0, passed.format(1), "")
+    assert check([], 2) == (0, passed.format(2), "")
+    (tmp_path / "event.json").write_text(json.dumps({"action": "push"}))
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["blast-radius", "--base", str(base), "--head", str(head)])
+    assert refused.value.code == 2
+    assert capfd.readouterr().err == (f"blast-radius: {tmp_path / 'event.json'}: not a pull_request event (no "
+                                      "pull_request.labels)\n")

@@ -17,6 +17,11 @@ import boto3
 import psutil
 import pytest
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dataplane.config.customer import load_customer
+from dataplane.ops.sandbox import create_customer_side, toml_text
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from tests.conftest import FIXTURES
 
@@ -134,3 +139,40 @@ def test_ctrl_c_stops_it_cleanly(sandbox):
         "sandbox: stopped; its resources and credentials are gone\n", "")
     assert not [p for p in started if p.is_running()], "nothing the sandbox started outlives it"
     assert port_free(port)
+
+
+TRAPS = (FIXTURES / "globex.toml").read_text().replace('external_id = "astro-8d41a6c0"', """\
+# moved from vpc-0a1b2c3d4e5f60718 (see rtb-0a1b2c3d4e5f60718)
+external_id = ["vpc-0a1b2c3d4e5f60718", "rtb-0a1b2c3d4e5f60718x"]""")
+"""Globex's file where its peering ids also appear in a comment, as another field's values and inside one: text
+replacement would rewrite the ExternalIds the control plane issued."""
+
+
+def test_the_sandbox_sets_the_peering_ids_in_the_parsed_file_and_nothing_else(emulator, settings, tmp_path):
+    emulator.reset()
+    source = tmp_path / "original" / "globex.toml"
+    source.parent.mkdir()
+    source.write_text(TRAPS)
+    customer = load_customer(source, settings.control_plane_account_id)
+    copy = tmp_path / "sandbox" / "globex.toml"
+    copy.parent.mkdir()
+    copy.write_text(create_customer_side(emulator, customer, TRAPS))
+    ec2 = emulator.client("ec2", customer.peering.account_id, customer.peer_region)
+    [vpc] = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v["IsDefault"]]
+    tables = [t["RouteTableId"] for t in ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])[
+        "RouteTables"] if not any(a.get("Main") for a in t.get("Associations", []))]
+    original = tomllib.loads(TRAPS)
+    assert tomllib.loads(copy.read_text()) == {**original, "peering": {
+        **original["peering"], "vpc_id": vpc, "route_table_ids": tables}}
+    sandboxed = load_customer(copy, settings.control_plane_account_id)
+    assert sandboxed.external_ids == ("vpc-0a1b2c3d4e5f60718", "rtb-0a1b2c3d4e5f60718x")
+    assert (sandboxed.peering.vpc_id, sandboxed.peering.route_table_ids) == (vpc, tuple(tables))
+
+
+TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+VALUES = st.one_of(TEXT, st.lists(TEXT, max_size=4))
+
+
+@given(st.dictionaries(TEXT, st.one_of(VALUES, st.dictionaries(TEXT, VALUES, max_size=4)), max_size=6))
+def test_toml_text_parses_back_to_exactly_what_it_was_given(data):
+    assert tomllib.loads(toml_text(data)) == data

@@ -1,4 +1,5 @@
-"""The security gate: checkov over every synthesized example stack, and our own trust check (CKV_DP_1)."""
+"""The security gate: checkov over every synthesized example stack, our own trust check (CKV_DP_1), and parliament
+over every policy document they hold."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from cdktf import Testing
 from dataplane.config.customer import load_customer
 from dataplane.config.settings import Settings
 from dataplane.ops.cli import main
-from dataplane.ops.gate import CONFIG, GateError, scan
+from dataplane.ops import gate
+from dataplane.ops.gate import CONFIG, GateError, Result, acknowledgements, lint, policy_documents, scan
 from dataplane.tamper import in_alarm, service_trust
 from stacks import DataPlaneStack
 from tests.conftest import EXTRA_FIXTURES, stack_json
@@ -165,3 +167,81 @@ def test_gate_refuses_to_pass_on_nothing(tmp_path):
     (tmp_path / "stacks").mkdir()
     with pytest.raises(GateError, match="nothing to scan"):
         scan(tmp_path)
+    with pytest.raises(GateError, match="parliament found no policy document"):
+        lint(write_stacks(tmp_path / "cdktf.out", {"empty": {"resource": {}}}))
+
+
+def test_every_acknowledged_parliament_finding_has_a_reason():
+    assert len(acknowledgements()) >= 5
+    assert all(len(a.reason) >= 40 and a.issue.isupper() and re.fullmatch(r"aws_\w+\.\w+", a.policy)
+               for a in acknowledgements())
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"issue": "RESOURCE_STAR", "policy": "aws_kms_key.policy"}, "needs issue, policy and reason"),
+    ({"issue": "RESOURCE_STAR", "policy": "aws_kms_key.policy", "reason": "fine"}, "must say why"),
+    ({"issue": "RESOURCE_STAR", "policy": "aws_kms_key.policy", "reason": "a reason long enough to read", "stack": "x"},
+     "nothing else"),
+    ({"issue": "RESOURCE_STAR", "policy": "aws_kms_key.policy", "reason": "a reason long enough to read",
+      "actions": "kms:*"}, "actions a list of strings"),
+])
+def test_a_malformed_acknowledgement_stops_the_gate(tmp_path, entry, problem):
+    path = tmp_path / ".parliament.yaml"
+    path.write_text(json.dumps({"acknowledged": [entry]}))
+    with pytest.raises(GateError, match=f"^.parliament.yaml: acknowledged\\[0\\]: .*{problem}"):
+        acknowledgements(path)
+
+
+def guarded_settings() -> Settings:
+    return Settings.model_validate({"managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess", "team/Extra"],
+                                    "delegationBoundary": "boundaries/DataPlane",
+                                    "permissionsBoundary": "boundaries/Role"})
+
+
+def test_parliament_finds_only_acknowledged_findings_in_every_fixture_stack_and_each_is_needed(synthesized, settings,
+                                                                                              customers, tmp_path):
+    hooli = load_customer(EXTRA_FIXTURES / "hooli.toml", settings.control_plane_account_id)
+    stacks = {name: stack_json(synthesized, name) for name in ("acme", "globex")}
+    stacks["hooli"] = json.loads(Testing.synth(DataPlaneStack(Testing.app(), hooli, settings)))
+    stacks["guarded"] = json.loads(Testing.synth(DataPlaneStack(Testing.app(), customers["acme"], guarded_settings())))
+    documents, findings = lint(write_stacks(tmp_path / "cdktf.out", stacks))
+    accepted = acknowledgements()
+    kinds = {f"{resource.split('.')[0]}.{attribute}" for resource, attribute, _ in policy_documents(stacks["hooli"])}
+    assert kinds == {"aws_iam_role.assume_role_policy", "aws_iam_role_policy.policy", "aws_kms_key.policy",
+                     "aws_s3_bucket_policy.policy", "aws_sns_topic_policy.policy"}
+    assert documents >= 21 and {f.stack for f in findings} == set(stacks)
+    assert [str(f) for f in findings if not any(a.covers(f) for a in accepted)] == []
+    assert [a for a in accepted if not any(a.covers(f) for f in findings)] == [], "an acknowledgement no finding needs"
+
+
+def with_activation_actions(stack: dict, actions) -> dict:
+    """`stack` with its activation policy's first statement allowing `actions`."""
+    changed = copy.deepcopy(stack)
+    [policy] = changed["resource"]["aws_iam_role_policy"].values()
+    document = json.loads(policy["policy"])
+    document["Statement"][0]["Action"] = actions
+    policy["policy"] = json.dumps(document)
+    return changed
+
+
+@pytest.mark.parametrize("actions, failed", [
+    ("*", "parliament PRIVILEGE_ESCALATION (HIGH) AttachRolePolicy; iam:attachrolepolicy, sts:assumerole"),
+    (["cloudformation:*", "iam:AttachRolePolicy"], "parliament PERMISSIONS_MANAGEMENT_ACTIONS (MEDIUM) Permissions "
+                                                   "management actions; cloudformation:setstackpolicy, "
+                                                   "iam:attachrolepolicy"),
+    (["cloudformation:*", "ec2:RunInstances"], "parliament RESOURCE_STAR (LOW) Unnecessary use of Resource *; "
+                                               "cloudformation:CancelUpdateStack"),
+])
+def test_an_unacknowledged_finding_fails_the_gate(synthesized, tmp_path, monkeypatch, capsys, actions, failed):
+    """checkov's part stubbed to pass: the exit status and the lines are parliament's."""
+    monkeypatch.setattr(gate, "scan", lambda outdir: [Result("acme", "aws_iam_role.x", "CKV_X", True, "passed")])
+    acme = stack_json(synthesized, "acme")
+    outdir = write_stacks(tmp_path / "cdktf.out", {"acme": acme, "hostile": with_activation_actions(acme, actions)})
+    assert main(["gate", str(outdir)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    [policy] = acme["resource"]["aws_iam_role_policy"]
+    assert f"FAILED hostile: aws_iam_role_policy.{policy}.policy: {failed}" in "\n".join(lines)
+    assert all(line.startswith("FAILED hostile: ") for line in lines[:-1]) and lines[-1].startswith(
+        "security gate: 1 passed, 0 failed over 1 stack(s); parliament: ")
+    monkeypatch.setattr(gate, "ACKNOWLEDGED", tmp_path / "none.yaml")
+    assert main(["gate", str(outdir)]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from cdktf import Testing
@@ -22,7 +23,7 @@ from dataplane.config.settings import (
     load_settings,
 )
 from dataplane.ops.unlock import unlock
-from dataplane.policy import DelegationGuard
+from dataplane.policy import DelegationGuard, admin_equivalent
 from dataplane.project import CUSTOMERS_DIR_ENV
 from stacks import DataPlaneStack
 from tests.conftest import FIXTURES
@@ -98,6 +99,29 @@ def test_a_bad_deploy_role_name_is_one_problem(tmp_path, name, words):
         load_settings(write_settings(tmp_path, {"deployRoleName": name}))
     [problem] = caught.value.problems
     assert str(problem).startswith(f"{tmp_path / 'cdktf.json'}: context.deployRoleName: ") and words in str(problem)
+
+
+def test_plan_role_in_each_customer_s_account_else_the_deploy_role(tmp_path):
+    both = load_settings(write_settings(tmp_path, {"deployRoleName": "dataplane-deploy", "planRoleName": "dp-plan"}))
+    assert both.plan_role_arn("123456789012") == "arn:aws:iam::123456789012:role/dp-plan"
+    assert both.deploy_role_arn("123456789012") == "arn:aws:iam::123456789012:role/dataplane-deploy"
+    deploy_only = load_settings(write_settings(tmp_path, {"deployRoleName": "dataplane-deploy"}))
+    assert deploy_only.plan_role_arn("123456789012") == "arn:aws:iam::123456789012:role/dataplane-deploy"
+    assert load_settings(write_settings(tmp_path, {})).plan_role_arn("123456789012") is None
+
+
+@pytest.mark.parametrize("context, key, words", [
+    ({"planRoleName": "astronomer-remote-management"}, "planRoleName", "is also roleName or deployRoleName"),
+    ({"planRoleName": "dp", "deployRoleName": "dp"}, "planRoleName", "is also roleName or deployRoleName"),
+    ({"planRoleName": "role/plan"}, "planRoleName", "is not an IAM role name"),
+    ({"applyEnvironment": ""}, "applyEnvironment", "is not a GitHub environment name"),
+    ({"applyEnvironment": "prod:*"}, "applyEnvironment", "is not a GitHub environment name"),
+])
+def test_a_bad_plan_role_or_apply_environment_is_one_problem(tmp_path, context, key, words):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_settings(tmp_path, context))
+    [problem] = caught.value.problems
+    assert str(problem).startswith(f"{tmp_path / 'cdktf.json'}: context.{key}: ") and words in str(problem)
 
 
 def test_cloud_backend_one_workspace_per_customer(tmp_path):
@@ -234,6 +258,79 @@ def test_a_bad_vendor_rule_is_one_problem(tmp_path, context, field, message):
     assert [str(p) for p in caught.value.problems] == [f"{tmp_path / 'cdktf.json'}: {field}: {message}"]
 
 
+ADMIN = "would make the role an administrator of the customer's account; attach only what the control plane needs " \
+        "beyond the activation permissions"
+NOT_A_POLICY = "is not an AWS-managed policy ARN (arn:aws:iam::aws:policy/<name>) or a policy name, optionally with " \
+               "a path (boundaries/DataPlane), without empty, . or .. segments"
+GUARD_ADMIN = "is admin-equivalent: a role bounded by it could do almost anything, so the escalation guard would " \
+              "bound nothing; name a policy that allows only what the control plane's roles need"
+OUTSIDE = "is not a directory inside the project (a relative path without ..): customer files are reviewed with it; " \
+          "DATAPLANE_CUSTOMERS_DIR may name one elsewhere"
+
+
+@pytest.mark.parametrize("context, field, message", [
+    *[({"managedPolicyArns": ["ReadOnly", policy]}, "context.managedPolicyArns", f"{policy!r} {ADMIN}") for policy in (
+        "arn:aws:iam::aws:policy/administratoraccess", "arn:aws:iam::aws:policy/PowerUserAccess", "IAMFULLACCESS",
+        "team/iamFullAccess", "arn:aws:iam::aws:policy/AWSOrganizationsFullAccess",
+        "arn:aws:iam::aws:policy/AdministratorAccess-Amplify")],
+    ({"managedPolicyArns": ["Audit", "team/Audit", "AUDIT"]}, "context.managedPolicyArns",
+     "lists 'AUDIT' twice (IAM policy names ignore case)"),
+    *[({"managedPolicyArns": [policy]}, "context.managedPolicyArns[0]", f"{policy!r} {NOT_A_POLICY}") for policy in (
+        "team/../Audit", "team..x/Audit", "team//Audit", "./Audit", "team/.", "Audit/", "arn:aws:iam::aws:policy/",
+        "arn:aws:iam::aws:policy//ReadOnlyAccess", "arn:aws:iam::aws:policy/ReadOnlyAccess ",
+        "arn:aws:iam::aws:policy/ReadOnlyAccess/", "arn:aws:iam::aws:policy/ReadOnlyAccess,x:y")],
+    *[({"delegationBoundary": policy}, "context.delegationBoundary", f"{policy!r} {GUARD_ADMIN}") for policy in (
+        "arn:aws:iam::aws:policy/AdministratorAccess", "boundaries/PowerUserAccess", "iamfullaccess")],
+    ({"delegationBoundary": "arn:aws:iam::aws:policy/ReadOnlyAccess"}, "context.delegationBoundary",
+     "'arn:aws:iam::aws:policy/ReadOnlyAccess' is an AWS-managed policy, which AWS may widen and the guard cannot "
+     "protect; name a policy of each customer's own account (boundaries/DataPlane)"),
+    ({"delegationBoundary": "boundaries/../DataPlane"}, "context.delegationBoundary",
+     f"'boundaries/../DataPlane' {NOT_A_POLICY}"),
+    *[({"customersDir": directory}, "context.customersDir", f"{directory!r} {OUTSIDE}") for directory in (
+        "/srv/customers", "../customers", "customers/../../elsewhere", "..")],
+])
+def test_a_guard_no_setting_can_switch_off_is_one_problem(tmp_path, context, field, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_settings(tmp_path, context))
+    assert [str(p) for p in caught.value.problems] == [f"{tmp_path / 'cdktf.json'}: {field}: {message}"]
+
+
+def test_customers_dir_stays_inside_the_project_through_links(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "fleet").mkdir(parents=True)
+    (project / "outside").symlink_to(tmp_path)
+    monkeypatch.setattr("dataplane.config.settings.PROJECT_ROOT", project)
+    assert Settings.model_validate({"customersDir": "fleet/acme"}).customers_dir == "fleet/acme"
+    with pytest.raises(ValueError, match=f"'outside/customers' {re.escape(OUTSIDE)}"):
+        Settings.model_validate({"customersDir": "outside/customers"})
+
+
+def test_the_environment_may_put_the_customers_anywhere(tmp_path, monkeypatch):
+    path = write_settings(tmp_path, {"customersDir": "/srv/customers"})
+    monkeypatch.setenv(CUSTOMERS_DIR_ENV, str(tmp_path / "customers"))
+    assert load_settings(path).customers_dir == str(tmp_path / "customers")
+    monkeypatch.delenv(CUSTOMERS_DIR_ENV)
+    with pytest.raises(ConfigError, match="context.customersDir: '/srv/customers' is not a directory inside"):
+        load_settings(path)
+
+
+def test_an_admin_equivalent_name_is_refused_in_any_spelling_only_as_a_name():
+    assert [policy for policy in ("AdministratorAccess", "arn:aws:iam::aws:policy/ADMINISTRATORACCESS",
+                                  "x/poweruseraccess", "AdministratorAccess-AWSElasticBeanstalk", "ReadOnlyAccess",
+                                  "AdministratorAccessReview", "team/IAMReadOnlyAccess", "NotIAMFullAccess")
+            if admin_equivalent(policy)] == ["AdministratorAccess", "arn:aws:iam::aws:policy/ADMINISTRATORACCESS",
+                                             "x/poweruseraccess", "AdministratorAccess-AWSElasticBeanstalk"]
+
+
+def test_the_permissions_boundary_may_still_be_aws_managed(tmp_path):
+    settings = load_settings(write_settings(tmp_path, {
+        "permissionsBoundary": "arn:aws:iam::aws:policy/PowerUserAccess",
+        "managedPolicyArns": ["Audit", "arn:aws:iam::aws:policy/Audit"]}))
+    assert settings.permissions_boundary_arn("123456789012") == "arn:aws:iam::aws:policy/PowerUserAccess"
+    assert settings.managed_policy_arns_in("123456789012") == ("arn:aws:iam::123456789012:policy/Audit",
+                                                                "arn:aws:iam::aws:policy/Audit")
+
+
 def write_customer(directory, name: str, text: str) -> None:
     """A customer file of `text`, with the account id and, unless `text` has one, an ExternalId."""
     directory.mkdir(exist_ok=True)
@@ -349,3 +446,13 @@ def test_a_bad_tamper_alarm_default_is_one_problem(tmp_path, context, field, mes
     with pytest.raises(ConfigError) as caught:
         load_settings(write_settings(tmp_path, context))
     assert [str(p) for p in caught.value.problems] == [f"{tmp_path / 'cdktf.json'}: {field}: {message}"]
+
+
+def test_settings_written_back_as_cdktf_json_load_as_the_same_settings(tmp_path):
+    """What the sandbox writes to .sandbox/cdktf.json (camelCase at every level) reads back unchanged."""
+    settings = load_settings(write_settings(tmp_path, {
+        "backend": {"type": "s3", "bucket": "state-bucket", "region": "us-east-1", "keyPrefix": "fleet"},
+        "tamperAlarm": {"email": "soc@astro.example"}, "deployRoleName": "dataplane-deployer",
+        "rollout": {"waves": [20, 100], "maxFailures": 1, "pauseBetweenWaves": 5}}))
+    written = settings.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert load_settings(write_settings(tmp_path, written)) == settings

@@ -19,7 +19,9 @@ from dataplane.ops.cli import main
 from dataplane.ops.report import Report, Status
 from dataplane.ops.verify import PROPAGATION_WAIT, retry_while_denied, verify
 from dataplane.policy import (
+    ESCALATING_IAM_ACTIONS,
     MANAGED_BY,
+    boundary_escalations,
     permissions_policy,
     trust_policy,
     trust_problems,
@@ -46,8 +48,10 @@ def build(emulator, settings, customer) -> dict[str, str]:
     """What DataPlaneStack creates, made with boto3: role, VPC and route table, accepted peering, routes, DNS."""
     tags = [{"Key": "customer", "Value": customer.name}, {"Key": "managed-by", "Value": MANAGED_BY}]
     iam = emulator.client("iam", customer.account_id, customer.region)
+    boundary = settings.permissions_boundary_arn(customer.account_id)
     iam.create_role(RoleName=settings.role_name, Tags=tags, AssumeRolePolicyDocument=json.dumps(
-        trust_policy(settings.trusted_principal, customer.external_id)))
+        trust_policy(settings.trusted_principal, customer.external_id)),
+        **({"PermissionsBoundary": boundary} if boundary else {}))
     iam.put_role_policy(RoleName=settings.role_name, PolicyName=ACTIVATION_POLICY,
                         PolicyDocument=json.dumps(permissions_policy(settings.delegation_guard(customer.account_id))))
     for arn in settings.managed_policy_arns_in(customer.account_id):
@@ -146,12 +150,19 @@ GUARDED = {"managedPolicyArns": ["Audit", "team/Extra"],
 BOUNDARY = "arn:aws:iam::123456789012:policy/boundaries/DataPlane"
 
 
+def allowing(*statements: dict) -> dict:
+    """A policy document of Allow statements on every resource."""
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", **s} for s in statements]}
+
+
+NARROW = allowing({"Action": ["s3:GetObject", "logs:PutLogEvents"]})
+
+
 def test_the_guard_and_managed_policies_pass_as_configured_and_each_change_is_named(emulator, customers):
     settings, customer = Settings.model_validate(GUARDED), customers["acme"]
     iam = emulator.client("iam", customer.account_id, customer.region)
-    for name, path in (("Audit", "/"), ("Extra", "/team/")):
-        iam.create_policy(PolicyName=name, Path=path, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
+    for name, path in (("Audit", "/"), ("Extra", "/team/"), ("DataPlane", "/boundaries/")):
+        iam.create_policy(PolicyName=name, Path=path, PolicyDocument=json.dumps(NARROW))
     build(emulator, settings, customer)
     run = lambda s: verify(customer, s, session(emulator, s.control_plane_account_id), sleep=pytest.fail)  # noqa: E731
     report = run(settings)
@@ -173,6 +184,103 @@ def test_the_guard_and_managed_policies_pass_as_configured_and_each_change_is_na
                        "(found: data-plane-activation); configured managed policies not attached: "
                        "arn:aws:iam::123456789012:policy/Audit",
         "escalation guard": f"not in place: boundary {BOUNDARY} expected, found none"}
+
+
+GUARD_ONLY = Settings.model_validate({"delegationBoundary": "boundaries/DataPlane"})
+
+
+def guarded_role(emulator, customer, boundary: dict | None) -> Report:
+    """Verify of `customer`'s role with the escalation guard, whose boundary policy has `boundary` (None: no policy)."""
+    if boundary is not None:
+        emulator.client("iam", customer.account_id, customer.region).create_policy(
+            PolicyName="DataPlane", Path="/boundaries/", PolicyDocument=json.dumps(boundary))
+    build(emulator, GUARD_ONLY, customer)
+    return verify_guarded(emulator, customer)
+
+
+def verify_guarded(emulator, customer) -> Report:
+    return verify(customer, GUARD_ONLY, session(emulator, GUARD_ONLY.control_plane_account_id), sleep=pytest.fail)
+
+
+SELF_PROPAGATING = allowing({"Action": ["iam:CreateRole", "iam:PutRolePolicy"],
+                             "Condition": {"StringEquals": {"iam:PermissionsBoundary": BOUNDARY}}},
+                            NARROW["Statement"][0])
+"""AWS's delegated-administration boundary: the roles it bounds may make roles only with itself as their boundary."""
+
+
+@pytest.mark.parametrize("boundary, problem", [
+    (NARROW, None),
+    (SELF_PROPAGATING, None),
+    (allowing({"Sid": "Admin", "Action": "*"}), "Admin allows *, which covers 20 escalating IAM actions such as "
+                                                "iam:AddUserToGroup"),
+    (allowing({"Action": ["s3:*", "iam:*"]}), "statement 0 allows iam:*, which covers 20 escalating IAM actions"),
+    (allowing({"Action": "iam:*Role*"}), "statement 0 allows iam:*Role*, which covers 7 escalating IAM actions "
+                                         "such as iam:AttachRolePolicy"),
+    (allowing({"Action": "IAM:passrole"}), "statement 0 allows IAM:passrole"),
+    (allowing({"NotAction": ["s3:*", "ec2:*"]}), "statement 0 allows every action but s3:*, ec2:*, which covers "
+                                                 "20 escalating IAM actions such as iam:AddUserToGroup"),
+    (allowing({"NotAction": ["iam:*User*", "iam:*Group*", "iam:*Policy*", "iam:*AccessKey", "iam:*Boundary"]}),
+     "statement 0 allows every action but iam:*User*, iam:*Group*, iam:*Policy*, iam:*AccessKey, iam:*Boundary, "
+     "which covers 4 escalating IAM actions such as iam:CreateLoginProfile"),
+    (allowing({"Action": "iam:PutRolePolicy", "Condition": {"StringEquals": {
+        "iam:PermissionsBoundary": "arn:aws:iam::123456789012:policy/Other"}}}),
+     "statement 0 allows iam:PutRolePolicy"),
+], ids=["narrow", "self-propagating", "star", "iam-star", "role-wildcard", "named-any-case", "not-action",
+        "not-action-but-one", "another-boundary-condition"])
+def test_a_boundary_that_lets_roles_escalate_fails_the_guard(emulator, customers, boundary, problem):
+    row = guarded_role(emulator, customers["acme"], boundary).rows[3]
+    if problem is None:
+        assert (row.status, row.reason) == (Status.PASS, f"on: roles it creates or changes must carry {BOUNDARY}; it "
+                                                         "cannot change itself")
+    else:
+        assert row.status is Status.FAIL and row.reason.startswith(
+            f"the boundary {BOUNDARY} (v1) lets the roles it bounds escalate: {problem}"), row.reason
+
+
+def test_the_guard_reads_the_boundary_s_default_version(emulator, customers):
+    iam = emulator.client("iam", customers["acme"].account_id, customers["acme"].region)
+    assert guarded_role(emulator, customers["acme"], NARROW).rows[3].status is Status.PASS
+    iam.create_policy_version(PolicyArn=BOUNDARY, PolicyDocument=json.dumps(allowing({"Action": "*"})))
+    assert verify_guarded(emulator, customers["acme"]).rows[3].status is Status.PASS, "v2 is not the default"
+    iam.set_default_policy_version(PolicyArn=BOUNDARY, VersionId="v2")
+    assert failing(verify_guarded(emulator, customers["acme"]))["escalation guard"].startswith(
+        f"the boundary {BOUNDARY} (v2) lets the roles it bounds escalate: statement 0 allows *")
+
+
+def test_a_missing_boundary_policy_fails_the_guard(emulator, customers):
+    assert failing(guarded_role(emulator, customers["acme"], None)) == {
+        "escalation guard": f"the boundary {BOUNDARY} does not exist: the control plane can create no role"}
+
+
+def test_boundary_escalations_read_any_document_shape():
+    assert boundary_escalations({"Statement": {"Effect": "Allow", "Action": "iam:Create*", "Resource": "*"}}, BOUNDARY
+                                ) == ["statement 0 allows iam:Create*, which covers 5 escalating IAM actions such as "
+                                      "iam:CreateAccessKey"]
+    assert boundary_escalations(allowing({"NotAction": "iam:*"}), BOUNDARY) == []
+    assert boundary_escalations({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}, "junk"]},
+                                BOUNDARY) == []
+    assert boundary_escalations(None, BOUNDARY) == []
+    assert len(ESCALATING_IAM_ACTIONS) == len(set(ESCALATING_IAM_ACTIONS)) == 20
+
+
+def test_a_permissions_boundary_removed_or_replaced_fails_permissions(emulator, customers):
+    customer = customers["acme"]
+    bounded = Settings.model_validate({"permissionsBoundary": "boundaries/Role"})
+    expected, other = (f"arn:aws:iam::{customer.account_id}:policy/boundaries/{name}" for name in ("Role", "Other"))
+    iam = emulator.client("iam", customer.account_id, customer.region)
+    for name in ("Role", "Other"):
+        iam.create_policy(PolicyName=name, Path="/boundaries/", PolicyDocument=json.dumps(NARROW))
+    build(emulator, bounded, customer)
+    run = lambda s: verify(customer, s, session(emulator, s.control_plane_account_id), sleep=pytest.fail)  # noqa: E731
+    report = run(bounded)
+    assert report.ok and report.rows[2].reason.endswith(f", within the boundary {expected}"), report.table()
+    assert failing(run(Settings())) == {
+        "permissions": f"permissions boundary {expected} found, but permissionsBoundary is unset"}
+
+    iam.delete_role_permissions_boundary(RoleName=bounded.role_name)
+    assert failing(run(bounded)) == {"permissions": f"permissions boundary {expected} expected, found none"}
+    iam.put_role_permissions_boundary(RoleName=bounded.role_name, PermissionsBoundary=other)
+    assert failing(run(bounded)) == {"permissions": f"permissions boundary {expected} expected, found {other}"}
 
 
 def rewrite_trust(document):

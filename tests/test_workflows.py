@@ -1,5 +1,6 @@
 """The GitHub workflows: actionlint-clean, logic-free (every step a make target or a `python -m dataplane` command the
-project has), actions pinned to release tags, one change per customer at a time, matrices only from `matrix`."""
+project has), actions pinned by commit, one change per customer at a time, matrices only from `matrix`, the plan role
+for pull requests and drift, the apply role only in the apply environment, no checkout that keeps its token."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import pytest
 import yaml
 
+from dataplane.config.settings import load_settings
 from dataplane.ops import cli
 from dataplane.project import PROJECT_ROOT
 
@@ -21,7 +23,20 @@ DATAPLANE = (["python", "-m", "dataplane"], [".venv/bin/python", "-m", "dataplan
 SAMPLES = {"BATCH": "0/4"}
 """Values for environment variables a step's arguments name, where the parser checks their form."""
 ENV_REFERENCE = re.compile(r'"\$([A-Z_][A-Z0-9_]*)"')
-PINNED = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+@v\d+(\.\d+){0,2}")
+USES = re.compile(r"^\s*(?:- )?uses: (\S+)@(\S+)(?: # (\S+))?$", re.M)
+PINS = {
+    "actions/cache": ("27d5ce7f107fe9357f9df03efb73ab90386fccae", "v5.0.5"),
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+    "actions/setup-node": ("820762786026740c76f36085b0efc47a31fe5020", "v7.0.0"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+    "hashicorp/setup-terraform": ("dfe3c3f87815947d99a8997f908cb6525fc44e9e", "v4.0.1"),
+}
+"""Each action's commit and the release tag it was confirmed as, from a fetched copy of the action's repository
+(`git rev-parse <tag>^{commit}`): a new pin is confirmed the same way before it is added here."""
+PLAN_ROLE, APPLY_ROLE = "${{ vars.DATAPLANE_CI_PLAN_ROLE_ARN }}", "${{ vars.DATAPLANE_CI_APPLY_ROLE_ARN }}"
 
 
 def workflow(name: str) -> dict:
@@ -115,17 +130,57 @@ def test_the_venv_is_built_before_a_step_uses_it():
                 assert any(c.startswith("make ") for c in runs[:i]), f"{name} {job_id}: {command}"
 
 
-def test_every_action_is_pinned_to_a_release_tag():
-    used = {step["uses"] for _, _, _, step in steps() if "uses" in step}
-    assert used and {u for u in used if not PINNED.fullmatch(u)} == set()
+def test_every_action_is_pinned_to_a_confirmed_commit_with_its_release_tag():
+    used = [match.groups() for path in WORKFLOWS for match in USES.finditer(path.read_text())]
+    assert len(used) == sum("uses" in step for *_, step in steps())
+    assert {(action, (commit, tag)) for action, commit, tag in used} <= set(PINS.items())
 
 
-@pytest.mark.parametrize("job_id", ["apply", "destroy"])
+def test_every_checkout_drops_its_token():
+    """Nothing in the workflows pushes: no checkout leaves the token in .git/config for a later step to read."""
+    checkouts = [(name, job_id, step) for name, job_id, _, step in steps()
+                 if step.get("uses", "").startswith("actions/checkout@")]
+    assert checkouts and [(name, job_id) for name, job_id, step in checkouts
+                          if step.get("with", {}).get("persist-credentials") is not False] == []
+
+
+ROLLOUT_JOBS = ("apply", "apply-wave-2", "apply-wave-3", "apply-rest")
+"""The apply workflow's rollout: the canary, waves 2 and 3, and every wave left."""
+
+
+@pytest.mark.parametrize("job_id", ["destroy"])
 def test_apply_and_destroy_change_one_customer_at_a_time_after_an_approval(job_id):
     job = workflow("apply.yml")["jobs"][job_id]
     assert job["concurrency"] == {"group": "dataplane-${{ matrix.customer }}", "cancel-in-progress": False}
-    assert job["environment"] == "dataplane-production"
+    assert job["environment"] == load_settings().apply_environment == "dataplane-production"
     assert job["strategy"]["fail-fast"] is False
+
+
+def test_the_rollout_runs_wave_by_wave_each_after_the_one_before_and_an_approval():
+    """One job per wave after an approval, one rollout at a time; each later one after the one before (a failed wave
+    runs none), continuing the record the one before uploaded; every job shows the record in its summary."""
+    jobs = workflow("apply.yml")["jobs"]
+    waves = []
+    for before, job_id in zip((None, *ROLLOUT_JOBS), ROLLOUT_JOBS):
+        job = jobs[job_id]
+        assert job["environment"] == "dataplane-production"
+        assert job["concurrency"] == {"group": "dataplane-rollout", "cancel-in-progress": False}
+        assert before is None or job["needs"] == before
+        [rollout] = [words(s["run"]) for s in job["steps"] if words(s.get("run", "x"))[:2] == ["make", "rollout"]]
+        args = rollout[2].removeprefix("ROLLOUT_ARGS=").split()
+        assert ("--resume" in args) == (before is not None) and "--github-summary" in args, job_id
+        waves.append(args[args.index("--wave") + 1] if "--wave" in args else None)
+        uses = [s["uses"].split("@")[0] for s in job["steps"] if "uses" in s]
+        assert "actions/upload-artifact" in uses and ("actions/download-artifact" in uses) == (before is not None)
+    assert waves == ["1", "2", "3", None]
+
+
+def test_apply_runs_after_the_destroys_whatever_their_outcome():
+    """One customer's failed offboarding never skips another customer's apply; a cancelled run applies nothing."""
+    job = workflow("apply.yml")["jobs"]["apply"]
+    assert job["needs"] == ["synth", "destroy"]
+    assert job["if"] == ("${{ !cancelled() && needs.synth.result == 'success' "
+                         "&& needs.synth.outputs.apply-count != '0' }}")
 
 
 def test_every_matrix_comes_from_the_matrix_command_and_an_empty_one_runs_no_job():
@@ -146,15 +201,35 @@ def test_every_matrix_comes_from_the_matrix_command_and_an_empty_one_runs_no_job
             [step] = [s for s in jobs[source]["steps"] if s.get("id") == step_id]
             assert words(step["run"])[3:4] == ["matrix"] and "--github-output" in step["run"], (path.name, job_id)
             assert f"needs.{source}.outputs.{count} != '0'" in job["if"], (path.name, job_id)
-    assert matrices == 3  # plan; apply and destroy
+    assert matrices == 3  # plan; destroy (the apply is a rollout); drift
 
 
-def test_aws_credentials_come_only_from_the_oidc_role():
+def credentials() -> dict[tuple[str, str], tuple[dict, str]]:
+    """(workflow file, job id) -> (job, the role it assumes) for every job that gets AWS credentials."""
+    found = {}
     for name, job_id, job, step in steps():
         if step.get("uses", "").startswith("aws-actions/configure-aws-credentials@"):
-            assert job["permissions"]["id-token"] == "write", (name, job_id)
-            assert step["with"]["role-to-assume"] == "${{ vars.DATAPLANE_CI_ROLE_ARN }}", (name, job_id)
+            assert (name, job_id) not in found, "one role per job"
             assert set(step["with"]) == {"role-to-assume", "aws-region"}, (name, job_id)
+            found[name, job_id] = job, step["with"]["role-to-assume"]
+    return found
+
+
+def test_aws_credentials_come_only_from_the_oidc_roles():
+    found = credentials()
+    assert found and {job["permissions"]["id-token"] for job, _ in found.values()} == {"write"}
+    assert {role for _, role in found.values()} == {PLAN_ROLE, APPLY_ROLE}
+
+
+def test_only_jobs_in_the_apply_environment_assume_the_apply_role():
+    """The environment's required reviewers approve before its job starts; every other job, the pull request's plan
+    (which runs the pull request's own code) and drift among them, gets the read-only plan role."""
+    environment = load_settings().apply_environment
+    roles = {key: (job.get("environment"), role) for key, (job, role) in credentials().items()}
+    assert roles == {**{("apply.yml", job_id): (environment, APPLY_ROLE) for job_id in ROLLOUT_JOBS},
+                     ("apply.yml", "destroy"): (environment, APPLY_ROLE),
+                     ("drift.yml", "drift"): (None, PLAN_ROLE), ("pull-request.yml", "plan"): (None, PLAN_ROLE)}
+    assert [key for key, (job, role) in credentials().items() if role == APPLY_ROLE and "environment" not in job] == []
 
 
 def test_the_review_is_posted_with_the_workflow_token():
@@ -174,36 +249,63 @@ def test_set_up_steps_cache_their_downloads():
             assert "hashFiles(" in step["with"]["key"], (name, job_id)
 
 
-def test_drift_runs_daily_and_on_demand_and_keeps_one_issue():
-    """The report goes to a file the issue steps read: the open issue is updated while the drift step fails (drift
-    or an error), and closed when it succeeds (all in sync)."""
+def test_drift_runs_daily_and_on_demand_in_batches_merged_into_one_issue():
+    """The fleet is cut into batches (`matrix drift`), each checked in its own job; the merge job reads every batch's
+    report and updates the open issue while the merge fails (drift, an error, a batch missing), closes it when it
+    succeeds (all in sync)."""
     drift = workflow("drift.yml")
     assert set(drift[True]) == {"schedule", "workflow_dispatch"}  # YAML 1.1 reads the key `on` as True
     [schedule] = drift[True]["schedule"]
     assert re.fullmatch(r"\d+ \d+ \* \* \*", schedule["cron"])
     assert drift["permissions"] == {"contents": "read"}
-    [(job_id, job)] = drift["jobs"].items()
-    assert job["permissions"] == {"contents": "read", "id-token": "write", "issues": "write"}
-    assert job["concurrency"] == {"group": "dataplane-drift", "cancel-in-progress": False}
-    runs = [(step.get("if"), words(step["run"])) for step in job["steps"] if "run" in step]
-    assert runs == [
-        (None, ["make", "synth"]),
-        (None, [".venv/bin/python", "-m", "dataplane", "drift", "--format", "markdown", "--out", "drift.md"]),
+    jobs = drift["jobs"]
+    assert list(jobs) == ["shards", "drift", "report"]
+    runs = {job_id: [(step.get("if"), words(step["run"])) for step in job["steps"] if "run" in step]
+            for job_id, job in jobs.items()}
+    dataplane = [".venv/bin/python", "-m", "dataplane"]
+    assert runs["shards"] == [(None, ["make", "synth"]),
+                              (None, [*dataplane, "matrix", "drift", "--head", "cdktf.out", "--github-output"])]
+    assert runs["drift"] == [(None, ["make", "setup"]), (None, [*dataplane, "drift", "--batch", "0/4", "--format",
+                                                                "json", "--out", "sample"])]
+    [find] = [step for step in jobs["drift"]["steps"] if words(step.get("run", "x"))[3:4] == ["drift"]]
+    assert find["env"] == {"BATCH": "${{ matrix.batch }}", "REPORT": "drift-${{ matrix.index }}.json"}
+    [upload] = [step for step in jobs["drift"]["steps"] if step.get("uses", "").startswith("actions/upload-")]
+    assert (upload["if"], upload["with"]["path"]) == ("${{ !cancelled() }}", "drift-${{ matrix.index }}.json")
+    report = jobs["report"]
+    assert report["needs"] == ["shards", "drift"] and report["if"].startswith("${{ !cancelled() && ")
+    [download] = [step for step in report["steps"] if step.get("uses", "").startswith("actions/download-")]
+    assert download["with"] == {"pattern": "drift-*", "merge-multiple": True, "path": "drift-reports"}
+    assert runs["report"] == [
+        (None, ["make", "setup"]),
+        (None, [*dataplane, "drift", "--merge", "drift-reports", "--format", "markdown", "--out", "drift.md"]),
         ("${{ failure() && steps.drift.outcome == 'failure' }}",
-         [".venv/bin/python", "-m", "dataplane", "issue", "--title", "Data plane drift", "--body-file", "drift.md"]),
-        (None, [".venv/bin/python", "-m", "dataplane", "issue", "--title", "Data plane drift", "--body-file",
-                "drift.md", "--close"])]
-    [find] = [step for step in job["steps"] if words(step.get("run", "x"))[3:4] == ["drift"]]
-    assert find["id"] == "drift"
-    for step in job["steps"]:
+         [*dataplane, "issue", "--title", "Data plane drift", "--body-file", "drift.md"]),
+        (None, [*dataplane, "issue", "--title", "Data plane drift", "--body-file", "drift.md", "--close"])]
+    assert [step["id"] for step in report["steps"] if words(step.get("run", "x"))[3:4] == ["drift"]] == ["drift"]
+    assert report["permissions"] == {"contents": "read", "issues": "write"}
+    assert report["concurrency"] == {"group": "dataplane-drift", "cancel-in-progress": False}
+    for step in report["steps"]:
         if words(step.get("run", "x"))[3:4] == ["issue"]:
             assert step["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
 
 
-def test_drift_is_set_up_as_the_plan_jobs_are_and_gets_credentials_after_the_synth():
+def test_drift_batches_are_set_up_as_the_plan_jobs_are_and_get_credentials_last():
     plan = [step for step in workflow("pull-request.yml")["jobs"]["plan"]["steps"] if "uses" in step]
     steps = workflow("drift.yml")["jobs"]["drift"]["steps"]
-    set_up = [step for step in steps if "uses" in step]
-    assert set_up == [step for step in plan if not step["uses"].startswith(("actions/download-", "actions/upload-"))]
+    artifacts = ("actions/download-", "actions/upload-")
+    assert [s for s in steps if "uses" in s and not s["uses"].startswith(artifacts)] == [
+        s for s in plan if not s["uses"].startswith(artifacts)]
+    assert workflow("drift.yml")["jobs"]["drift"]["permissions"] == {"contents": "read", "id-token": "write"}
     credentials = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("aws-actions/"))
-    assert [s["run"] for s in steps[:credentials] if "run" in s] == ["make synth"]
+    assert [s["run"] for s in steps[:credentials] if "run" in s] == ["make setup"]
+
+
+def test_a_pull_request_changing_many_customers_roles_needs_the_fleet_change_label():
+    """The check runs again when a label is added or removed, and reads the event's labels."""
+    pull_request = workflow("pull-request.yml")
+    assert {"labeled", "unlabeled", "synchronize"} <= set(pull_request[True]["pull_request"]["types"])
+    job = pull_request["jobs"]["fleet-change"]
+    assert job["needs"] == "synth" and "permissions" not in job  # the workflow's: contents read, no token to write
+    assert [words(s["run"]) for s in job["steps"] if "run" in s] == [
+        ["make", "setup"], [".venv/bin/python", "-m", "dataplane", "blast-radius", "--base", "base.out", "--head",
+                            "cdktf.out"]]

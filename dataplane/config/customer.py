@@ -401,7 +401,8 @@ def load_customers(directory: Path, control_plane_account_id: str, display_root:
 
     Every entry must be a regular file (not a link) named `<name>.toml` or `README*`. Names are
     file stems, so stack ids and state keys are unique; two files for the same account are
-    refused (both stacks would manage the same role in it).
+    refused (both stacks would manage the same role in it), and so are two that require the same
+    ExternalId (the id is what keeps one customer's control-plane cluster out of another's role).
     """
     if not directory.is_dir():
         raise ConfigError([Problem(str(directory), "customersDir", "directory does not exist")])
@@ -425,6 +426,10 @@ def load_customers(directory: Path, control_plane_account_id: str, display_root:
         if (other := seen.setdefault(c.account_id, c)) is not c:
             problems.append(Problem(c.source, "account_id", f"{c.account_id} is already activated by {other.source}; "
                                                             "both stacks would manage the same role in one account"))
+    requiring: dict[str, Customer] = {}
+    for c in customers:
+        others = {requiring.setdefault(external_id, c).source for external_id in c.external_ids} - {c.source}
+        problems += [Problem(c.source, "external_id", f"also required by {other}") for other in sorted(others)]
     if problems:
         raise ConfigError(problems)
     return customers

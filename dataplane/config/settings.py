@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from dataplane.config.customer import (
+    NAME_RULE,
     NETWORK_PREFIXES,
     OPT_IN_REGIONS,
     SUPPORTED_REGIONS,
@@ -43,10 +44,10 @@ from dataplane.config.errors import (
     shown,
 )
 from dataplane.policy import (
-    ESCALATING_MANAGED_POLICIES,
     MANAGED_POLICIES_QUOTA,
     ROLE_NAME,
     DelegationGuard,
+    admin_equivalent,
     delegation_guard,
     in_account,
     trusted_principal,
@@ -88,20 +89,54 @@ def _bucket_name_allowed(value: str) -> str:
 
 
 def _not_escalating(values: tuple[str, ...]) -> tuple[str, ...]:
-    if escalating := sorted(set(values) & ESCALATING_MANAGED_POLICIES):
+    if escalating := [policy for policy in values if admin_equivalent(policy)]:
         raise ValueError(f"{', '.join(map(shown, escalating))} would make the role an administrator of the customer's "
                          "account; attach only what the control plane needs beyond the activation permissions")
     return values
 
 
+def _distinct_in_any_case(values: tuple[str, ...]) -> tuple[str, ...]:
+    seen = set()
+    for value in values:
+        if value.lower() in seen:
+            raise ValueError(f"lists {shown(value)} twice (IAM policy names ignore case)")
+        seen.add(value.lower())
+    return values
+
+
+def _bounds_the_guard(value: str) -> str:
+    if admin_equivalent(value):
+        raise ValueError(f"{shown(value)} is admin-equivalent: a role bounded by it could do almost anything, so the "
+                         "escalation guard would bound nothing; name a policy that allows only what the control "
+                         "plane's roles need")
+    if value.startswith("arn:"):
+        raise ValueError(f"{shown(value)} is an AWS-managed policy, which AWS may widen and the guard cannot protect; "
+                         "name a policy of each customer's own account (boundaries/DataPlane)")
+    return value
+
+
+def _inside_the_project(value: str) -> str:
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or not (PROJECT_ROOT / path).resolve().is_relative_to(
+            PROJECT_ROOT.resolve()):
+        raise ValueError(f"{shown(value)} is not a directory inside the project (a relative path without ..): "
+                         "customer files are reviewed with it; DATAPLANE_CUSTOMERS_DIR may name one elsewhere")
+    return value
+
+
 RoleName = Annotated[str, pattern(r"[\w+=,.@-]{1,64}", "an IAM role name (1-64 of A-Z a-z 0-9 + = , . @ _ -)")]
 PolicyInEveryAccount = Annotated[str, AfterValidator(commercial_partition), AfterValidator(_policy_in_every_account),
-                                 pattern(r"(arn:aws:iam::aws:policy/)?([\w+=,.@-]+/)*[\w+=,.@-]{1,128}",
+                                 pattern(r"(?!.*\.\.)(arn:aws:iam::aws:policy/)?((?!\./)[\w+=,.@-]+/)*"
+                                         r"(?!\.$)[\w+=,.@-]{1,128}",
                                          "an AWS-managed policy ARN (arn:aws:iam::aws:policy/<name>) or a policy name, "
-                                         "optionally with a path (boundaries/DataPlane)")]
+                                         "optionally with a path (boundaries/DataPlane), without empty, . or .. "
+                                         "segments")]
 """A managed policy every customer's role can use: AWS-managed, or one of that name in each customer's account."""
 ManagedPolicies = Annotated[tuple[PolicyInEveryAccount, ...], Field(strict=False, max_length=MANAGED_POLICIES_QUOTA),
-                            AfterValidator(distinct), AfterValidator(_not_escalating)]
+                            AfterValidator(_distinct_in_any_case), AfterValidator(_not_escalating)]
+DelegationBoundary = Annotated[PolicyInEveryAccount, AfterValidator(_bounds_the_guard)]
+"""The escalation guard's boundary: a policy of that name in each customer's account, not an administrator's."""
+CustomersDir = Annotated[str, Field(min_length=1), AfterValidator(_inside_the_project)]
 StateKeyPrefix = Annotated[str, pattern(r"(?!(.*/)?\.\.?(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*",
                                          "a key prefix of path segments (A-Z a-z 0-9 . _ -) without leading or "
                                          "trailing slashes and without . or .. segments")]
@@ -109,6 +144,13 @@ BucketName = Annotated[str, pattern(r"(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]
                                     "an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, beginning "
                                     "and ending with a letter or digit, no two periods in a row"),
                        AfterValidator(_bucket_name_allowed)]
+DeployerPrincipal = Annotated[str, AfterValidator(commercial_partition), pattern(
+    r"arn:aws:iam::\d{12}:(root|(role|user)(/[\w+=,.@-]+)*/[\w+=,.@-]{1,64})",
+    "an IAM principal ARN: an account (arn:aws:iam::<account>:root), a role or a user")]
+"""Who may assume the deploy role the customer's bootstrap creates: the vendor's CI role, or its account."""
+OrganizationId = Annotated[str, pattern(r"o-[a-z0-9]{10,32}", "an AWS Organizations id (o- and 10-32 of a-z 0-9)")]
+EnvironmentName = Annotated[str, pattern(r"[A-Za-z0-9_.-]{1,255}",
+                                         "a GitHub environment name (1-255 of A-Z a-z 0-9 _ . -)")]
 OrganizationName = Annotated[str, pattern(r"[A-Za-z0-9_-]+",
                                           "an HCP Terraform organization name (letters, digits, _ and -)")]
 WorkspacePrefix = Annotated[str, pattern(
@@ -123,7 +165,7 @@ Hostname = Annotated[str, pattern(r"(?=[^:]{1,253}(:|$))[A-Za-z0-9]([A-Za-z0-9-]
 
 class _Context(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
-                              alias_generator=AliasGenerator(validation_alias=to_camel))
+                              alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel))
 
 
 class LocalBackend(_Context):
@@ -158,18 +200,62 @@ class CloudBackend(_Context):
         return f"{self.workspace_prefix}{customer}"
 
 
+def _cumulative(values: tuple[int, ...]) -> tuple[int, ...]:
+    if any(later <= earlier for earlier, later in zip(values, values[1:])):
+        raise ValueError(f"{list(values)} is not increasing: each wave is a cumulative percentage of the customers "
+                         "after the canary")
+    if values[-1] != 100:
+        raise ValueError(f"{list(values)} ends at {values[-1]}, not 100: the last wave must reach every customer")
+    return values
+
+
+CustomerNames = Annotated[tuple[Annotated[str, pattern(NAME_RULE.pattern, "a customer name")], ...],
+                          Field(strict=False), AfterValidator(distinct)]
+WavePercentages = Annotated[tuple[Annotated[int, Field(ge=1, le=100)], ...], Field(strict=False, min_length=1),
+                            AfterValidator(_cumulative)]
+
+
+class Rollout(_Context):
+    """`rollout`: how `python -m dataplane rollout` takes a change to the fleet, canary first, then in waves."""
+
+    canary: CustomerNames = ()
+    """The first wave: those of these customers whose stacks change (none: the first changed one in `order`)."""
+    waves: WavePercentages = (10, 50, 100)
+    """Cumulative percentages of the changed customers after the canary, one wave each."""
+    order: CustomerNames = ()
+    """Customers taken first, in this order; the others follow by name."""
+    max_failures: int = Field(0, ge=0)
+    """Failed customers tolerated before the rollout halts at the end of a wave."""
+    pause_between_waves: int = Field(0, ge=0, le=86400)
+    """Seconds of bake time between two waves."""
+    max_customers_without_label: int = Field(10, ge=1)
+    """A pull request changing more customers' roles than this needs the `fleet-change` label to apply."""
+
+
 class Settings(_Context):
     """The `context` block of cdktf.json, with defaults."""
 
     control_plane_account_id: AccountId = "406882777402"
     role_name: RoleName = ROLE_NAME
-    customers_dir: str = Field("customers", min_length=1)
+    customers_dir: CustomersDir = "customers"
     control_plane_role_arn: Optional[RoleArn] = None
     permissions_boundary: Optional[PolicyInEveryAccount] = None
     managed_policy_arns: ManagedPolicies = ()
-    delegation_boundary: Optional[PolicyInEveryAccount] = None
+    delegation_boundary: Optional[DelegationBoundary] = None
     max_session_duration: int = Field(3600, ge=3600, le=43200)
     deploy_role_name: Optional[RoleName] = None
+    plan_role_name: Optional[RoleName] = None
+    """The read-only role plans and drift assume in each customer's account (None: `deploy_role_name`'s)."""
+    deployer_principal_arn: Optional[DeployerPrincipal] = None
+    """Who the bootstrap's deploy role trusts (`python -m dataplane bootstrap`): the vendor's deploying principal."""
+    deployer_principal_org_id: Optional[OrganizationId] = None
+    """With it, the deploy role's trust also requires the caller's AWS Organization (`aws:PrincipalOrgID`)."""
+    deployer_requires_mfa: bool = False
+    """With it, the deploy role's trust also requires a session signed in with MFA (`aws:MultiFactorAuthPresent`)."""
+    deploy_role_boundary: Optional[PolicyInEveryAccount] = None
+    """The boundary the bootstrap puts on the deploy role (a name: that policy in each customer's account)."""
+    apply_environment: EnvironmentName = "dataplane-production"
+    """The GitHub environment (with required reviewers) whose jobs alone may assume the CI apply role."""
     min_network_prefix: Annotated[int, AfterValidator(_network_prefix)] = NETWORK_PREFIXES[0]
     supported_regions: Annotated[Regions, Field(min_length=1)] = tuple(sorted(SUPPORTED_REGIONS))
     opt_in_regions: Optional[Regions] = None
@@ -177,6 +263,7 @@ class Settings(_Context):
     backend: Annotated[Union[LocalBackend, S3Backend, CloudBackend], Field(discriminator="type")] = LocalBackend()
     tamper_alarm: Optional[TamperAlarm] = None
     """The tamper alarm of every customer whose file has no [tamper_alarm] of its own."""
+    rollout: Rollout = Rollout()
 
     @field_validator("deploy_role_name")
     @classmethod
@@ -184,6 +271,14 @@ class Settings(_Context):
         if value is not None and value == info.data.get("role_name"):
             raise ValueError(f"{shown(value)} is the role this tool creates for the control plane (roleName), "
                              "which only the control plane may assume; name the role deployers assume instead")
+        return value
+
+    @field_validator("plan_role_name")
+    @classmethod
+    def _plan_role_is_its_own(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is not None and value in (info.data.get("role_name"), info.data.get("deploy_role_name")):
+            raise ValueError(f"{shown(value)} is also roleName or deployRoleName; the plan role is read-only, so it "
+                             "must be a role of its own")
         return value
 
     @field_validator("opt_in_regions")
@@ -219,10 +314,21 @@ class Settings(_Context):
                              tamper_alarm=self.tamper_alarm)
 
     def deploy_role_arn(self, account_id: str) -> Optional[str]:
-        """The role a deployer assumes to plan or deploy a stack in `account_id` (None: the caller's own)."""
+        """The role deploy, activate, destroy, preflight and verify assume in `account_id` (None: the caller's own)."""
         if self.deploy_role_name is None:
             return None
         return f"arn:aws:iam::{account_id}:role/{self.deploy_role_name}"
+
+    def deploy_role_boundary_arn(self, account_id: str) -> Optional[str]:
+        """The bootstrap's boundary on the deploy role in `account_id` (`deployRoleBoundary`), or None."""
+        return self.deploy_role_boundary and in_account(self.deploy_role_boundary, account_id)
+
+    def plan_role_arn(self, account_id: str) -> Optional[str]:
+        """The role plans and drift assume in `account_id`: `planRoleName`, else the deploy role (None: the
+        caller's own)."""
+        if self.plan_role_name is None:
+            return self.deploy_role_arn(account_id)
+        return f"arn:aws:iam::{account_id}:role/{self.plan_role_name}"
 
     def permissions_boundary_arn(self, account_id: str) -> Optional[str]:
         """The role's boundary in `account_id`: the AWS-managed policy, or the named policy in that account."""
@@ -239,20 +345,26 @@ class Settings(_Context):
 
 def load_settings(path: Path | None = None) -> Settings:
     """Read and validate `context` from cdktf.json (or `DATAPLANE_SETTINGS`); `DATAPLANE_CUSTOMERS_DIR`
-    overrides `customersDir`."""
-    path = path or Path(os.environ.get(SETTINGS_ENV) or PROJECT_ROOT / "cdktf.json")
-    file = path.name if path.parent == PROJECT_ROOT else str(path)
+    overrides `customersDir`, with any path (the environment of tests and the sandbox, not a reviewed file)."""
+    path, file = _settings_file(path)
     try:
         context = json.loads(path.read_text(encoding="utf-8")).get("context", {})
     except (OSError, ValueError, AttributeError) as e:
         raise ConfigError([Problem(file, "(file)", f"cannot read project settings: {e}")]) from None
-    if override := os.environ.get(CUSTOMERS_DIR_ENV):
-        context = {**context, "customersDir": override} if isinstance(context, dict) else context
+    if (override := os.environ.get(CUSTOMERS_DIR_ENV)) and isinstance(context, dict):
+        context = {key: value for key, value in context.items() if key != "customersDir"}  # replaced, so not checked
     try:
-        return Settings.model_validate(context)
+        settings = Settings.model_validate(context)
     except ValidationError as e:
         raise ConfigError(problems_from_validation(file, e, prefix="context", renamed=RENAMED,
                                                     model=Settings)) from None
+    return settings.model_copy(update={"customers_dir": override}) if override else settings
+
+
+def _settings_file(path: Path | None) -> tuple[Path, str]:
+    """The settings file (`path`, else `DATAPLANE_SETTINGS`, else cdktf.json) and its name in messages."""
+    path = path or Path(os.environ.get(SETTINGS_ENV) or PROJECT_ROOT / "cdktf.json")
+    return path, path.name if path.parent == PROJECT_ROOT else str(path)
 
 
 def load_project(settings_path: Path | None = None,
@@ -260,8 +372,14 @@ def load_project(settings_path: Path | None = None,
     """Settings and every customer (of `customers_dir`, else the settings'), validated; raises `ConfigError`."""
     settings = load_settings(settings_path)
     directory = customers_dir or PROJECT_ROOT / settings.customers_dir
-    return settings, load_customers(directory, settings.control_plane_account_id, display_root=PROJECT_ROOT,
-                                    rules=settings.customer_rules)
+    customers = load_customers(directory, settings.control_plane_account_id, display_root=PROJECT_ROOT,
+                               rules=settings.customer_rules)
+    names = {c.name for c in customers}
+    if problems := [Problem(_settings_file(settings_path)[1], f"context.rollout.{key}",
+                            f"{shown(name)} is not a customer of the fleet ({', '.join(sorted(names)) or 'none'})")
+                    for key in ("canary", "order") for name in getattr(settings.rollout, key) if name not in names]:
+        raise ConfigError(problems)
+    return settings, customers
 
 
 class UnknownCustomer(Exception):

@@ -16,6 +16,8 @@ peering's status, looked up in the `deployed ids` row), every check row, each st
 `not run`) and duration, the failed step, the tool's git commit, and the run's start and end
 (UTC). Ids are absent when the deploy did not succeed in this run. Running it again on an
 activated customer changes nothing in the account (the deploy is a no-op) and refreshes the record.
+Offboarding (`python -m dataplane destroy`) adds the tamper alarm's audit logs it keeps (`offboarding`: each bucket
+and key, with its region, and when) to the record, or begins one for a customer that has none.
 """
 
 from __future__ import annotations
@@ -211,7 +213,22 @@ def tool_commit() -> str:
 
 
 def markdown(record: dict) -> str:
-    """The record as a one-page Markdown summary."""
+    """The record as a one-page Markdown summary: the activation (when one ran), then the audit logs kept at
+    offboarding (when a destroy kept any)."""
+    lines = _activation(record) if "steps" in record else [
+        f"# {record['customer']}: no activation recorded", "", f"Account {record['account_id']}."]
+    if offboarding := record.get("offboarding"):
+        lines += ["", "## Kept at offboarding", "",
+                  f"Kept on purpose at {offboarding['kept_at']} (UTC), out of Terraform's state: the tamper alarm's "
+                  "audit logs, with their settings, and the keys that encrypt them. No destroy deletes them: hand "
+                  "them to the customer, or delete them by hand.", "",
+                  "| Kept | Id | Region |", "| --- | --- | --- |"]
+        lines += [f"| {k['kind']} | `{k['id']}` | {k['region']} |" for k in offboarding["kept"]]
+    return "\n".join(lines) + "\n"
+
+
+def _activation(record: dict) -> list[str]:
+    """The activation's part of the summary: its result, account, role, network, peering, steps and checks."""
     r, role, network, peering = record, record["role"], record["network"], record["peering"]
     result = "activated" if r["result"] == "activated" else f"**FAILED** at {r['failed_step']}"
     lines = [f"# Activation of {r['customer']}: {result}", "",
@@ -237,7 +254,7 @@ def markdown(record: dict) -> str:
     lines += [f"\n{s['step']} failed: {_cell(s['detail'])}" for s in r["steps"] if s["detail"]]
     lines += ["", "## Checks", "", "| Step | Check | Result | Reason |", "| --- | --- | --- | --- |"]
     lines += [f"| {c['step']} | {c['check']} | {c['status']} | {_cell(c['reason'])} |" for c in r["checks"]]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _duration(seconds: float | None) -> str:
@@ -251,6 +268,21 @@ def _code(value: str | None) -> str:
 def _cell(text: str) -> str:
     """`text` on one line, safe in a Markdown table cell."""
     return " ".join(text.split()).replace("|", "\\|")
+
+
+def record_kept(records_dir: Path, name: str, account_id: str, kept: list[dict]) -> Path:
+    """Add `kept`, the audit logs a destroy keeps (`kind`, `id`, `region` each), to `name`'s record beside those an
+    earlier destroy kept; a record is begun when there is none (or it is not a JSON object). The JSON file's path."""
+    try:
+        record = json.loads((records_dir / f"{name}.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        record = None
+    if not isinstance(record, dict):
+        record = {"customer": name, "account_id": account_id}
+    earlier = record.get("offboarding", {}).get("kept", [])
+    record["offboarding"] = {"kept_at": _now().isoformat(timespec="seconds"),
+                             "kept": earlier + [item for item in kept if item not in earlier]}
+    return write_record(records_dir, name, record)[0]
 
 
 def write_record(records_dir: Path, name: str, record: dict) -> tuple[Path, Path]:

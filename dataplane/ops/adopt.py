@@ -229,20 +229,22 @@ def _orphans(ec2, customer: str, known: set[str]) -> list[Finding]:
     return findings
 
 
-def _state(stack_dir: Path) -> dict[str, str]:
+def _state(stack_dir: Path, deployer: Optional[boto3.Session]) -> dict[str, str]:
     """Addresses and ids of the resources the state records (empty when there is no state yet)."""
     try:
-        return state.managed_ids(state.read(stack_dir))
+        return state.managed_ids(state.read(stack_dir, deployer))
     except (TerraformError, state.StateError) as e:
         raise AdoptError(str(e)) from None
 
 
-def _sessions(stack: dict) -> dict[Optional[str], boto3.Session]:
-    """One session per provider alias, each proven to act in the provider's allowed account."""
+def _sessions(stack: dict, deployer: Optional[boto3.Session]) -> dict[Optional[str], boto3.Session]:
+    """One session per provider alias (the deployer's credentials, else the standard chain), each proven to act in
+    the provider's allowed account."""
     sessions: dict[Optional[str], boto3.Session] = {}
     for config in stack["provider"]["aws"]:
         alias = config.get("alias")
-        session = boto3.Session(region_name=config["region"])
+        region = config["region"]
+        session = boto3.Session(region_name=region) if deployer is None else _in_region(deployer, region)
         if config.get("assume_role"):
             session = assume(sessions[None], config["assume_role"][0]["role_arn"], "dataplane-adopt")
         caller = session.client("sts").get_caller_identity()
@@ -255,12 +257,20 @@ def _sessions(stack: dict) -> dict[Optional[str], boto3.Session]:
     return sessions
 
 
-def adopt(stack_dir: Path, customer: str) -> list[dict]:
-    """Import blocks for the live resources of this stack that the state lacks; raises `NotOurs`, `AdoptError`."""
+def _in_region(session: boto3.Session, region: str) -> boto3.Session:
+    """`session`'s credentials, in `region`."""
+    creds = session.get_credentials().get_frozen_credentials()
+    return boto3.Session(aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
+                         aws_session_token=creds.token, region_name=region)
+
+
+def adopt(stack_dir: Path, customer: str, deployer: Optional[boto3.Session] = None) -> list[dict]:
+    """Import blocks for the live resources of this stack that the state lacks; raises `NotOurs`, `AdoptError`.
+    `deployer`: the credentials to look with (default: the standard chain)."""
     stack = json.loads((stack_dir / STACK_FILE).read_text())
     try:
-        sessions = _sessions(stack)
-        ids = _state(stack_dir)
+        sessions = _sessions(stack, deployer)
+        ids = _state(stack_dir, deployer)
         return _imports(stack, customer, ids, sessions)
     except AWS_ERRORS as e:
         raise AdoptError(f"AWS error: {aws_error(e)}") from None

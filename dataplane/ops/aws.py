@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import textwrap
+from dataclasses import dataclass
+from typing import Mapping, Optional
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -80,6 +82,29 @@ def assume(session: boto3.Session, role_arn: str, session_name: str, external_id
     creds = session.client("sts", region_name=home_region(session)).assume_role(**params)["Credentials"]
     return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                          aws_session_token=creds["SessionToken"], region_name=session.region_name)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Credentials acting in one account: `session` for boto3 calls, `environment` for terraform and the cdktf CLI."""
+
+    session: boto3.Session
+    environment: dict[str, str]
+
+
+def acting_as(role_arn: Optional[str], session_name: str, environment: Mapping[str, str],
+              session: Optional[boto3.Session] = None, external_id: Optional[str] = None) -> Credentials:
+    """The caller's credentials (`session`, else the standard chain, with `environment` as it is), or, with
+    `role_arn`, that role assumed from them (with `external_id` when the role's trust requires one): its session,
+    and `environment` with its keys instead of a profile."""
+    session = session or boto3.Session()
+    if role_arn is None:
+        return Credentials(session, dict(environment))
+    assumed = assume(session, role_arn, session_name[:64], external_id)
+    keys = assumed.get_credentials().get_frozen_credentials()
+    kept = {k: v for k, v in environment.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
+    return Credentials(assumed, {**kept, "AWS_ACCESS_KEY_ID": keys.access_key,
+                                 "AWS_SECRET_ACCESS_KEY": keys.secret_key, "AWS_SESSION_TOKEN": keys.token})
 
 
 def peer_session(session: boto3.Session, customer: Customer) -> boto3.Session:

@@ -49,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
                          help="git ref whose fleet still has the customer: its stack is synthesized and destroyed")
     destroy.add_argument("--yes", action="store_true",
                          help="destroy without asking (needed when not on a terminal, where the name is typed)")
+    destroy.add_argument("--records-dir", type=Path, default=Path("activations"),
+                         help="the activation records: the audit logs kept are added to <customer>.json and .md "
+                              "(activations)")
     destroy.set_defaults(run=_destroy)
     plan = commands.add_parser("plan", help="terraform plans of many stacks in parallel, as JSON for review --plans")
     plan.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to plan (default: all, or affected)")
@@ -60,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", type=Path, default=Path("plans"), help="where plans are written (plans)")
     plan.add_argument("--ok-on-changes", action="store_true", help="exit 0, not 2, when stacks have changes")
     plan.set_defaults(run=_plan)
+    _rollout_parser(commands)
     synth_ref = commands.add_parser("synth-ref", help="synthesize a git ref as committed, in a temporary worktree")
     synth_ref.add_argument("ref", help="git ref (branch, tag, commit)")
     synth_ref.add_argument("--outdir", type=Path, required=True, help="where to synthesize (a cdktf.out layout)")
@@ -67,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
     drift = commands.add_parser("drift", help="what changed outside Terraform in deployed stacks (refresh-only plans)")
     drift.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to check (default: all)")
     drift.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output to check (cdktf.out)")
+    drift.add_argument("--batch", type=_batch, metavar="i/n", help="check only batch i (0-based) of n of the stacks")
+    drift.add_argument("--merge", type=Path, metavar="DIR",
+                       help="check nothing: the one report of the shard reports (--batch, --format json) in DIR")
     drift.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="stacks planned at once (CPUs)")
     drift.add_argument("--format", choices=("markdown", "json"), default="markdown")
     drift.add_argument("--out", type=Path, metavar="FILE", help="write the report to FILE (default: stdout)")
@@ -77,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     issue.add_argument("--close", action="store_true", help="update the open issue and close it; open none")
     issue.add_argument("--repo", help="OWNER/NAME (default: $GITHUB_REPOSITORY)")
     issue.add_argument("--api-url", help="GitHub REST API (default: $GITHUB_API_URL, else https://api.github.com)")
+    issue.add_argument("--author", help="the login the token writes as; only its marked issue is updated "
+                                        "(default: github-actions[bot])")
     issue.set_defaults(run=_issue)
     sandbox = commands.add_parser("sandbox", help="an offline AWS (moto) with what each customer already has, "
                                                   "until Ctrl-C; prints how to activate a customer in it")
@@ -115,14 +124,21 @@ def parser() -> argparse.ArgumentParser:
     review.add_argument("--parts-dir", type=Path, metavar="DIR",
                         help="write the parts to DIR/part-001.md, ... and print only their paths")
     review.set_defaults(run=_review)
+    blast = commands.add_parser("blast-radius", help="exit 1 when a pull request changes the roles of more customers "
+                                                     "than rollout.maxCustomersWithoutLabel without the fleet-change "
+                                                     "label ($GITHUB_EVENT_PATH's)")
+    blast.add_argument("--base", type=Path, required=True, help="synthesized output of the base (cdktf.out layout)")
+    blast.add_argument("--head", type=Path, required=True, help="synthesized output of the head (cdktf.out layout)")
+    blast.set_defaults(run=_blast_radius)
     gate = commands.add_parser("gate", help="the security gate: checkov over every synthesized stack")
     gate.add_argument("outdir", type=Path, nargs="?", default=Path("cdktf.out"), help="synth output (cdktf.out)")
     gate.set_defaults(run=_gate)
-    matrix = commands.add_parser("matrix", help="GitHub Actions job matrix: plan batches, customers to apply/destroy")
-    matrix.add_argument("kind", choices=("plan", "apply", "destroy"))
-    matrix.add_argument("--base", type=Path, required=True, help="synthesized output of the base (cdktf.out layout)")
+    matrix = commands.add_parser("matrix", help="GitHub Actions job matrix: plan or drift batches, customers to "
+                                                "apply/destroy")
+    matrix.add_argument("kind", choices=("plan", "apply", "destroy", "drift"))
+    matrix.add_argument("--base", type=Path, help="synthesized output of the base (cdktf.out layout; not for drift)")
     matrix.add_argument("--head", type=Path, required=True, help="synthesized output of the head (cdktf.out layout)")
-    matrix.add_argument("--per-job", type=int, default=20, help="stacks per plan job (20)")
+    matrix.add_argument("--per-job", type=int, default=20, help="stacks per plan or drift job (20)")
     matrix.add_argument("--max-jobs", type=int, default=256, help="at most this many jobs, 1-256 (256: GitHub's limit)")
     matrix.add_argument("--github-output", action="store_true", help="also append matrix= and count= to $GITHUB_OUTPUT")
     matrix.set_defaults(run=_matrix)
@@ -131,10 +147,26 @@ def parser() -> argparse.ArgumentParser:
     comment.add_argument("--repo", help="OWNER/NAME (default: $GITHUB_REPOSITORY)")
     comment.add_argument("--pr", type=int, help="pull request number (default: the event's, $GITHUB_EVENT_PATH)")
     comment.add_argument("--api-url", help="GitHub REST API (default: $GITHUB_API_URL, else https://api.github.com)")
+    comment.add_argument("--author", help="the login the token writes as; only its marked comments are edited "
+                                          "(default: github-actions[bot])")
     comment.set_defaults(run=_comment)
     atlantis = commands.add_parser("atlantis", help="print atlantis.yaml: one Atlantis project per synthesized stack")
     atlantis.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output (cdktf.out)")
+    atlantis.add_argument("--repos-yaml", metavar="OWNER/NAME",
+                          help="print instead the Atlantis server's repos.yaml for this GitHub repository")
     atlantis.set_defaults(run=_atlantis)
+    ci_roles = commands.add_parser("ci-roles", help="the pipeline's IAM roles (GitHub OIDC trust, sub pinned) and "
+                                                    "each customer account's plan and deploy roles, as JSON")
+    ci_roles.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the GitHub repository of the pipeline")
+    ci_roles.add_argument("--ci-account", required=True, metavar="ID", help="the AWS account of the two CI roles")
+    ci_roles.add_argument("--branch", default="main", help="the branch the drift schedule runs on (main)")
+    ci_roles.set_defaults(run=_ci_roles)
+    bootstrap = commands.add_parser("bootstrap", help="the customer's first step: a CloudFormation template of the "
+                                                      "deploy role, least privilege from the stack, and its page")
+    bootstrap.add_argument("customer", help="customer name (customers/<name>.toml)")
+    bootstrap.add_argument("--out", type=Path, default=Path("bootstrap"),
+                           help="where <customer>.cfn.json and <customer>.md are written (bootstrap)")
+    bootstrap.set_defaults(run=_bootstrap)
     terraformrc = commands.add_parser("terraformrc", help="write the project's terraform CLI config if it changed")
     terraformrc.set_defaults(run=_terraformrc)
     cdktf = commands.add_parser("cdktf", help="the pinned cdktf CLI, with the project's environment")
@@ -151,9 +183,14 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _atlantis(args: argparse.Namespace) -> int:
     settings = _project()[0]
-    from dataplane.ops import atlantis
+    from dataplane.ops import atlantis, ci_roles
     from dataplane.project import PROJECT_ROOT
 
+    if args.repos_yaml is not None:
+        if not ci_roles.ARGUMENTS["--repo"][0].fullmatch(args.repos_yaml):
+            _usage_error(f"atlantis: --repos-yaml {args.repos_yaml!r}: not {ci_roles.ARGUMENTS['--repo'][1]}")
+        sys.stdout.write(atlantis.render(atlantis.server_config(args.repos_yaml)))
+        return 0
     try:
         config = atlantis.repo_config(args.outdir, PROJECT_ROOT / settings.customers_dir, PROJECT_ROOT)
     except atlantis.AtlantisError as e:
@@ -162,16 +199,52 @@ def _atlantis(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ci_roles(args: argparse.Namespace) -> int:
+    settings, customers = _project()
+    from dataplane.ops import ci_roles
+
+    try:
+        sys.stdout.write(ci_roles.render(ci_roles.document(settings, customers, args.repo, args.ci_account,
+                                                           args.branch)))
+    except ci_roles.CiRolesError as e:
+        _usage_error(f"ci-roles: {e}")
+    return 0
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    settings, customer = _customer(args.customer)
+    from dataplane.ops import bootstrap
+    from dataplane.ops.deploy import SynthError
+
+    if args.out.exists() and not args.out.is_dir():
+        _usage_error(f"bootstrap: --out {str(args.out)!r}: not a directory")
+    try:
+        stack = bootstrap.synthesized(customer)
+        written = bootstrap.write(stack, settings, customer, args.out)
+    except bootstrap.BootstrapError as e:
+        _usage_error(f"bootstrap {customer.name}: {e}")
+    except OSError as e:
+        _usage_error(f"bootstrap: --out {str(args.out)!r}: {e.strerror or e}")
+    except SynthError as e:
+        print(f"bootstrap {customer.name}: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {' and '.join(map(str, written))}: send both to {customer.name}'s security team")
+    return 0
+
+
 def _matrix(args: argparse.Namespace) -> int:
     from dataplane.ops import matrix
 
+    if (args.base is None) != (args.kind == "drift"):
+        _usage_error(f"matrix {args.kind}: " + ("--base is required" if args.base is None else "no --base: every "
+                                                "stack of --head is checked"))
     return matrix.run(args.kind, args.base, args.head, args.per_job, args.max_jobs, args.github_output)
 
 
 def _comment(args: argparse.Namespace) -> int:
     from dataplane.ops import comment
 
-    return comment.run(args.parts_dir, args.repo, args.pr, args.api_url)
+    return comment.run(args.parts_dir, args.repo, args.pr, args.api_url, args.author)
 
 
 def _terraformrc(args: argparse.Namespace) -> int:
@@ -209,7 +282,7 @@ def _review(args: argparse.Namespace) -> int:
     if args.parts_dir is not None and (args.format == "json" or args.affected):
         _usage_error("review: --parts-dir writes the Markdown parts: not with --format json or --affected")
     try:
-        report = review.review(args.base, args.head, args.plans)
+        report = review.review(args.base, args.head, args.plans, _settings().rollout.max_customers_without_label)
         if args.affected or args.format == "json":
             sys.stdout.write(review.render(report, args.format, args.affected))
         elif args.parts_dir is None:
@@ -220,6 +293,23 @@ def _review(args: argparse.Namespace) -> int:
     except review.ReviewError as e:
         print(f"review: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _blast_radius(args: argparse.Namespace) -> int:
+    from dataplane.ops import comment, review
+
+    limit = _settings().rollout.max_customers_without_label
+    try:
+        report = review.review(args.base, args.head, label_limit=limit)
+        labels = comment.event_labels()
+    except (review.ReviewError, comment.InputError) as e:
+        _usage_error(f"blast-radius: {e}")
+    if refusal := review.fleet_change_refusal(report, labels):
+        print(f"blast-radius: {refusal}", file=sys.stderr)
+        return 1
+    print(f"blast-radius: the roles of {len(review.role_changes(report))} customer(s) change (more than {limit} "
+          f"need the {review.FLEET_CHANGE_LABEL} label)")
     return 0
 
 
@@ -246,7 +336,8 @@ def _preflight(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
     from dataplane.ops.preflight import preflight
 
-    return _print(preflight(customer, settings, _session(args.profile, args.region)), args.format)
+    deployer = _deployer("preflight", settings, customer.name, customer.account_id, args.profile, args.region)
+    return _print(preflight(customer, settings, deployer.session), args.format)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -254,6 +345,8 @@ def _verify(args: argparse.Namespace) -> int:
     from dataplane.ops.verify import verify
 
     inspect = _session(args.inspect_profile, args.region) if args.inspect_profile else None
+    if inspect is None and settings.deploy_role_name:  # the account is read as the deployer (the standard chain's)
+        inspect = _deployer("verify", settings, customer.name, customer.account_id, None, args.region).session
     return _print(verify(customer, settings, _session(args.profile, args.region), inspect), args.format)
 
 
@@ -263,7 +356,8 @@ def _known(args: argparse.Namespace) -> int:
 
 
 def _adopt(args: argparse.Namespace) -> int:
-    customer = _customer(args.customer)[1]
+    settings, customer = _customer(args.customer)
+    _act_as_deployer("adopt", settings, customer.name, customer.account_id)
     from dataplane.ops.adopt import AdoptError
     from dataplane.ops.deploy import SynthError, planned_imports
 
@@ -290,7 +384,8 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    customer = _customer(args.customer)[1]
+    settings, customer = _customer(args.customer)
+    _act_as_deployer("deploy", settings, customer.name, customer.account_id)
     from dataplane.ops.adopt import AdoptError
     from dataplane.ops.deploy import SynthError, deploy
 
@@ -324,6 +419,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     try:
         targets = plan.select(args.outdir, args.customers, args.affected_from, args.batch)
+        plan.make_out(args.out)
     except plan.PlanInputError as e:
         _usage_error(f"plan: {e}")
     started = time.monotonic()
@@ -337,17 +433,75 @@ def _plan(args: argparse.Namespace) -> int:
     return plan.exit_status(results, args.ok_on_changes)
 
 
+def _rollout_parser(commands: argparse._SubParsersAction) -> None:
+    rollout = commands.add_parser("rollout", help="plan every stack, then apply the changed ones canary first and in "
+                                                  "waves, verified, halted by a failure; resumable")
+    rollout.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to roll out (default: all)")
+    rollout.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output to roll out (cdktf.out)")
+    rollout.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1,
+                         help="stacks planned or applied at once, bounded by memory (CPUs)")
+    rollout.add_argument("--records-dir", type=Path, default=Path("rollouts"),
+                         help="where the records <id>.json and <id>.md and the logs <id>/ go (rollouts)")
+    rollout.add_argument("--outputs-dir", type=Path, default=Path("outputs"),
+                         help="where each applied stack's <customer>.json with its outputs is written (outputs)")
+    rollout.add_argument("--dry-run", action="store_true", help="plan and print the waves; apply nothing")
+    rollout.add_argument("--format", choices=("markdown", "json"), default="markdown", help="--dry-run's (markdown)")
+    rollout.add_argument("--resume", action="store_true",
+                         help="continue the latest unfinished rollout of this commit and settings")
+    rollout.add_argument("--supersede", action="store_true",
+                         help="mark an unfinished rollout superseded and start anew")
+    rollout.add_argument("--wave", type=_positive, metavar="N", help="stop after wave N (continue with --resume)")
+    rollout.add_argument("--github-summary", action="store_true",
+                         help="also append the record's Markdown to $GITHUB_STEP_SUMMARY (the job summary)")
+    rollout.set_defaults(run=_rollout)
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    import psutil
+
+    from dataplane.config.settings import UnknownCustomer, customer_named
+    from dataplane.ops import plan, rollout
+    from dataplane.project import GITHUB_STEP_SUMMARY_ENV
+
+    if args.resume and (args.customers or args.supersede or args.dry_run):
+        _usage_error("rollout: --resume continues the recorded rollout: no CUSTOMER, --supersede or --dry-run")
+    if args.github_summary and not os.environ.get(GITHUB_STEP_SUMMARY_ENV):
+        _usage_error(f"rollout: --github-summary: {GITHUB_STEP_SUMMARY_ENV} is not set (GitHub Actions sets it)")
+    settings, customers = _project()
+    try:
+        names = tuple(customer_named(customers, name).name for name in args.customers)
+    except UnknownCustomer as e:
+        _usage_error(str(e))
+    jobs = rollout.job_limit(args.jobs, psutil.virtual_memory().available)
+    if jobs < args.jobs:
+        print(f"rollout: {jobs} job(s), not {args.jobs}: memory for {jobs} terraform plan(s) only", file=sys.stderr)
+    request = rollout.Request(names, args.outdir, args.records_dir, args.outputs_dir, jobs, args.dry_run,
+                              args.format, args.resume, args.supersede, args.wave, args.github_summary)
+    try:
+        return rollout.run(request, settings, customers, lambda line: print(line, file=sys.stderr, flush=True))
+    except (rollout.RolloutRefused, plan.PlanInputError) as e:
+        _usage_error(f"rollout: {e}")
+
+
 def _destroy(args: argparse.Namespace) -> int:
     from dataplane.ops import offboard
 
+    settings, fleet = _project()
+
     def confirm(name: str, account: str) -> bool:
-        return args.yes or _typed_name("destroy", f"Destroy {name}'s data plane in account {account}", name)
+        """Once the name is confirmed, the run acts as the deployer in `account`."""
+        if not (args.yes or _typed_name("destroy", f"Destroy {name}'s data plane in account {account}", name)):
+            return False
+        _act_as_deployer("destroy", settings, name, account)
+        return True
 
     if args.base is None:
         customer = _customer(args.customer)[1]
-        return offboard.destroy(customer.name, args.outdir) if confirm(customer.name, customer.account_id) else 1
+        if not confirm(customer.name, customer.account_id):
+            return 1
+        return offboard.destroy(customer, args.outdir, args.records_dir)
     try:
-        return offboard.destroy_from(args.customer, args.base, args.outdir, _project()[1], confirm)
+        return offboard.destroy_from(args.customer, args.base, args.outdir, fleet, confirm, args.records_dir)
     except offboard.OffboardError as e:
         _usage_error(f"destroy: {e}")
 
@@ -380,6 +534,7 @@ def _activate(args: argparse.Namespace) -> int:
     from dataplane.ops.activate import activate
 
     control_plane = _session(args.control_plane_profile, None) if args.control_plane_profile else None
+    _act_as_deployer("activate", settings, customer.name, customer.account_id)
     return activate(customer, settings, _session(None, None), control_plane, args.outdir, args.outputs_dir,
                     args.records_dir)
 
@@ -397,17 +552,23 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _drift(args: argparse.Namespace) -> int:
-    settings = _project(status=1)[0]  # drift's 2 means drift found
+    from functools import partial
+
     from dataplane.ops import drift
 
-    return drift.run(args.outdir, args.customers, settings, args.jobs, args.format, args.out,
-                     lambda line: print(line, file=sys.stderr, flush=True))
+    progress = partial(print, file=sys.stderr, flush=True)
+    if args.merge is not None:
+        if args.customers or args.batch:
+            _usage_error("drift: --merge reads the shards' reports: no CUSTOMER or --batch", 1)
+        return drift.merge(args.merge, args.format, args.out, progress)
+    settings = _project(status=1)[0]  # drift's 2 means drift found
+    return drift.run(args.outdir, args.customers, settings, args.jobs, args.format, args.out, progress, args.batch)
 
 
 def _issue(args: argparse.Namespace) -> int:
     from dataplane.ops import comment
 
-    return comment.run_issue(args.title, args.body_file, args.close, args.repo, args.api_url)
+    return comment.run_issue(args.title, args.body_file, args.close, args.repo, args.api_url, args.author)
 
 
 def _unlock(args: argparse.Namespace) -> int:
@@ -467,6 +628,17 @@ def _project(status: int = 2):
         _usage_error(f"invalid configuration:\n{e}", status)
 
 
+def _settings():
+    """The settings alone (no customer loaded), or exit 2 listing every configuration problem."""
+    from dataplane.config.errors import ConfigError
+    from dataplane.config.settings import load_settings
+
+    try:
+        return load_settings()
+    except ConfigError as e:
+        _usage_error(f"invalid configuration:\n{e}")
+
+
 def _customer(name: str):
     """Settings and the customer called `name`, or exit 2 with one line naming the known customers."""
     from dataplane.config.settings import UnknownCustomer, customer_named
@@ -476,6 +648,34 @@ def _customer(name: str):
         return settings, customer_named(customers, name)
     except UnknownCustomer as e:
         _usage_error(str(e))
+
+
+def _deployer(command: str, settings, name: str, account: str, profile: str | None = None,
+              region: str | None = None):
+    """The deployer's credentials in `account`: `deployRoleName` assumed there when set, else the caller's
+    (`profile`, else the standard chain); exit 1 with one line when the role cannot be assumed."""
+    from dataplane.config.settings import UnknownCustomer, customer_named
+    from dataplane.ops.aws import AWS_ERRORS, acting_as, aws_error
+    from dataplane.policy import external_id_list
+
+    role = settings.deploy_role_arn(account)
+    try:  # the deploy role the customer's bootstrap creates requires the customer's ExternalId
+        external_id = role and external_id_list(customer_named(_project()[1], name).external_id)[0]
+    except UnknownCustomer:  # a customer removed from the fleet (destroy --base)
+        external_id = None
+    try:
+        return acting_as(role, f"dataplane-{command}-{name}", os.environ, _session(profile, region), external_id)
+    except AWS_ERRORS as e:
+        _usage_error(f"{command} {name}: cannot assume {role}: {aws_error(e)}", 1)
+
+
+def _act_as_deployer(command: str, settings, name: str, account: str) -> None:
+    """From here on, this run (its AWS calls, terraform and the cdktf CLI) acts with the deployer's credentials in
+    `account`: customer `name`'s, which a deploy, activate or destroy changes."""
+    environment = _deployer(command, settings, name, account).environment
+    for key in set(os.environ) - set(environment):
+        del os.environ[key]
+    os.environ.update(environment)
 
 
 def _session(profile: str | None, region: str | None):

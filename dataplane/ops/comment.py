@@ -3,8 +3,10 @@
 Part `i` of the review (`part-00i.md`) is one comment whose body begins with the hidden marker
 `<!-- dataplane-review part i -->`; part 1 is the main comment. Each run finds its comments again by that marker:
 it creates a missing part, edits a part whose text changed (in place), leaves an unchanged one alone, and
-deletes the comments of parts that no longer exist (and duplicates a race left). A comment whose body does
-not begin with the marker, anyone else's, is never touched.
+deletes the comments of parts that no longer exist (and duplicates a race left). Only comments written by the
+workflow's own identity (`--author`, default `github-actions[bot]`: who writes with `secrets.GITHUB_TOKEN`) are its
+own: anyone else's comment is never touched, even one that begins with the marker (it is named and left alone).
+`GITHUB_TOKEN` cannot ask GitHub who it is (`GET /user` answers 403 to an Actions token), so the identity is given.
 
 The repository, API and pull request come from GitHub Actions' environment unless given (`--repo`, `--api-url`,
 `--pr`); the token only from `$GITHUB_TOKEN`, and it is never printed. GitHub's REST API, over urllib.
@@ -12,9 +14,10 @@ Exit status: 0 done, 1 the API refused or failed (one line, with the HTTP status
 
 `python -m dataplane issue --title T --body-file FILE [--close]`: one open issue per title, the same way (the drift
 report's). Its body begins with the hidden marker `<!-- dataplane-issue <title as a slug> -->`; the oldest open issue
-so marked is updated in place (title and body, when they changed), or, if none is open, one is created. With
-`--close` (everything is fine again) it is updated and closed, and none is created. Later duplicates a race left are
-closed. The repository, API and token as for `comment`.
+so marked and opened by `--author` is updated in place (title and body, when they changed), or, if none is open, one
+is created. With `--close` (everything is fine again) it is updated and closed, and none is created. Later duplicates
+a race left are closed. Issues opened by anyone else are never touched. The repository, API, token and author as for
+`comment`.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ COMMENT_LIMIT = 65_536
 TITLE_LIMIT = 256
 """GitHub's limit on an issue title, in characters."""
 PER_PAGE = 100
+DEFAULT_AUTHOR = "github-actions[bot]"
+"""Who writes with a workflow's `secrets.GITHUB_TOKEN`: the only author whose marked comments and issues are ours."""
+LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?")
 TIMEOUT = 30
 PART_FILE = re.compile(r"part-(\d{3,})\.md")
 MARKER = re.compile(r"<!-- dataplane-review part (\d+) -->")
@@ -52,7 +58,8 @@ REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/(?!\.\.?$)[A-Za-z0-9._-]{1
 
 
 class InputError(Exception):
-    """A missing or malformed input: token, repository, pull request, API address, parts, issue title or body."""
+    """A missing or malformed input: token, repository, pull request, API address, author, parts, issue title or
+    body."""
 
 
 class GitHubError(Exception):
@@ -61,6 +68,26 @@ class GitHubError(Exception):
 
 def marker(part: int) -> str:
     return f"<!-- dataplane-review part {part} -->"
+
+
+def checked_author(author: str | None) -> str:
+    """`author` (default `DEFAULT_AUTHOR`) when it is a GitHub login (an app's ends in `[bot]`); else `InputError`."""
+    if author is None:
+        return DEFAULT_AUTHOR
+    if not LOGIN.fullmatch(author):
+        raise InputError(f"author {author!r} is not a GitHub login (e.g. {DEFAULT_AUTHOR})")
+    return author
+
+
+def login(item: dict) -> str:
+    """The login of who wrote a comment or opened an issue ("" when GitHub names none)."""
+    user = item.get("user")
+    return str(user.get("login") or "") if isinstance(user, dict) else ""
+
+
+def written_by(item: dict, author: str) -> bool:
+    """Whether `author` wrote the comment or opened the issue (GitHub logins ignore case)."""
+    return login(item).casefold() == author.casefold()
 
 
 def read_parts(parts_dir: Path) -> list[str]:
@@ -202,12 +229,17 @@ class PullRequest(Repository):
         self._call("DELETE", f"/repos/{self.repo}/issues/comments/{comment_id}")
 
 
-def sync(pull_request: PullRequest, bodies: list[str]) -> Iterator[str]:
-    """Make the pull request's marked comments exactly `bodies` (part 1 first), saying what is done as it is done."""
+def sync(pull_request: PullRequest, bodies: list[str], author: str) -> Iterator[str]:
+    """Make `author`'s marked comments on the pull request exactly `bodies` (part 1 first), saying what is done as it
+    is done; a marked comment by anyone else is named and left alone."""
     ours: dict[int, list[dict]] = {}
     for comment in pull_request.comments():
-        if found := MARKER.match(str(comment.get("body") or "")):
+        if not (found := MARKER.match(str(comment.get("body") or ""))):
+            continue
+        if written_by(comment, author):
             ours.setdefault(int(found[1]), []).append(comment)
+        else:
+            yield f"part {found[1]}: left alone comment {comment['id']} by {login(comment) or 'unknown'}, not {author}"
     stale = []
     for part, body in enumerate(bodies, 1):
         if part not in ours:
@@ -226,16 +258,17 @@ def sync(pull_request: PullRequest, bodies: list[str]) -> Iterator[str]:
         yield f"part {part}: deleted comment {comment['id']}"
 
 
-def run(parts_dir: Path, repo: str | None, number: int | None, api_url: str | None) -> int:
-    """Post the parts in `parts_dir`; print what was done. 0 done, 1 an API failure, 2 bad input."""
+def run(parts_dir: Path, repo: str | None, number: int | None, api_url: str | None, author: str | None) -> int:
+    """Post the parts in `parts_dir` as `author`; print what was done. 0 done, 1 an API failure, 2 bad input."""
     try:
         pull_request = PullRequest.from_environment(repo, number, api_url)
+        author = checked_author(author)
         bodies = read_parts(parts_dir)
     except InputError as e:
         print(f"comment: {e}", file=sys.stderr)
         return 2
     try:
-        for done in sync(pull_request, bodies):
+        for done in sync(pull_request, bodies, author):
             print(done, flush=True)
     except GitHubError as e:
         print(f"comment: GitHub API {e}", file=sys.stderr)
@@ -264,10 +297,18 @@ def read_issue(title: str, body_file: Path) -> str:
     return body
 
 
-def upsert_issue(repository: Repository, title: str, body: str, close: bool = False) -> Iterator[str]:
-    """Make the open issue marked for `title` hold `body` (closed with `close`), saying what is done as it is done."""
+def upsert_issue(repository: Repository, title: str, body: str, author: str, close: bool = False) -> Iterator[str]:
+    """Make `author`'s open issue marked for `title` hold `body` (closed with `close`), saying what is done as it is
+    done; a marked issue opened by anyone else is named and left alone."""
     marker = issue_marker(title)
-    ours = [i for i in repository.open_issues() if str(i.get("body") or "").startswith(marker)]
+    ours = []
+    for issue in repository.open_issues():
+        if not str(issue.get("body") or "").startswith(marker):
+            continue
+        if written_by(issue, author):
+            ours.append(issue)
+        else:
+            yield f"issue #{issue['number']}: left alone, opened by {login(issue) or 'unknown'}, not {author}"
     if not ours:
         if close:
             yield f"no open issue {title!r}: nothing to close"
@@ -286,16 +327,19 @@ def upsert_issue(repository: Repository, title: str, body: str, close: bool = Fa
         yield f"issue #{duplicate['number']}: closed, a duplicate of #{first['number']}"
 
 
-def run_issue(title: str, body_file: Path, close: bool, repo: str | None, api_url: str | None) -> int:
-    """Open, update or close the issue titled `title`; print what was done. 0 done, 1 an API failure, 2 bad input."""
+def run_issue(title: str, body_file: Path, close: bool, repo: str | None, api_url: str | None,
+              author: str | None) -> int:
+    """Open, update or close `author`'s issue titled `title`; print what was done. 0 done, 1 an API failure, 2 bad
+    input."""
     try:
         repository = Repository.from_environment(repo, api_url)
+        author = checked_author(author)
         body = read_issue(title, body_file)
     except InputError as e:
         print(f"issue: {e}", file=sys.stderr)
         return 2
     try:
-        for done in upsert_issue(repository, title, body, close):
+        for done in upsert_issue(repository, title, body, author, close):
             print(done, flush=True)
     except GitHubError as e:
         print(f"issue: GitHub API {e}", file=sys.stderr)
@@ -315,6 +359,17 @@ def _event_pull_request() -> int:
     if not isinstance(number, int) or isinstance(number, bool):
         raise InputError(f"{path}: not a pull_request event (no pull_request.number); pass --pr N")
     return number
+
+
+def event_labels() -> set[str]:
+    """The labels of the pull request whose event started the workflow (`$GITHUB_EVENT_PATH`); an InputError if none."""
+    path = os.environ.get(GITHUB_EVENT_PATH_ENV)
+    if not path:
+        raise InputError(f"no pull request: run on a pull_request event ({GITHUB_EVENT_PATH_ENV})")
+    try:
+        return {label["name"] for label in json.loads(Path(path).read_text(encoding="utf-8"))["pull_request"]["labels"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: not a pull_request event (no pull_request.labels)") from None
 
 
 def _message(error: urllib.error.HTTPError) -> str:

@@ -1,10 +1,12 @@
 """`python -m dataplane drift`: what changed outside Terraform in every deployed customer's stack.
 
-    python -m dataplane drift [CUSTOMER ...] [--outdir cdktf.out] [--jobs N] [--format markdown|json] [--out FILE]
+    python -m dataplane drift [CUSTOMER ...] [--outdir cdktf.out] [--batch i/n] [--jobs N] [--format markdown|json]
+                              [--out FILE]
+    python -m dataplane drift --merge DIR [--format markdown|json] [--out FILE]
 
 For each stack of the synth output (all, or those named) that has a state, a refresh-only plan (`terraform plan
 -refresh-only`, without taking the state lock: drift never holds up a deploy) through `plan`'s runner: the same init,
-credentials (`deployRoleName`) and parallelism, one progress line per stack on stderr as it finishes. Whether a
+credentials (the plan role) and parallelism, one progress line per stack on stderr as it finishes. Whether a
 stack has a state, its synthesized backend says: the local state file exists; the S3 object exists (asked with the
 credentials its plan uses); a cloud workspace is planned, and terraform says. The plans go to a private temporary
 directory, removed afterwards: drift writes only its report.
@@ -25,9 +27,16 @@ after their parent was stored, which a refresh-only plan lists too: a role's `in
 `aws_iam_role_policy`), a route table's `route` (an `aws_route`), a peering's `accept_status` and DNS options.
 
 The report, Markdown (the drift issue's body, at most `MAX_CHARS`) or JSON, is sorted and holds no timings: the same
-findings give the same bytes. Exit status: 0 every deployed stack in sync (in a fleet-wide run, stacks not deployed
-are listed apart, never counted in sync), 2 any drift, 1 otherwise: any error (every other stack is still checked and
-reported), a customer named on the command line that is not deployed, bad input or settings (never 2: 2 is drift).
+findings give the same bytes. In Markdown, every name, address, value and error is a code span (`markdown.code`):
+nothing that AWS, a state or terraform's output holds takes effect there as Markdown or HTML. Exit status: 0 every
+deployed stack in sync (in a fleet-wide run, stacks not deployed are listed apart, never counted in sync), 2 any drift,
+1 otherwise: any error (every other stack is still checked and reported), a customer named on the command line that is
+not deployed, bad input or settings (never 2: 2 is drift).
+
+At fleet scale the pipeline shards the check: `--batch i/n` checks batch i of n of the stacks (as `plan --batch`), its
+JSON report saying which batch it is; `--merge DIR` reads every shard's JSON report in DIR (`*.json`) and renders the
+one report, and exit status, of all their stacks, as one run over them all would. A batch missing, or one of another
+count, is refused (exit 1): a report of part of the fleet would close the drift issue.
 """
 
 from __future__ import annotations
@@ -46,7 +55,9 @@ from typing import Any, Callable, Literal, Sequence
 
 from dataplane.config.settings import Settings
 from dataplane.ops import plan, review, state
+from dataplane.ops.markdown import code
 from dataplane.ops.plan_review import (
+    AttributeChange,
     DriftedResource,
     ReviewError,
     json_object,
@@ -89,9 +100,10 @@ class StackDrift:
 # ---------------------------------------------------------------- finding drift
 
 
-def select(outdir: Path, names: Sequence[str] = ()) -> list[plan.Target]:
-    """The stacks to check, sorted: those named, or all of the synth output; a `plan.PlanInputError` otherwise."""
-    return [replace(target, refresh_only=True) for target in plan.select(outdir, names)]
+def select(outdir: Path, names: Sequence[str] = (), batch: tuple[int, int] | None = None) -> list[plan.Target]:
+    """The stacks to check, sorted: those named, or all of the synth output, then one batch; a `plan.PlanInputError`
+    otherwise."""
+    return [replace(target, refresh_only=True) for target in plan.select(outdir, names, batch=batch)]
 
 
 def has_state(target: plan.Target, settings: Settings) -> bool:
@@ -104,7 +116,7 @@ def has_state(target: plan.Target, settings: Settings) -> bool:
     try:
         session = None
         if state.backend(target.directory)[0] == "s3" and (
-                role := settings.deploy_role_arn(plan.account_of(target.directory))):
+                role := settings.plan_role_arn(plan.account_of(target.directory))):
             session = assume(boto3.Session(), role, f"dataplane-drift-{target.name}"[:64])
         return state.deployed(target.directory, session)
     except AWS_ERRORS as e:
@@ -308,7 +320,7 @@ def summary(found: Sequence[StackDrift]) -> str:
             f"{n['error']} error{'' if n['error'] == 1 else 's'}")
 
 
-def to_json(found: Sequence[StackDrift]) -> str:
+def to_json(found: Sequence[StackDrift], batch: tuple[int, int] | None = None) -> str:
     stacks = []
     for f in found:
         item: dict = {"name": f.name, "status": f.status}
@@ -317,7 +329,40 @@ def to_json(found: Sequence[StackDrift]) -> str:
         if f.status == "error":
             item["error"] = f.error
         stacks.append(item)
-    return json.dumps({"summary": counts(found), "stacks": stacks}, indent=2, ensure_ascii=False) + "\n"
+    document = {"summary": counts(found), "stacks": stacks} | ({"batch": "%d/%d" % batch} if batch else {})
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def from_json(path: Path) -> tuple[str | None, list[StackDrift]]:
+    """A JSON report's batch (`i/n`; None: not a shard's) and findings; a `ReviewError` naming a non-report file."""
+    document = json_object(path, _read(path))
+    try:
+        return document.get("batch"), [
+            StackDrift(item["name"], item["status"],
+                       tuple(DriftedResource(d["address"], d["deleted"], tuple(AttributeChange(**a)
+                                                                             for a in d["attributes"]))
+                             for d in item.get("drift", ())), item.get("error", ""))
+            for item in document["stacks"]]
+    except (KeyError, TypeError):
+        raise ReviewError(f"{path}: not a drift report (python -m dataplane drift --format json)") from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ReviewError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def merged(directory: Path) -> list[StackDrift]:
+    """The findings of every shard report (`*.json`) in `directory`, sorted by name; a `ReviewError` unless they are
+    the batches 0 to n-1 of one n, each once."""
+    reports = [from_json(path) for path in sorted(directory.glob("*.json"))]
+    batches = [str(batch) for batch, _ in reports]
+    if not reports or set(batches) != {f"{i}/{len(reports)}" for i in range(len(reports))}:
+        raise ReviewError(f"{directory}: not the shard reports of every batch i/n, each once (found: "
+                          f"{', '.join(sorted(batches)) or 'none'})")
+    return sorted((finding for _, found in reports for finding in found), key=lambda f: f.name)
 
 
 def to_markdown(found: Sequence[StackDrift], max_chars: int = MAX_CHARS) -> str:
@@ -326,7 +371,7 @@ def to_markdown(found: Sequence[StackDrift], max_chars: int = MAX_CHARS) -> str:
             "each deployed customer's stack, found by refreshing its state against its account.", ""]
     for status in STATUSES:
         if names := [f.name for f in found if f.status == status]:
-            head.append(f"- {HEADINGS[status]} ({len(names)}): " + ", ".join(f"`{name}`" for name in names))
+            head.append(f"- {HEADINGS[status]} ({len(names)}): " + ", ".join(map(code, names)))
     text = "\n".join(head) + "\n"
     details = [_details(f) for f in found if f.status in ("drifted", "error")]
     for index, block in enumerate(details):
@@ -339,24 +384,25 @@ def to_markdown(found: Sequence[StackDrift], max_chars: int = MAX_CHARS) -> str:
 
 
 def _details(finding: StackDrift) -> str:
-    lines = ["", f"### `{finding.name}`: {finding.status}", ""]
+    lines = ["", f"### {code(finding.name)}: {finding.status}", ""]
     if finding.status == "error":
-        lines.append(finding.error)
+        lines.append(code(finding.error))
     for resource in finding.drift:
-        lines.append(f"- `{resource.address}`: " + ("deleted outside Terraform" if resource.deleted else "changed"))
+        lines.append(f"- {code(resource.address)}: " + ("deleted outside Terraform" if resource.deleted else "changed"))
         lines += [f"  - {review._values(a)}" for a in resource.attributes]  # the review's rendering of a change
     return "\n".join(lines) + "\n"
 
 
-def render(found: Sequence[StackDrift], fmt: Format = "markdown") -> str:
-    return to_json(found) if fmt == "json" else to_markdown(found)
+def render(found: Sequence[StackDrift], fmt: Format = "markdown", batch: tuple[int, int] | None = None) -> str:
+    return to_json(found, batch) if fmt == "json" else to_markdown(found)
 
 
 def run(outdir: Path, names: Sequence[str], settings: Settings, jobs: int, fmt: Format, out: Path | None,
-        progress: Callable[[str], None]) -> int:
-    """Check the stacks and write the report to `out` (else stdout); the exit status. Bad input: one line, exit 2."""
+        progress: Callable[[str], None], batch: tuple[int, int] | None = None) -> int:
+    """Check the stacks (of `batch`: all) and write the report to `out` (else stdout); the exit status. Bad input:
+    one line, exit 1."""
     try:
-        targets = select(outdir, names)
+        targets = select(outdir, names, batch)
     except plan.PlanInputError as e:
         print(f"drift: {e}", file=sys.stderr)
         return 1
@@ -369,14 +415,31 @@ def run(outdir: Path, names: Sequence[str], settings: Settings, jobs: int, fmt: 
     for name in [f.name for f in found if names and f.status == "not deployed"]:
         print(f"drift: {name} is not deployed (no state at {state.where(stack_dir(outdir, name))}): "
               "nothing to compare", file=sys.stderr)
-    report = render(found, fmt)
+    return _write(found, render(found, fmt, batch), out, progress, bool(names))
+
+
+def merge(directory: Path, fmt: Format, out: Path | None, progress: Callable[[str], None]) -> int:
+    """Write the one report of the shard reports in `directory` to `out` (else stdout); the exit status of their
+    stacks. Not every shard's report: one line, exit 1."""
+    try:
+        found = merged(directory)
+    except ReviewError as e:
+        print(f"drift: {e}", file=sys.stderr)
+        return 1
+    progress(f"{summary(found)}: {len(found)} stack(s) from the shard reports in {directory}")
+    return _write(found, render(found, fmt), out, progress)
+
+
+def _write(found: Sequence[StackDrift], report: str, out: Path | None, progress: Callable[[str], None],
+           named: bool = False) -> int:
+    """`report` written to `out` (else stdout); the exit status of `found`."""
     if out is None:
         sys.stdout.write(report)
-        return exit_status(found, bool(names))
+        return exit_status(found, named)
     try:
         out.write_text(report, encoding="utf-8")
     except OSError as e:
         print(f"drift: {out}: cannot be written ({e.strerror})", file=sys.stderr)
         return 1
     progress(f"report written to {out}")
-    return exit_status(found, bool(names))
+    return exit_status(found, named)

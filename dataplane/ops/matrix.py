@@ -1,11 +1,13 @@
-"""`python -m dataplane matrix plan|apply|destroy --base B --head H`: the pipeline's GitHub Actions job matrices.
+"""`python -m dataplane matrix plan|apply|destroy --base B --head H`, `matrix drift --head H`: the pipeline's GitHub
+Actions job matrices.
 
-From the base and head synth outputs, compared as `review` compares them:
+From the base and head synth outputs, compared as `review` compares them (drift: every stack of the head):
 
 - `plan`: `{"include": [{"batch": "0/3", "index": 0}, ...]}`, batches of at most `--per-job` stacks covering every
   stack the change touches (`planned`: added, changed and removed ones); job `i` of `n` runs
   `python -m dataplane plan --batch i/n`, which plans `batch_of(planned, i, n)`. More batches than `--max-jobs`
   would be are merged into fewer, larger ones, and no batch is ever empty.
+- `drift`: batches as `plan`'s, of every stack, for `python -m dataplane drift --batch i/n`.
 - `apply`: one `{"customer": name}` per added or changed stack; `destroy`: one per removed stack. More customers
   than `--max-jobs` is refused (exit 1): split the change.
 
@@ -24,7 +26,7 @@ from typing import Literal, Sequence
 from dataplane.ops import review
 from dataplane.project import GITHUB_OUTPUT_ENV
 
-Kind = Literal["plan", "apply", "destroy"]
+Kind = Literal["plan", "apply", "destroy", "drift"]
 
 GITHUB_MATRIX_LIMIT = 256
 """GitHub runs at most this many jobs from one matrix."""
@@ -66,8 +68,8 @@ def planned(report: review.Report) -> list[str]:
 
 def matrix(kind: Kind, report: review.Report, per_job: int = 20, max_jobs: int = GITHUB_MATRIX_LIMIT) -> list[dict]:
     """The matrix's `include` entries for `kind`; a `MatrixError` for more customers than `max_jobs`."""
-    if kind == "plan":
-        count = batch_count(len(planned(report)), per_job, max_jobs)
+    if kind in ("plan", "drift"):
+        count = batch_count(len(planned(report) if kind == "plan" else report.stacks), per_job, max_jobs)
         return [{"batch": f"{i}/{count}", "index": i} for i in range(count)]
     names = report.affected if kind == "apply" else report.named("removed")
     if len(names) > max_jobs:
@@ -80,13 +82,18 @@ def as_json(include: list[dict]) -> str:
     return json.dumps({"include": include}, sort_keys=True, separators=(",", ":"))
 
 
-def run(kind: Kind, base: Path, head: Path, per_job: int, max_jobs: int, github_output: bool) -> int:
+def fleet(head: Path) -> review.Report:
+    """Every stack of the synth output `head`, as a review of no change: what drift checks."""
+    return review.Report([review.StackReview(name, "unchanged") for name in sorted(review.load_stacks(head))])
+
+
+def run(kind: Kind, base: Path | None, head: Path, per_job: int, max_jobs: int, github_output: bool) -> int:
     """Print the matrix (and append it to `$GITHUB_OUTPUT`); 0 done, 1 too many customers, 2 bad input."""
     if problem := _bad_input(per_job, max_jobs, github_output):
         print(f"matrix: {problem}", file=sys.stderr)
         return 2
     try:
-        include = matrix(kind, review.review(base, head), per_job, max_jobs)
+        include = matrix(kind, fleet(head) if base is None else review.review(base, head), per_job, max_jobs)
     except review.ReviewError as e:
         print(f"matrix: {e}", file=sys.stderr)
         return 2

@@ -1,38 +1,92 @@
 """`python -m dataplane destroy <customer> [--base REF]`: remove a customer's stack from its account.
 
-Without `--base`, the customer of the current fleet is destroyed through the pinned cdktf CLI, as
-`cdktf destroy` would. With `--base`, the customer's file is already gone (its removal is being
-applied): the stack is synthesized from that git ref in a private directory beside the synth
-output (so a local state path resolves as it did), and the cdktf CLI destroys it from there. Only
+Without `--base`, the customer of the current fleet is synthesized into a private directory beside the synth
+output (as a deploy is) and destroyed from there through the pinned cdktf CLI. With `--base`, the customer's file
+is already gone (its removal is being applied): the stack is synthesized from that git ref in a private directory
+beside the synth output (so a local state path resolves as it did), and the cdktf CLI destroys it from there. Only
 what the stack's state holds is destroyed; the customer's own resources are not in it.
+
+The tamper alarm's audit logs are kept on purpose: its trail's records are the evidence of who did what in the
+account. Before the destroy, its four buckets, with every setting of theirs (public access block, encryption,
+versioning, policy, lifecycle, logging, replication, notifications), and the KMS keys that encrypt them (so the
+logs stay readable) are taken out of the state (`terraform state rm`): the destroy leaves them as they are, and
+ends with exit 0. The run names each, with its region and account, and adds them to the customer's activation
+record (`<records dir>/<customer>.json` and `.md`) first: nothing leaves the state before the record lists it.
 """
 
 from __future__ import annotations
 
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from dataplane import synth_output
 from dataplane.config.customer import NAME_RULE, Customer
+from dataplane.ops import state
+from dataplane.ops.activate import record_kept
+from dataplane.ops.aws import AWS_ERRORS, aws_error
+from dataplane.ops.deploy import SynthError, workspace
 from dataplane.ops.plan import account_of
 from dataplane.ops.ref_synth import RefError, synth_ref
 from dataplane.ops.review import load_stacks
 from dataplane.project import PROJECT_ROOT
-from dataplane.runtime.toolchain import tool_environment
+from dataplane.runtime.toolchain import INIT, TerraformError, terraform, tool_environment
+from dataplane.tamper import in_alarm
 
 
 class OffboardError(Exception):
     """The customer cannot be destroyed from the base: not in it, still in the fleet, or a bad ref."""
 
 
-def destroy(name: str, outdir: Path, *extra: str) -> int:
-    """`cdktf destroy <name>` on `outdir`; the CLI's exit status."""
-    return subprocess.run(["cdktf", "destroy", name, "--auto-approve", f"--output={outdir}", *extra],
-                          cwd=PROJECT_ROOT, env=tool_environment()).returncode
+@dataclass(frozen=True)
+class AuditLogs:
+    """What a destroy keeps: the tamper alarm's buckets with their settings, and the keys that encrypt them."""
+
+    addresses: tuple[str, ...]
+    """Every resource taken out of the state."""
+    kept: tuple[dict, ...]
+    """Each bucket and key as the record lists it: `kind`, `id` (bucket name, key ARN), `region`."""
 
 
-def destroy_from(name: str, ref: str, outdir: Path, fleet: list[Customer], confirm: Callable[[str, str], bool]) -> int:
+def audit_logs(found: dict | None) -> AuditLogs:
+    """The audit logs of a stack's state: every `aws_s3_bucket*` resource of the alarm, and each alarm key whose ARN
+    one of them names (the buckets' encryption, the replicas' encryption)."""
+    alarm = {f"{r['type']}.{r['name']}": r for r in (found or {}).get("resources", [])
+             if r.get("mode") == "managed" and r.get("instances") and in_alarm(f"{r['type']}.{r['name']}")}
+    logs = {address: r for address, r in alarm.items() if r["type"].startswith("aws_s3_bucket")}
+    named = set(_strings([r["instances"] for r in logs.values()]))
+    keys = {address: r for address, r in alarm.items()
+            if r["type"] == "aws_kms_key" and r["instances"][0]["attributes"].get("arn") in named}
+    buckets = [r["instances"][0]["attributes"] for r in logs.values() if r["type"] == "aws_s3_bucket"]
+    arns = [r["instances"][0]["attributes"]["arn"] for r in keys.values()]
+    return AuditLogs(tuple(logs) + tuple(keys), tuple(
+        [{"kind": "S3 bucket", "id": b["bucket"], "region": b["region"]} for b in buckets]
+        + [{"kind": "KMS key", "id": arn, "region": arn.split(":")[3]} for arn in arns]))
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
+
+
+def destroy(customer: Customer, outdir: Path, records_dir: Path) -> int:
+    """Destroy `customer`, of the current fleet, from its stack synthesized now; the CLI's exit status."""
+    try:
+        with workspace(customer, outdir) as workdir:
+            return _destroy(customer.name, workdir, records_dir)
+    except SynthError as e:
+        print(f"destroy {customer.name}: {e}", file=sys.stderr)
+        return 1
+
+
+def destroy_from(name: str, ref: str, outdir: Path, fleet: list[Customer], confirm: Callable[[str, str], bool],
+                 records_dir: Path) -> int:
     """Destroy `name`, a customer of `ref`'s fleet no longer in `fleet`, from `ref`'s synthesized stack, once
     `confirm(name, account)` agrees (else 1, nothing destroyed)."""
     if current := next((c for c in fleet if c.name == name), None):
@@ -49,4 +103,36 @@ def destroy_from(name: str, ref: str, outdir: Path, fleet: list[Customer], confi
             raise OffboardError(f"no customer {name!r} at {ref}; known there: {', '.join(sorted(stacks)) or 'none'}")
         if not confirm(name, account_of(synth_output.stack_dir(workdir, name))):
             return 1
-        return destroy(name, workdir, "--skip-synth")
+        return _destroy(name, workdir, records_dir)
+
+
+def _destroy(name: str, workdir: Path, records_dir: Path) -> int:
+    """Keep the audit logs out of the state (recorded first), then `cdktf destroy` the stack synthesized in
+    `workdir`; the CLI's exit status, or 1 (nothing destroyed) when the logs could not be kept."""
+    stack_dir = synth_output.stack_dir(workdir, name)
+    account = account_of(stack_dir)
+    try:
+        logs = audit_logs(state.read(stack_dir))
+        if logs.addresses:
+            record = record_kept(records_dir, name, account, list(logs.kept))
+            terraform(stack_dir, INIT, ["state", "rm", "-no-color", *logs.addresses])
+    except (state.StateError, TerraformError, *AWS_ERRORS) as e:
+        print(f"destroy {name}: the audit logs cannot be kept out of the destroy; nothing was destroyed: "
+              f"{aws_error(e) if isinstance(e, AWS_ERRORS) else e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"destroy {name}: cannot write the record in {records_dir}: {e.strerror or e}; nothing was destroyed",
+              file=sys.stderr)
+        return 1
+    if logs.addresses:
+        print(f"keeping the tamper alarm's audit logs in account {account} on purpose (out of the state, listed in "
+              f"{record}):", flush=True)
+        for item in logs.kept:
+            print(f"  {item['kind']} {item['id']} ({item['region']})", flush=True)
+    status = subprocess.run(["cdktf", "destroy", name, "--auto-approve", "--skip-synth", f"--output={workdir}"],
+                            cwd=PROJECT_ROOT, env=tool_environment()).returncode
+    if status == 0 and logs.addresses:
+        kinds = [item["kind"] for item in logs.kept]
+        print(f"destroyed {name}; kept {kinds.count('S3 bucket')} audit-log bucket(s) and {kinds.count('KMS key')} "
+              f"KMS key(s) in account {account}, listed above and in {record}")
+    return status

@@ -14,8 +14,9 @@ synth output, so a local state path resolves as it would have in the base).
 
 One progress line per stack as it finishes (name, result, seconds). Exit status as terraform's
 `-detailed-exitcode`: 0 no changes anywhere, 2 changes (0 with `--ok-on-changes`), 1 any error;
-the other stacks still finish and are reported. Credentials: the standard chain, or, with the
-`deployRoleName` setting, `arn:aws:iam::<stack's account>:role/<deployRoleName>` assumed per stack.
+the other stacks still finish and are reported. Credentials: the standard chain, or the read-only plan role
+(`planRoleName`, else `deployRoleName`) assumed in each stack's account. A plan never takes the state lock: those
+credentials may only read the state, and a saved plan is only reviewed here (an apply of one refuses a changed state).
 Without `--batch`, `<out>` holds only this run's plans afterwards (a review reads every plan there).
 """
 
@@ -111,23 +112,17 @@ def account_of(directory: Path) -> str:
 
 
 class _Credentials:
-    """Per-stack environment: the standard chain, or the deploy role assumed in the stack's account."""
+    """Per-stack environment: the standard chain, or a role assumed in the stack's account: the plan role
+    (`read_only`: plans and drift) or the deploy role (applies)."""
 
-    def __init__(self, settings: Settings, base: dict[str, str]):
-        self._settings, self._base = settings, base
+    def __init__(self, settings: Settings, base: dict[str, str], read_only: bool = False):
+        self._role_arn, self._base = settings.plan_role_arn if read_only else settings.deploy_role_arn, base
 
     def environment(self, target: Target) -> dict[str, str]:
-        if self._settings.deploy_role_name is None:
-            return self._base
-        role = self._settings.deploy_role_arn(account_of(target.directory))
-        import boto3
+        from dataplane.ops.aws import acting_as
 
-        from dataplane.ops.aws import assume
-
-        assumed = assume(boto3.Session(), role, f"dataplane-plan-{target.name}"[:64]).get_credentials()
-        env = {k: v for k, v in self._base.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
-        return {**env, "AWS_ACCESS_KEY_ID": assumed.access_key, "AWS_SECRET_ACCESS_KEY": assumed.secret_key,
-                "AWS_SESSION_TOKEN": assumed.token}
+        role = self._role_arn(account_of(target.directory))
+        return acting_as(role, f"dataplane-plan-{target.name}", self._base).environment
 
 
 class _Init:
@@ -157,25 +152,26 @@ def _failure(step: str, done: subprocess.CompletedProcess) -> str:
     return f"terraform {step} failed: {(done.stderr or done.stdout).strip()}"
 
 
-def plan_stack(target: Target, out: Path, env: dict[str, str], init: _Init) -> tuple[Result, str]:
+def plan_stack(target: Target, out: Path, env: dict[str, str], init: _Init, lock: bool = True) -> tuple[Result, str]:
     """Init, plan and show one stack (a refresh-only plan is not shown); (result, error message). A failed stack
-    leaves no plan files."""
+    leaves no plan files. Without `lock`, terraform does not take the state lock."""
     plan_file, json_file = out / f"{target.name}{PLAN_SUFFIX}", out / f"{target.name}{JSON_SUFFIX}"
     for stale in (plan_file, json_file):
         stale.unlink(missing_ok=True)
-    result, error = _plan_stack(target, plan_file, json_file, env, init)
+    result, error = _plan_stack(target, plan_file, json_file, env, init, lock)
     if result == "error":
         plan_file.unlink(missing_ok=True)  # terraform saves an errored plan too
     return result, error
 
 
 def _plan_stack(target: Target, plan_file: Path, json_file: Path, env: dict[str, str],
-                init: _Init) -> tuple[Result, str]:
+                init: _Init, lock: bool) -> tuple[Result, str]:
     """Plan in an initialized stack directory: one initialized before is planned at once, and initialized
     again only when terraform asks for it (a changed backend or lock file). A refresh-only plan is not shown: its
     plan file holds what drift reads, and `show` would load the provider's schema again."""
     command = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
-    command += ["-destroy"] if target.destroy else ["-refresh-only", "-lock=false"] if target.refresh_only else []
+    command += ["-destroy"] if target.destroy else ["-refresh-only"] if target.refresh_only else []
+    command += [] if lock and not target.refresh_only else ["-lock=false"]
     planned = _terraform(target.directory, env, command) if (target.directory / ".terraform").is_dir() else None
     if planned is None or planned.returncode == 1 and "terraform init" in planned.stderr:
         if (done := init(target.directory, env)).returncode != 0:
@@ -202,9 +198,9 @@ def _run(target: Target, outdir: Path, out: Path, credentials: _Credentials, ini
             with synth_output.private_dir(outdir, f"plan-{target.name}") as workdir:
                 copy = synth_output.stack_dir(workdir, target.name)
                 shutil.copytree(target.directory, copy, ignore=shutil.ignore_patterns(".terraform"))
-                result, error = plan_stack(Target(target.name, copy, True), out, env, init)
+                result, error = plan_stack(Target(target.name, copy, True), out, env, init, lock=False)
         else:
-            result, error = plan_stack(target, out, env, init)
+            result, error = plan_stack(target, out, env, init, lock=False)
     except Exception as e:  # noqa: BLE001 - one stack's failure (credentials, files) never stops the others
         result, error = "error", f"{type(e).__name__}: {e}"
     return StackPlan(target.name, result, time.monotonic() - started, target.destroy, error)
@@ -215,7 +211,7 @@ def plan_all(targets: Sequence[Target], outdir: Path, out: Path, settings: Setti
     """Plan every target, `jobs` at a time; `progress` hears of each as it finishes. Sorted results."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    credentials, init = _Credentials(settings, env or tool_environment()), _Init()
+    credentials, init = _Credentials(settings, env or tool_environment(), read_only=True), _Init()
     results = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(_run, t, outdir, out, credentials, init) for t in targets]
@@ -223,6 +219,15 @@ def plan_all(targets: Sequence[Target], outdir: Path, out: Path, settings: Setti
             results.append(future.result())
             progress(results[-1])
     return sorted(results, key=lambda r: r.name)
+
+
+def make_out(out: Path) -> None:
+    """Make `out`, the directory plans are written to, unless it is one; a `PlanInputError` when it cannot be (a file
+    in the way, no permission)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PlanInputError(f"--out {out}: cannot be the directory of plans ({e.strerror or e})") from None
 
 
 def keep_only(out: Path, names: Sequence[str]) -> None:

@@ -106,6 +106,8 @@ class Plan:
     """Managed resources as the plan leaves them."""
     whole_stack: Literal["created", "destroyed"] | None = None
     """When every managed resource is created (a new stack) or destroyed (a `-destroy` plan)."""
+    account: str | None = None
+    """The data-plane account: the `allowed_account_ids` of the configuration's default aws provider."""
 
     def counts(self) -> dict[str, int]:
         """Resources per action, as Terraform's summary counts them: an import also counts its action, if any."""
@@ -161,7 +163,16 @@ def read_plan(name: str, path: Path, raw: bytes) -> Plan:
     actions = {action for _, action in changes}
     whole = "created" if actions == {"create"} else "destroyed" if actions == {"destroy"} else None
     return Plan(name, document.get("errored") is True, tuple(resources), tuple(read_drift(path, document)), before,
-                after, whole)
+                after, whole, _account(document))
+
+
+def _account(document: dict) -> str | None:
+    """The accounts a plan's configuration allows its default aws provider (`allowed_account_ids`), if constant."""
+    step: Any = document
+    for key in ("configuration", "provider_config", "aws", "expressions", "allowed_account_ids", "constant_value"):
+        step = step.get(key) if isinstance(step, dict) else None
+    ids = step if isinstance(step, list) and all(isinstance(i, str) for i in step) else []
+    return ", ".join(ids) or None
 
 
 def _planned(entry: dict, action: Action) -> PlannedResource | None:

@@ -3,6 +3,10 @@
 Run with the deployer's credentials before `cdktf deploy`. If the credentials are for another
 account, only the identity row is reported: every other answer would describe the wrong account.
 A check whose call the endpoint does not implement (moto lacks some) is a WARN row, "not checked".
+
+The tamper alarm's buckets have names anyone can work out (`<account>-<customer>-<purpose>`) and S3's names are
+global, so another AWS account can take one first: a deploy could then never create it. Preflight checks each name
+is free, or a bucket of this account that this tool made for the customer (its ownership tags).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from botocore.exceptions import ClientError
 from constructs_lib import facts
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
+from dataplane.ops import bootstrap
 from dataplane.ops.aws import (
     AWS_ERRORS,
     home_region,
@@ -27,6 +32,7 @@ from dataplane.ops.aws import (
 )
 from dataplane.ops.report import Report, Status, check, listing
 from dataplane.policy import MANAGED_BY, not_owned, simulated_actions
+from dataplane.tamper import AlarmNames
 
 VCPU_QUOTAS = {"L-1216C47A": "On-Demand Standard vCPUs", "L-34B43A08": "Standard Spot vCPUs"}
 MIN_VCPUS = 40
@@ -54,6 +60,29 @@ def _vcpu_quota(client, code: str) -> dict:
         return client.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)
 
 
+def _bucket_exists(s3, name: str) -> bool:
+    """Whether a bucket called `name` exists, in any account (another account's answers 403, or 301 elsewhere)."""
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("404", "NoSuchBucket"):
+            return False
+        if e.response["ResponseMetadata"].get("HTTPStatusCode") in (301, 403):
+            return True
+        raise
+    return True
+
+
+def _bucket_tags(s3, name: str) -> dict[str, str]:
+    """A bucket's tags (none: `NoSuchTagSet`)."""
+    try:
+        return tags_of({"Tags": s3.get_bucket_tagging(Bucket=name)["TagSet"]})
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "NoSuchTagSet":
+            return {}
+        raise
+
+
 def _not_checked(error: Exception, client) -> tuple[Status, str]:
     """A WARN row when `error` shows that `client`'s endpoint does not implement the call; otherwise `error` again."""
     if not unimplemented(error):
@@ -70,8 +99,12 @@ def preflight(customer: Customer, settings: Settings, session: boto3.Session) ->
         return Report("preflight", customer, (identity,))
     rows = [identity, checks.region(), checks.vpcs(), checks.stacks(), checks.role(),
             checks.permissions(identity.found), checks.quotas()]
+    if settings.deploy_role_name:
+        rows.append(checks.bootstrap_role())
     if customer.peering:
         rows += [checks.peer_vpc(), checks.peer_route_tables()]
+    if customer.tamper_alarm:
+        rows.append(checks.alarm_buckets())
     return Report("preflight", customer, tuple(rows))
 
 
@@ -127,7 +160,7 @@ class _Preflight:
     def stacks(self) -> tuple[Status, str]:
         pages = self._client("cloudformation").get_paginator("list_stacks").paginate()
         found = [f"{s['StackName']} ({s['StackStatus']})" for page in pages for s in page["StackSummaries"]
-                 if s["StackStatus"] != "DELETE_COMPLETE"]
+                 if s["StackStatus"] != "DELETE_COMPLETE" and s["StackName"] != bootstrap.STACK_NAME]
         if found:
             return Status.FAIL, (f"not a clean account: CloudFormation stacks in {self.customer.region}: "
                                  f"{listing(found)}")
@@ -167,6 +200,23 @@ class _Preflight:
             return Status.FAIL, f"{arn} is denied {len(denied)} of {len(actions)} actions: {', '.join(denied)}"
         return Status.PASS, f"{arn} is allowed all {len(actions)} actions activation needs"
 
+    @check("bootstrap role")
+    def bootstrap_role(self) -> tuple[Status, str]:
+        """The deploy role the customer's bootstrap created grants every action this customer's stack needs now."""
+        name = self.settings.deploy_role_name
+        try:
+            live = self._iam.get_role_policy(RoleName=name, PolicyName=bootstrap.POLICY_NAME)["PolicyDocument"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return Status.FAIL, (f"{name} has no policy {bootstrap.POLICY_NAME}: the customer has not run the "
+                                     f"bootstrap (python -m dataplane bootstrap {self.customer.name})")
+            raise
+        needed = bootstrap.stack_needs(bootstrap.synthesized(self.customer)).actions
+        if missing := sorted(set(needed) - bootstrap.granted_actions(live)):
+            return Status.FAIL, (f"re-run the bootstrap: {name} lacks {len(missing)} action(s) the stack now needs: "
+                                 f"{', '.join(missing)}")
+        return Status.PASS, f"{name} grants all {len(needed)} actions the stack needs"
+
     @check("quotas")
     def quotas(self) -> tuple[Status, str]:
         quotas = without_error_pages(self._client("service-quotas"))
@@ -184,6 +234,32 @@ class _Preflight:
         if low:
             return Status.WARN, f"{found}; below {MIN_VCPUS}: {', '.join(low)} (request an increase)"
         return Status.PASS, f"{found} (at least {MIN_VCPUS})"
+
+    @check("alarm buckets")
+    def alarm_buckets(self) -> tuple[Status, str]:
+        """Each of the tamper alarm's bucket names is free, or a bucket of this account tagged as the customer's."""
+        c = self.customer
+        owned = {b["Name"] for page in self._client("s3").get_paginator("list_buckets").paginate()
+                 for b in page["Buckets"]}
+        free, ours, problems = [], [], []
+        for name, region in AlarmNames(c.name, c.account_id).buckets(c.region).items():
+            s3 = self._client("s3", region)
+            if name not in owned:
+                if _bucket_exists(s3, name):
+                    problems.append(f"{name} is taken by another AWS account")
+                else:
+                    free.append(name)
+            elif why := not_owned(_bucket_tags(s3, name), c.name):
+                problems.append(f"{name} is a bucket of this account not created by this tool for {c.name} "
+                                f"({', '.join(why)})")
+            else:
+                ours.append(name)
+        if problems:
+            return Status.FAIL, f"{'; '.join(problems)}: the deploy could not create the tamper alarm's buckets"
+        if ours:
+            return Status.WARN, (f"re-activation: {listing(ours)} already {c.name}'s"
+                                 + (f"; {listing(free)} free" if free else ""))
+        return Status.PASS, f"{listing(free)} free"
 
     @cached_property
     def _peer_ec2(self):

@@ -2,7 +2,8 @@
 
 moto maps credentials from `sts:AssumeRole` to the account of the assumed role, so one server serves
 every account: each customer's data-plane account and its peer account. moto generates its own
-`vpc-`/`rtb-` ids, so the sandbox writes a copy of the fleet with them, and one environment file per
+`vpc-`/`rtb-` ids, so the sandbox writes a copy of the fleet with them (each file parsed, its peering ids set, and
+written back as TOML: no other value, nor a comment, can be caught by a text replacement), and one environment file per
 customer (`.sandbox/env/<customer>.sh`) that points the tool at the sandbox as that customer's account.
 The tests run their emulator through the same `Emulator` and `create_customer_side`.
 """
@@ -13,17 +14,18 @@ import contextlib
 import errno
 import json
 import logging
+import re
 import shlex
 import shutil
 import signal
 import socket
 import sys
+import tomllib
 import urllib.request
 from pathlib import Path
 
 import boto3
 from moto.server import ThreadedMotoServer
-from pydantic.alias_generators import to_camel
 
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
@@ -107,22 +109,53 @@ def _check_free(port: int) -> None:
 
 def create_customer_side(emulator: Emulator, customer: Customer, text: str) -> str:
     """Create what `customer` already has (its peer VPC with the file's CIDRs, route tables and accepter role,
-    which trusts the data-plane account); return `text`, its file, with the emulator's ids."""
+    which trusts the data-plane account); return `text`, its file, with the emulator's ids: `peering.vpc_id` and
+    `peering.route_table_ids` set in the parsed file, every other value as it was (comments are not kept)."""
     if not (peering := customer.peering):
         return text
     ec2 = emulator.client("ec2", peering.account_id, customer.peer_region)
     vpc_id = ec2.create_vpc(CidrBlock=peering.cidrs[0])["Vpc"]["VpcId"]
     for extra in peering.cidrs[1:]:
         ec2.associate_vpc_cidr_block(VpcId=vpc_id, CidrBlock=extra)
-    text = text.replace(peering.vpc_id, vpc_id)
-    for route_table_id in peering.route_table_ids:
-        text = text.replace(route_table_id, ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"])
+    route_table_ids = [ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+                       for _ in peering.route_table_ids]
     if peering.accepter_role_arn:
         iam = emulator.client("iam", peering.account_id, customer.peer_region)
         with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):  # another customer's accepter too
             iam.create_role(RoleName=peering.accepter_role_arn.rsplit("/", 1)[1],
                             AssumeRolePolicyDocument=_trust(customer.account_id))
-    return text
+    data = tomllib.loads(text)
+    data["peering"] |= {"vpc_id": vpc_id, "route_table_ids": route_table_ids}
+    return toml_text(data)
+
+
+def toml_text(table: dict, path: tuple[str, ...] = ()) -> str:
+    """`table`, a parsed customer file (strings, lists of strings, tables of them), as TOML that parses back to it
+    exactly: its values first, then each table under its own header."""
+    header = [f"[{'.'.join(map(_toml_key, path))}]\n"] if path else []
+    values = [f"{_toml_key(key)} = {_toml_value(value)}\n" for key, value in table.items()
+              if not isinstance(value, dict)]
+    tables = ["\n" + toml_text(value, (*path, key)) for key, value in table.items() if isinstance(value, dict)]
+    return "".join(header + values + tables)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return f"[{', '.join(map(_toml_string, value))}]"
+    raise ValueError(f"{value!r}: not a value of a customer file (a string or a list of strings)")
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quote, backslash and control characters escaped, everything else as it is."""
+    escaped = "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else f"\\{c}" if c in '"\\' else c
+                      for c in text)
+    return f'"{escaped}"'
 
 
 def _trust(account_id: str) -> str:
@@ -171,7 +204,7 @@ def _start_afresh(settings: Settings, root: Path) -> dict[str, str]:
         (root / "customers").mkdir()
     except OSError as e:
         raise SandboxError(f"cannot start {SANDBOX_DIR} afresh: {e}") from None
-    context = {to_camel(k): v for k, v in settings.model_dump(mode="json", exclude_none=True).items()}
+    context = settings.model_dump(mode="json", by_alias=True, exclude_none=True)
     context.update(customersDir=str(root / "customers"), backend={"type": "local"})
     (root / "cdktf.json").write_text(json.dumps({"context": context}, indent=2))
     return {CUSTOMERS_DIR_ENV: str(root / "customers"), SETTINGS_ENV: str(root / "cdktf.json"),

@@ -21,7 +21,7 @@ MISSING = ("404", "NoSuchKey", "NotFound")
 
 
 class StateError(Exception):
-    """A state that exists but cannot be read as one."""
+    """A state that exists but cannot be read as one: not JSON, or not shaped as Terraform writes a state."""
 
 
 def backend(stack_dir: Path) -> tuple[str, dict]:
@@ -53,9 +53,32 @@ def read(stack_dir: Path, session: boto3.Session | None = None) -> dict | None:
     else:
         body = terraform(stack_dir, INIT, ["state", "pull"]).encode()
     try:
-        return json.loads(body) if body.strip() else None
+        found = json.loads(body) if body.strip() else None
     except ValueError as e:
         raise StateError(f"the state at {where(stack_dir)} is not valid JSON ({e})") from None
+    if found is not None and (problem := malformed(found)):
+        raise StateError(f"the state at {where(stack_dir)} is not a Terraform state: {problem}")
+    return found
+
+
+def malformed(found: object) -> str | None:
+    """What in a parsed state this tool cannot read (it reads each managed resource's instances and their ids)."""
+    resources = found.get("resources", []) if isinstance(found, dict) else None
+    if not isinstance(resources, list):
+        return "not an object with a list of resources"
+    for number, resource in enumerate(resources):
+        if not isinstance(resource, dict):
+            return f"resource {number} is not an object"
+        if resource.get("mode") != "managed":
+            continue
+        address, instances = f"{resource.get('type')}.{resource.get('name')}", resource.get("instances", [])
+        if not isinstance(instances, list):
+            return f"{address}: its instances are not a list"
+        for index, instance in enumerate(instances):
+            attributes = instance.get("attributes") if isinstance(instance, dict) else None
+            if not isinstance(attributes, dict) or not isinstance(attributes.get("id"), str):
+                return f"{address}: instance {index} has no attributes with an id"
+    return None
 
 
 def where(stack_dir: Path) -> str:

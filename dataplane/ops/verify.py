@@ -9,7 +9,8 @@ the stack was deployed, and a missing or stale `outputs/<customer>.json` cannot 
 
 The account is read through the assumed role unless `inspect` credentials are given: the role
 may read itself (`iam:GetRole`, `iam:GetRolePolicy`), but in a real account it cannot list its
-policies or describe EC2, so pass credentials with read access to the customer's account for that.
+policies, read the delegation boundary's policy or describe EC2, so pass credentials with read access to the
+customer's account for that.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataplane.policy import (
     ACTIVATION_POLICY_NAME,
     MANAGED_BY,
     as_list,
+    boundary_escalations,
     granted_actions,
     guard_of,
     normalized,
@@ -57,7 +59,7 @@ def verify(customer: Customer, settings: Settings, session: boto3.Session, inspe
     if reader is None:
         return Report("verify", customer, (assumed,))
     permissions = checks.permissions(reader)
-    rows = [assumed, checks.trust_policy(reader), permissions, checks.escalation_guard(permissions.found)]
+    rows = [assumed, checks.trust_policy(reader), permissions, checks.escalation_guard(reader, permissions.found)]
     if customer.network:
         network = checks.network(reader)
         rows.append(network)
@@ -129,7 +131,8 @@ class _Verify:
     @check("permissions")
     def permissions(self, reader: boto3.Session) -> Outcome:
         """The role's inline policies grant exactly the activation policy (with the escalation guard when
-        configured), and exactly the configured managed policies are attached; finds the inline documents."""
+        configured), exactly the configured managed policies are attached, and the role has exactly the configured
+        permissions boundary (or none); finds the inline documents."""
         name, iam, account = self.settings.role_name, self._iam(reader), self.customer.account_id
         attached = {p["PolicyArn"] for page in iam.get_paginator("list_attached_role_policies").paginate(
             RoleName=name) for p in page["AttachedPolicies"]}
@@ -154,14 +157,21 @@ class _Verify:
             problems.append(f"managed policies attached that are not configured: {', '.join(extra)}")
         if missing := sorted(managed - attached):
             problems.append(f"configured managed policies not attached: {', '.join(missing)}")
+        boundary = self.settings.permissions_boundary_arn(account)
+        live = iam.get_role(RoleName=name)["Role"].get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+        if live != boundary:
+            problems.append(f"permissions boundary {boundary} expected, found {live or 'none'}" if boundary else
+                            f"permissions boundary {live} found, but permissionsBoundary is unset")
         if problems:
             return Status.FAIL, "; ".join(problems), inline
         done = f"exactly the {len(granted)} activation actions ({', '.join(sorted(inline))})"
-        return Status.PASS, done + (f" and the {len(managed)} managed policies" if managed else ""), inline
+        done += f" and the {len(managed)} managed policies" if managed else ""
+        return Status.PASS, done + (f", within the boundary {boundary}" if boundary else ""), inline
 
     @check("escalation guard")
-    def escalation_guard(self, inline: dict[str, dict] | None) -> tuple[Status, str]:
-        """The role can create or change only roles carrying `delegationBoundary`, and never itself."""
+    def escalation_guard(self, reader: boto3.Session, inline: dict[str, dict] | None) -> tuple[Status, str]:
+        """The role can create or change only roles carrying `delegationBoundary`, and never itself; the boundary
+        policy's default version lets no role it bounds escalate (`boundary_escalations`)."""
         if inline is None:
             return Status.FAIL, "not checked: the role's inline policies could not be read"
         guard = self.settings.delegation_guard(self.customer.account_id)
@@ -173,6 +183,16 @@ class _Verify:
         if found != {guard.boundary_arn}:
             found_text = listing(sorted(found)) or "none"
             return Status.FAIL, f"not in place: boundary {guard.boundary_arn} expected, found {found_text}"
+        iam = self._iam(reader)
+        try:
+            version = iam.get_policy(PolicyArn=guard.boundary_arn)["Policy"]["DefaultVersionId"]
+        except iam.exceptions.NoSuchEntityException:
+            return Status.FAIL, (f"the boundary {guard.boundary_arn} does not exist: the control plane can create "
+                                 "no role")
+        document = iam.get_policy_version(PolicyArn=guard.boundary_arn, VersionId=version)["PolicyVersion"]["Document"]
+        if escalations := boundary_escalations(document, guard.boundary_arn):
+            return Status.FAIL, (f"the boundary {guard.boundary_arn} ({version}) lets the roles it bounds escalate: "
+                                 + "; ".join(escalations))
         return Status.PASS, f"on: roles it creates or changes must carry {guard.boundary_arn}; it cannot change itself"
 
     @check("network")
