@@ -309,3 +309,11 @@ def test_a_pull_request_changing_many_customers_roles_needs_the_fleet_change_lab
     assert [words(s["run"]) for s in job["steps"] if "run" in s] == [
         ["make", "setup"], [".venv/bin/python", "-m", "dataplane", "blast-radius", "--base", "base.out", "--head",
                             "cdktf.out"]]
+
+
+@pytest.mark.parametrize("job_id", ["review", "fleet-change"])
+def test_the_checks_that_judge_a_pull_request_run_the_base_s_code(job_id):
+    """The review comment and the label check come from code already on main, not from the pull request."""
+    checkout = next(s for s in workflow("pull-request.yml")["jobs"][job_id]["steps"]
+                    if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"

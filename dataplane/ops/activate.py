@@ -23,7 +23,6 @@ and key, with its region, and when) to the record, or begins one for a customer 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
 from dataplane.ops.adopt import AdoptError
 from dataplane.ops.deploy import SynthError, deploy
+from dataplane.ops.files import write_atomically
 from dataplane.ops.preflight import preflight
 from dataplane.ops.report import Outcome, Report, Row, Status, check
 from dataplane.ops.verify import verify
@@ -291,10 +291,5 @@ def write_record(records_dir: Path, name: str, record: dict) -> tuple[Path, Path
              records_dir / f"{name}.md": markdown(record)}
     records_dir.mkdir(parents=True, exist_ok=True)
     for path, text in files.items():
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        try:
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        write_atomically(path, text)
     return tuple(files)

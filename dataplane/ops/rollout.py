@@ -42,6 +42,7 @@ from dataplane.ops import plan
 from dataplane.ops.activate import as_deployer, tool_commit
 from dataplane.ops.adopt import adopt, write_imports
 from dataplane.ops.aws import acting_as
+from dataplane.ops.files import write_atomically
 from dataplane.ops.plan_review import read_plan
 from dataplane.ops.report import Report, Status
 from dataplane.ops.verify import verify
@@ -235,8 +236,8 @@ def _starting(request: Request, settings: Settings) -> Record | None:
         then = "--resume continues it" if same else f"this is commit {commit[:12]}, settings {digest[:19]}"
         raise RolloutRefused(f"{where}; {then}, or --supersede starts anew")
     latest.status = SUPERSEDED
-    _write(request.records_dir / f"{latest.id}.json", latest.json())
-    _write(request.records_dir / f"{latest.id}.md", markdown(latest))
+    write_atomically(request.records_dir / f"{latest.id}.json", latest.json())
+    write_atomically(request.records_dir / f"{latest.id}.md", markdown(latest))
     return None
 
 
@@ -405,7 +406,7 @@ class _Runner:
             raise _StepFailed("outputs", f"terraform output failed: {(done.stderr or done.stdout).strip()}")
         values = {key: output["value"] for key, output in sorted(json.loads(done.stdout).items())}
         self.request.outputs_dir.mkdir(parents=True, exist_ok=True)
-        _write(self.request.outputs_dir / f"{name}.json", json.dumps({name: values}, indent=2) + "\n")
+        write_atomically(self.request.outputs_dir / f"{name}.json", json.dumps({name: values}, indent=2) + "\n")
 
     def _verify(self, name: str, stack: Stack) -> None:
         """verify as the deployer (the control plane's access is `verify`'s to prove with its credentials)."""
@@ -466,8 +467,8 @@ class _Runner:
         """The record, `.json` and `.md`, each replaced atomically."""
         with self._saving:
             directory = self.request.records_dir
-            _write(directory / f"{self.record.id}.json", self.record.json())
-            _write(directory / f"{self.record.id}.md", markdown(self.record))
+            write_atomically(directory / f"{self.record.id}.json", self.record.json())
+            write_atomically(directory / f"{self.record.id}.md", markdown(self.record))
 
 
 @contextlib.contextmanager
@@ -564,11 +565,3 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write(path: Path, text: str) -> None:
-    """Replace `path` with `text` atomically (never half-written)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
