@@ -195,7 +195,7 @@ def test_external_ids_added_and_removed_one_per_cluster(tmp_path, fleet, custome
     stack = only(report, "acme")
     now = "`astro-cluster-3`, `astro-new`"
     assert (stack.changes, stack.warnings) == ([], [
-        f"ExternalId `astro-new` added to the trust (before: `astro-3f9c2b7e`, `astro-cluster-2`, `astro-cluster-3`): "
+        "ExternalId `astro-new` added to the trust (before: `astro-3f9c2b7e`, `astro-cluster-2`, `astro-cluster-3`): "
         "that cluster gains access",
         f"ExternalId `astro-3f9c2b7e` removed from the trust (after: {now}): that cluster loses access",
         f"ExternalId `astro-cluster-2` removed from the trust (after: {now}): that cluster loses access"])
