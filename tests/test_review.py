@@ -203,22 +203,28 @@ def test_external_ids_added_and_removed_one_per_cluster(tmp_path, fleet, custome
             "access**") in render(report)
 
 
+def others(warnings: list[str]) -> list[str]:
+    """The warnings but the bootstrap policy's (its own test below): what a test of another change asserts."""
+    return [w for w in warnings if not w.startswith("bootstrap policy changed")]
+
+
 def test_managed_policies_attached_and_detached_and_the_guard_turned_on_and_off(tmp_path, fleet, customers):
     guarded = Settings.model_validate({"managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess", "team/Extra"],
                                        "delegationBoundary": "boundaries/DataPlane"})
     acme = synth(customers["acme"], guarded)
     boundary = "arn:aws:iam::123456789012:policy/boundaries/DataPlane"
     on = only(compare(tmp_path / "on", fleet, {**fleet, "acme": acme}), "acme")
-    assert (on.warnings, on.changes) == ([
+    assert (others(on.warnings), on.changes) == ([
         "managed policies attached: `arn:aws:iam::123456789012:policy/team/Extra`, "
         "`arn:aws:iam::aws:policy/ReadOnlyAccess` (before: none)"], [f"escalation guard boundary set: `{boundary}`"])
     assert len(on.added) == 2
     off = only(compare(tmp_path / "off", {**fleet, "acme": acme}, fleet), "acme")
     assert off.changes == ["managed policies detached: `arn:aws:iam::123456789012:policy/team/Extra`, "
                            "`arn:aws:iam::aws:policy/ReadOnlyAccess`"]
-    assert off.warnings[-1] == (f"escalation guard boundary removed (was `{boundary}`): the role may again create "
+    off_warnings = others(off.warnings)
+    assert off_warnings[-1] == (f"escalation guard boundary removed (was `{boundary}`): the role may again create "
                                 "roles with any policy, or rewrite its own")
-    assert off.warnings[0].startswith("also destroys: `aws_iam_role_policy_attachment.cross-account-role_managed-")
+    assert off_warnings[0].startswith("also destroys: `aws_iam_role_policy_attachment.cross-account-role_managed-")
 
 
 def test_a_boundary_changed_or_removed_is_a_warning_and_one_set_is_not(tmp_path, fleet, customers):
@@ -228,13 +234,13 @@ def test_a_boundary_changed_or_removed_is_a_warning_and_one_set_is_not(tmp_path,
     capped = acme(permissionsBoundary="boundaries/Old", delegationBoundary="boundaries/Old")
     recapped = acme(permissionsBoundary="boundaries/New", delegationBoundary="boundaries/New")
     set_ = only(compare(tmp_path / "set", fleet, {**fleet, "acme": capped}), "acme")
-    assert (set_.warnings, set_.changes) == ([], [f"permissions boundary set: `{old}`",
+    assert (others(set_.warnings), set_.changes) == ([], [f"permissions boundary set: `{old}`",
                                                   f"escalation guard boundary set: `{old}`"])
     changed = only(compare(tmp_path / "changed", {**fleet, "acme": capped}, {**fleet, "acme": recapped}), "acme")
-    assert changed.warnings == [f"permissions boundary changed: `{old}` → `{new}`",
+    assert others(changed.warnings) == [f"permissions boundary changed: `{old}` → `{new}`",
                                 f"escalation guard boundary changed: `{old}` → `{new}`"]
     removed = only(compare(tmp_path / "removed", {**fleet, "acme": recapped}, fleet), "acme")
-    assert removed.warnings == [
+    assert others(removed.warnings) == [
         f"permissions boundary removed (was `{new}`): the role's permissions are no longer capped",
         f"escalation guard boundary removed (was `{new}`): the role may again create roles with any policy, or "
         "rewrite its own"]
@@ -270,16 +276,16 @@ def test_the_tamper_alarm_added_its_email_changed_and_removed(tmp_path, fleet, c
         return synth(customers["globex"].model_copy(update={"tamper_alarm": TamperAlarm(email=email)}), settings)
     first, second = alarmed("security@globex.example"), alarmed("soc@globex.example")
     added = only(compare(tmp_path / "added", fleet, {**fleet, "globex": first}), "globex")
-    assert (added.warnings, added.changes) == ([], [
+    assert (others(added.warnings), added.changes) == ([], [
         "tamper alarm created: changes to the role emailed to `security@globex.example` once it confirms the "
         "subscription", "providers added: `aws.events`"])
     assert len(added.added) == 48 and added.removed == added.changed == []
     changed = only(compare(tmp_path / "changed", {**fleet, "globex": first}, {**fleet, "globex": second}), "globex")
-    assert (changed.warnings, changed.changes) == ([
+    assert (others(changed.warnings), changed.changes) == ([
         "tamper alarm email changed: `security@globex.example` → `soc@globex.example`, which must confirm the "
         "subscription"], [])
     removed = only(compare(tmp_path / "removed", {**fleet, "globex": first}, fleet), "globex")
-    assert (removed.warnings, removed.changes) == ([
+    assert (others(removed.warnings), removed.changes) == ([
         "tamper alarm removed: changes to the role are no longer emailed to `security@globex.example`; its "
         "resources are destroyed, and the apply stops at a bucket holding logs (empty it, or `terraform state rm` it "
         "to keep it)"], ["providers removed: `aws.events`"])
@@ -343,11 +349,11 @@ def test_role_name_and_region_changes_warn_of_replacement(tmp_path, fleet, custo
 def test_peering_removed_warns_and_lists_what_goes_with_it(tmp_path, fleet, customers, settings):
     globex = customers["globex"].model_copy(update={"peering": None})
     stack = only(compare(tmp_path, fleet, {**fleet, "globex": synth(globex, settings)}), "globex")
-    assert stack.warnings[0] == (f"peering to {PEER} destroyed "
+    assert others(stack.warnings)[0] == (f"peering to {PEER} destroyed "
                                  "(`aws_vpc_peering_connection.peering_connection_E7A626F9`): traffic to the "
                                  "customer's VPC stops")
-    assert stack.warnings[1].startswith("also destroys: `aws_route.peering_from-customer-")
-    assert len(stack.warnings) == 2
+    assert others(stack.warnings)[1].startswith("also destroys: `aws_route.peering_from-customer-")
+    assert len(others(stack.warnings)) == 2
     assert stack.changes == [
         "peer CIDRs removed: `10.10.0.0/16`",
         "customer route tables routed to the data plane removed: `rtb-0a1b2c3d4e5f60718`",
@@ -707,3 +713,16 @@ def test_the_check_fails_over_the_limit_without_the_label_and_passes_with_it(tmp
     assert refused.value.code == 2
     assert capfd.readouterr().err == (f"blast-radius: {tmp_path / 'event.json'}: not a pull_request event (no "
                                       "pull_request.labels)\n")
+
+
+def test_a_change_the_bootstrap_role_must_follow_is_a_warning_naming_the_actions(tmp_path, fleet, customers, settings):
+    """The tamper alarm needs CloudTrail, S3, SNS... from the deploy role: the customer re-runs its bootstrap."""
+    alarmed = synth(customers["globex"].model_copy(
+        update={"tamper_alarm": TamperAlarm(email="security@globex.example")}), settings)
+    stack = only(compare(tmp_path / "added", fleet, {**fleet, "globex": alarmed}), "globex")
+    [warning] = [w for w in stack.warnings if w.startswith("bootstrap policy changed (actions added: ")]
+    assert "`cloudtrail:CreateTrail`" in warning and "actions removed" not in warning
+    assert warning.endswith("`globex` must re-run the bootstrap (`make bootstrap CUSTOMER=globex`) before this "
+                            "change deploys")
+    back = only(compare(tmp_path / "removed", {**fleet, "globex": alarmed}, fleet), "globex")
+    assert [w for w in back.warnings if w.startswith("bootstrap policy changed (actions removed: ")]

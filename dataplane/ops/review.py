@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
 from dataplane import policy
+from dataplane.ops import bootstrap
 from dataplane.ops.markdown import code, cut
 from dataplane.ops.plan_review import (
     COUNTED,
@@ -595,7 +596,28 @@ def review_stack(name: str, base_file: StackFile | None, head_file: StackFile | 
     review.other = _other_changes(base_facts, head_facts)
     if status == "changed":
         review.other += _settings_changes(base_doc, head_doc, base_facts, head_facts)
+        review.warnings += _bootstrap_changes(name, base_doc, head_doc)
     return review
+
+
+def _bootstrap_changes(name: str, base_doc: dict, head_doc: dict) -> list[str]:
+    """A warning when the deploy role the customer's bootstrap creates must change: its actions, derived from the
+    stack (`bootstrap.permissions`), differ between base and head. A stack without a default aws provider has no
+    deploy role to derive."""
+    providers = [as_list(doc.get("provider", {}).get("aws")) for doc in (base_doc, head_doc)]
+    if not all(any("alias" not in p for p in aws) for aws in providers):
+        return []
+    try:
+        before, after = (bootstrap.granted_actions(bootstrap.permissions(bootstrap.stack_needs(doc)))
+                         for doc in (base_doc, head_doc))
+    except bootstrap.BootstrapError as e:
+        return [f"bootstrap policy cannot be derived ({code(str(e))}): {code(name)}'s deploy role may not cover it"]
+    if before == after:
+        return []
+    changes = "; ".join(f"actions {verb}: {_code(values)}" for verb, values in (("added", after - before),
+                                                                                ("removed", before - after)) if values)
+    return [f"bootstrap policy changed ({changes}): {code(name)} must re-run the bootstrap "
+            f"(`make bootstrap CUSTOMER={name}`) before this change deploys"]
 
 
 # ---------------------------------------------------------------- plans
