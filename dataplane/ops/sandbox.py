@@ -20,12 +20,14 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import tomllib
 import urllib.request
 from pathlib import Path
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
@@ -49,19 +51,28 @@ class SandboxError(Exception):
 
 
 class Emulator:
-    """A moto server bound to loopback on `port` (0: a free one); `stop()` ends it."""
+    """A moto server bound to loopback on `port` (0: a free one); `stop()` ends it.
+
+    Requests are answered one at a time: moto's backends are not thread-safe, and terraform calls in parallel. A call
+    that failed half-way under a race was retried by the aws provider into `InvalidSubnet.Conflict` or
+    `InvalidPermission.NotFound`; moto's work holds the GIL anyway, so serving in turn costs next to nothing.
+    """
 
     def __init__(self, port: int = 0):
         if port:
             _check_free(port)
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # a failed call is the client's to report
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        self._server = make_server("127.0.0.1", port, _one_at_a_time(DomainDispatcherApplication(create_backend_app)),
+                                   threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         self.endpoint = f"http://{host}:{port}"
 
     def stop(self) -> None:
-        self._server.stop()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
 
     def reset(self) -> None:
         """Forget every resource in every account."""
@@ -92,6 +103,16 @@ class Emulator:
         return boto3.client(service, endpoint_url=self.endpoint, region_name=region,
                             aws_access_key_id=c["AWS_ACCESS_KEY_ID"], aws_secret_access_key=c["AWS_SECRET_ACCESS_KEY"],
                             aws_session_token=c["AWS_SESSION_TOKEN"])
+
+
+def _one_at_a_time(app):
+    """`app`, a WSGI application, answering one request at a time (its response read whole inside the lock)."""
+    lock = threading.Lock()
+
+    def serialized(environ, start_response):
+        with lock:
+            return list(app(environ, start_response))
+    return serialized
 
 
 def _check_free(port: int) -> None:
