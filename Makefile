@@ -88,8 +88,8 @@ require-customer: $(VENV)/.installed
 plan: require-customer setup ## terraform plan of one customer: make plan CUSTOMER=<name>
 	$(PY) -m dataplane preview --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
-# Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/ops/adopt.py), then deploy,
-# all in a private directory beside CDKTF_OUT (dataplane/ops/deploy.py).
+# Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/ops/fleet/adopt.py), then deploy,
+# all in a private directory beside CDKTF_OUT (dataplane/ops/fleet/deploy.py).
 deploy: require-customer setup ## adopt what an interrupted deploy left, then deploy one customer: make deploy CUSTOMER=<name>
 	$(PY) -m dataplane deploy --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" -- "$$CUSTOMER"
 

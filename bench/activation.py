@@ -102,7 +102,7 @@ class Bench:
                                  {**deployment.env, OUTDIR_ENV: str(out)})}
         stack_dir = out / "stacks" / CUSTOMER
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import sys; from dataplane.ops.adopt import adopt; "
+        subprocess.run([sys.executable, "-c", "import sys; from dataplane.ops.fleet.adopt import adopt; "
                         "from pathlib import Path; adopt(Path(sys.argv[1]), sys.argv[2])", str(stack_dir), CUSTOMER],
                        cwd=PROJECT_ROOT, env=deployment.env, check=True, capture_output=True)
         phases["adopt"] = time.perf_counter() - started

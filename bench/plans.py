@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.fleet import write_fleet
 from bench.run import Measured, measure, write_section
-from dataplane.ops.plan import account_of
+from dataplane.ops.fleet.plan import account_of
 from dataplane.ops.sandbox import Emulator
 from dataplane.project import CUSTOMERS_DIR_ENV, OUTDIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 from dataplane.runtime.toolchain import cli_config, find_mirror, tool_environment

@@ -30,8 +30,8 @@ from pathlib import Path
 from bench.plans import CI_ACCOUNT, deploy
 from bench.run import Measured, measure, write_section
 from dataplane.config.settings import load_settings
-from dataplane.ops.aws import acting_as
-from dataplane.ops.plan import account_of
+from dataplane.ops.account.aws import acting_as
+from dataplane.ops.fleet.plan import account_of
 from dataplane.ops.sandbox import Emulator
 from dataplane.project import CUSTOMERS_DIR_ENV, OUTDIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 from dataplane.runtime.toolchain import tool_environment

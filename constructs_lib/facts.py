@@ -14,7 +14,7 @@ from enum import Enum
 
 
 class Adoption(Enum):
-    """How adopt finds the live resource of a type; `dataplane/ops/adopt.py` implements each."""
+    """How adopt finds the live resource of a type; `dataplane/ops/fleet/adopt.py` implements each."""
 
     ROLE_BY_NAME = "role by name"
     INLINE_POLICY = "inline policy of an adopted role"

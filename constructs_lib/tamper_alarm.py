@@ -71,7 +71,7 @@ deleted is kept this long after, and the CloudWatch Logs copy as long (a year, t
 INCOMPLETE_UPLOAD_DAYS = 7
 FORCE_DESTROY = False
 """Destroying the stack never deletes the trail's records: `python -m dataplane destroy` keeps the buckets out of the
-destroy (`dataplane/ops/offboard.py`), and any other destroy stops at a bucket holding any (see the README)."""
+destroy (`dataplane/ops/fleet/offboard.py`), and any other destroy stops at a bucket holding any (see the README)."""
 
 
 @dataclass(frozen=True)

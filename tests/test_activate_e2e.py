@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dataplane.config.customer import load_customer
-from dataplane.ops.activate import as_deployer
+from dataplane.ops.fleet.activate import as_deployer
 from dataplane.ops.cli import main
 from dataplane.ops.report import Row, Status
 from dataplane.ops.sandbox import create_deployer

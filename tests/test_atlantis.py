@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from dataplane import project
-from dataplane.ops import atlantis, cli
+from dataplane.ops import cli
+from dataplane.ops.pipeline import atlantis
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from tests.conftest import FIXTURES
 

@@ -15,7 +15,8 @@ import pytest
 
 from constructs_lib import facts
 from dataplane.config.settings import load_project
-from dataplane.ops import adopt, bootstrap
+from dataplane.ops.account import bootstrap
+from dataplane.ops.fleet import adopt
 from dataplane.policy import INLINE_POLICIES_QUOTA
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 from tests.conftest import EXTRA_FIXTURES, FIXTURES, run_main, stack_json

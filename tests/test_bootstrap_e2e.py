@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dataplane.ops import bootstrap
+from dataplane.ops.account import bootstrap
 from dataplane.project import PROJECT_ROOT, SETTINGS_ENV
 from tests.deploy import Deployment, stage
 

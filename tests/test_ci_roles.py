@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from dataplane.config.settings import Settings
-from dataplane.ops import ci_roles, cli
+from dataplane.ops import cli
+from dataplane.ops.pipeline import ci_roles
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 from tests.conftest import FIXTURES
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dataplane.ops import cli
-from dataplane.ops.comment import COMMENT_LIMIT, TITLE_LIMIT
+from dataplane.ops.pipeline.comment import COMMENT_LIMIT, TITLE_LIMIT
 
 TOKEN = "ghs_test-token-never-printed"
 REPO = "octo-org/data-plane"

@@ -33,7 +33,7 @@ from constructs_lib.tamper_alarm import (
     TamperAlarmProps,
 )
 from constructs_lib.vpc_peering import VpcPeering, VpcPeeringProps
-from dataplane.ops import adopt
+from dataplane.ops.fleet import adopt
 from dataplane.policy import (
     ACTIVATION_ACTIONS,
     DelegationGuard,

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from constructs_lib.data_plane_network import private_subnet_cidrs
 from dataplane.ops.report import Status
-from dataplane.ops.verify import verify
+from dataplane.ops.account.verify import verify
 from dataplane.policy import ACTIVATION_ACTIONS, ACTIVATION_POLICY_NAME, trust_policy
 from tests.deploy import Deployment, stage
 from tests.test_verify import failing, no_external_id, not_passed, session

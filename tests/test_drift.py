@@ -17,8 +17,10 @@ import boto3
 import pytest
 
 from dataplane.config.settings import Settings
-from dataplane.ops import aws, cli, drift, plan
-from dataplane.ops.plan import Target
+from dataplane.ops import cli
+from dataplane.ops.account import aws
+from dataplane.ops.fleet import drift, plan
+from dataplane.ops.fleet.plan import Target
 from dataplane.project import CUSTOMERS_DIR_ENV
 from tests.conftest import FIXTURES
 from tests.test_plan_review import (

@@ -29,8 +29,8 @@ def imported(*modules: str) -> dict:
 
 def test_importing_any_module_but_the_stack_code_changes_no_environment_and_loads_neither_jsii_nor_the_provider():
     result = imported("dataplane", "dataplane.config", "dataplane.config.settings", "dataplane.policy",
-                      "dataplane.runtime", "dataplane.synth_output", "dataplane.ops.cli", "dataplane.ops.review",
-                      "dataplane.ops.adopt", "dataplane.ops.preflight", "dataplane.ops.verify", "constructs_lib",
+                      "dataplane.runtime", "dataplane.synth_output", "dataplane.ops.cli", "dataplane.ops.pipeline.review",
+                      "dataplane.ops.fleet.adopt", "dataplane.ops.account.preflight", "dataplane.ops.account.verify", "constructs_lib",
                       "constructs_lib.facts")
     assert result["environ"] == []
     assert set(result["modules"]) & JSII == set()

@@ -16,7 +16,7 @@ import pytest
 
 from bench.fleet import customer_toml
 from dataplane.config.settings import load_project
-from dataplane.ops.gate import scan
+from dataplane.ops.pipeline.gate import scan
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from dataplane.runtime.toolchain import tool_environment
 from tests.conftest import run_main

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dataplane.ops import cli, matrix
-from dataplane.ops.review import Report, StackReview
+from dataplane.ops import cli
+
+from dataplane.ops.pipeline import matrix
+from dataplane.ops.pipeline.review import Report, StackReview
 
 
 def names(n: int) -> list[str]:

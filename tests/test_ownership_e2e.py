@@ -18,8 +18,8 @@ from cdktf import Testing
 
 from bench.fleet import write_fleet
 from dataplane.config.settings import Settings
-from dataplane.ops import adopt
-from dataplane.ops.state import StateError, read
+from dataplane.ops.fleet import adopt
+from dataplane.ops.fleet.state import StateError, read
 from dataplane.policy import ownership_tags
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SYNTH_WORKERS_ENV
 from dataplane.runtime.shards import SHARD_MIN

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from dataplane.ops.plan import Target, select
+from dataplane.ops.fleet.plan import Target, select
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from dataplane.runtime.toolchain import tool_environment
 from tests.conftest import FIXTURES

@@ -12,8 +12,8 @@ import pytest
 
 from dataplane import policy
 from dataplane.ops.markdown import code
-from dataplane.ops.plan_review import read_plan
-from dataplane.ops.review import CONFIGURATION_ONLY, NO_PLANS, Report, ReviewError, StackReview, render, review, split
+from dataplane.ops.pipeline.plan_review import read_plan
+from dataplane.ops.pipeline.review import CONFIGURATION_ONLY, NO_PLANS, Report, ReviewError, StackReview, render, review, split
 from dataplane.project import PROJECT_ROOT
 from dataplane.runtime.shards import stable_json
 from dataplane.runtime.toolchain import AWS_PROVIDER_VERSION, tool_environment

@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSResponse
 from dataplane.config.customer import load_customer
 from dataplane.config.settings import Settings
 from dataplane.ops.cli import main
-from dataplane.ops.preflight import VCPU_QUOTAS, preflight, required_permissions
+from dataplane.ops.account.preflight import VCPU_QUOTAS, preflight, required_permissions
 from dataplane.ops.report import Report, Row, Status
 from dataplane.policy import MANAGED_BY
 from dataplane.project import CUSTOMERS_DIR_ENV

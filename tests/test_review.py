@@ -14,7 +14,7 @@ from cdktf import Testing
 from dataplane.config.customer import Customer, Network, TamperAlarm
 from dataplane.config.settings import Settings
 from dataplane.ops import cli
-from dataplane.ops.review import (
+from dataplane.ops.pipeline.review import (
     CONFIGURATION_ONLY,
     Report,
     ReviewError,
@@ -640,8 +640,8 @@ def code_owners(path: str) -> list[str]:
 def test_codeowners_puts_what_decides_every_customer_s_access_under_the_security_team():
     files = [path for directory in ("constructs_lib", "stacks", ".github/workflows")
              for path in sorted((PROJECT_ROOT / directory).rglob("*")) if path.is_file()]
-    guarded = ["cdktf.json", "dataplane/policy.py", ".github/CODEOWNERS", "dataplane/ops/review.py",
-               "dataplane/ops/plan_review.py", "dataplane/ops/markdown.py",
+    guarded = ["cdktf.json", "dataplane/policy.py", ".github/CODEOWNERS", "dataplane/ops/pipeline/review.py",
+               "dataplane/ops/pipeline/plan_review.py", "dataplane/ops/markdown.py",
                *(str(path.relative_to(PROJECT_ROOT)) for path in files if "__pycache__" not in path.parts)]
     assert len(guarded) > 10 and ".github/workflows/pull-request.yml" in guarded
     assert {path: code_owners(path) for path in guarded} == {path: [SECURITY_TEAM] for path in guarded}

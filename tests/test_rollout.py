@@ -8,8 +8,9 @@ import pytest
 
 from dataplane.config.errors import ConfigError
 from dataplane.config.settings import Rollout, Settings, load_project, load_settings
-from dataplane.ops import cli, rollout
-from dataplane.ops.rollout import (
+from dataplane.ops import cli
+from dataplane.ops.fleet import rollout
+from dataplane.ops.fleet.rollout import (
     APPLIED,
     FAILED,
     HALTED,

@@ -14,8 +14,8 @@ from cdktf import Testing
 from dataplane.config.customer import load_customer
 from dataplane.config.settings import Settings
 from dataplane.ops.cli import main
-from dataplane.ops import gate
-from dataplane.ops.gate import CONFIG, GateError, Result, acknowledgements, lint, policy_documents, scan
+from dataplane.ops.pipeline import gate
+from dataplane.ops.pipeline.gate import CONFIG, GateError, Result, acknowledgements, lint, policy_documents, scan
 from dataplane.tamper import in_alarm, service_trust
 from stacks import DataPlaneStack
 from tests.conftest import EXTRA_FIXTURES, stack_json

@@ -22,7 +22,7 @@ from dataplane.config.settings import (
     load_project,
     load_settings,
 )
-from dataplane.ops.unlock import unlock
+from dataplane.ops.fleet.unlock import unlock
 from dataplane.policy import DelegationGuard, admin_equivalent
 from dataplane.project import CUSTOMERS_DIR_ENV
 from stacks import DataPlaneStack

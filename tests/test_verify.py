@@ -17,7 +17,7 @@ from dataplane.config.customer import load_customer
 from dataplane.config.settings import Settings
 from dataplane.ops.cli import main
 from dataplane.ops.report import Report, Status
-from dataplane.ops.verify import PROPAGATION_WAIT, retry_while_denied, verify
+from dataplane.ops.account.verify import PROPAGATION_WAIT, retry_while_denied, verify
 from dataplane.policy import (
     ESCALATING_IAM_ACTIONS,
     MANAGED_BY,

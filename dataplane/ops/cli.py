@@ -176,14 +176,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from dataplane.ops import gate
+    from dataplane.ops.pipeline import gate
 
     return gate.run(args.outdir)
 
 
 def _atlantis(args: argparse.Namespace) -> int:
     settings = _project()[0]
-    from dataplane.ops import atlantis, ci_roles
+    from dataplane.ops.pipeline import atlantis, ci_roles
     from dataplane.project import PROJECT_ROOT
 
     if args.repos_yaml is not None:
@@ -201,7 +201,7 @@ def _atlantis(args: argparse.Namespace) -> int:
 
 def _ci_roles(args: argparse.Namespace) -> int:
     settings, customers = _project()
-    from dataplane.ops import ci_roles
+    from dataplane.ops.pipeline import ci_roles
 
     try:
         sys.stdout.write(ci_roles.render(ci_roles.document(settings, customers, args.repo, args.ci_account,
@@ -213,8 +213,8 @@ def _ci_roles(args: argparse.Namespace) -> int:
 
 def _bootstrap(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
-    from dataplane.ops import bootstrap
-    from dataplane.ops.deploy import SynthError
+    from dataplane.ops.account import bootstrap
+    from dataplane.ops.fleet.deploy import SynthError
 
     if args.out.exists() and not args.out.is_dir():
         _usage_error(f"bootstrap: --out {str(args.out)!r}: not a directory")
@@ -233,7 +233,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from dataplane.ops import matrix
+    from dataplane.ops.pipeline import matrix
 
     if (args.base is None) != (args.kind == "drift"):
         _usage_error(f"matrix {args.kind}: " + ("--base is required" if args.base is None else "no --base: every "
@@ -242,7 +242,7 @@ def _matrix(args: argparse.Namespace) -> int:
 
 
 def _comment(args: argparse.Namespace) -> int:
-    from dataplane.ops import comment
+    from dataplane.ops.pipeline import comment
 
     return comment.run(args.parts_dir, args.repo, args.pr, args.api_url, args.author)
 
@@ -267,7 +267,7 @@ def _cdktf(args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
-    from dataplane.ops import review
+    from dataplane.ops.pipeline import review
 
     if (args.base is None) != (args.head is None):
         _usage_error("review: --base and --head go together")
@@ -297,7 +297,7 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _blast_radius(args: argparse.Namespace) -> int:
-    from dataplane.ops import comment, review
+    from dataplane.ops.pipeline import comment, review
 
     limit = _settings().rollout.max_customers_without_label
     try:
@@ -334,7 +334,7 @@ def _checks_parser(commands: argparse._SubParsersAction, name: str, run, help: s
 
 def _preflight(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
-    from dataplane.ops.preflight import preflight
+    from dataplane.ops.account.preflight import preflight
 
     deployer = _deployer("preflight", settings, customer.name, customer.account_id, args.profile, args.region)
     return _print(preflight(customer, settings, deployer.session), args.format)
@@ -342,7 +342,7 @@ def _preflight(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
-    from dataplane.ops.verify import verify
+    from dataplane.ops.account.verify import verify
 
     inspect = _session(args.inspect_profile, args.region) if args.inspect_profile else None
     if inspect is None and settings.deploy_role_name:  # the account is read as the deployer (the standard chain's)
@@ -358,8 +358,8 @@ def _known(args: argparse.Namespace) -> int:
 def _adopt(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
     _act_as_deployer("adopt", settings, customer.name, customer.account_id)
-    from dataplane.ops.adopt import AdoptError
-    from dataplane.ops.deploy import SynthError, planned_imports
+    from dataplane.ops.fleet.adopt import AdoptError
+    from dataplane.ops.fleet.deploy import SynthError, planned_imports
 
     try:
         imports = planned_imports(customer, args.outdir)
@@ -374,7 +374,7 @@ def _adopt(args: argparse.Namespace) -> int:
 
 def _preview(args: argparse.Namespace) -> int:
     customer = _customer(args.customer)[1]
-    from dataplane.ops.deploy import SynthError, preview
+    from dataplane.ops.fleet.deploy import SynthError, preview
 
     try:
         return preview(customer, args.outdir)
@@ -386,8 +386,8 @@ def _preview(args: argparse.Namespace) -> int:
 def _deploy(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
     _act_as_deployer("deploy", settings, customer.name, customer.account_id)
-    from dataplane.ops.adopt import AdoptError
-    from dataplane.ops.deploy import SynthError, deploy
+    from dataplane.ops.fleet.adopt import AdoptError
+    from dataplane.ops.fleet.deploy import SynthError, deploy
 
     try:
         return deploy(customer, args.outdir, args.outputs_dir)
@@ -415,7 +415,7 @@ def _plan(args: argparse.Namespace) -> int:
     if args.customers and args.affected_from:
         _usage_error("plan: name customers or give --affected-from, not both")
     settings = _project()[0]
-    from dataplane.ops import plan
+    from dataplane.ops.fleet import plan
 
     try:
         targets = plan.select(args.outdir, args.customers, args.affected_from, args.batch)
@@ -460,7 +460,7 @@ def _rollout(args: argparse.Namespace) -> int:
     import psutil
 
     from dataplane.config.settings import UnknownCustomer, customer_named
-    from dataplane.ops import plan, rollout
+    from dataplane.ops.fleet import plan, rollout
     from dataplane.project import GITHUB_STEP_SUMMARY_ENV
 
     if args.resume and (args.customers or args.supersede or args.dry_run):
@@ -484,7 +484,7 @@ def _rollout(args: argparse.Namespace) -> int:
 
 
 def _destroy(args: argparse.Namespace) -> int:
-    from dataplane.ops import offboard
+    from dataplane.ops.fleet import offboard
 
     settings, fleet = _project()
 
@@ -519,7 +519,7 @@ def _typed_name(command: str, question: str, name: str) -> bool:
 
 
 def _synth_ref(args: argparse.Namespace) -> int:
-    from dataplane.ops.ref_synth import RefError, synth_ref
+    from dataplane.ops.pipeline.ref_synth import RefError, synth_ref
 
     try:
         commit = synth_ref(args.ref, args.outdir)
@@ -531,7 +531,7 @@ def _synth_ref(args: argparse.Namespace) -> int:
 
 def _activate(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
-    from dataplane.ops.activate import activate
+    from dataplane.ops.fleet.activate import activate
 
     control_plane = _session(args.control_plane_profile, None) if args.control_plane_profile else None
     _act_as_deployer("activate", settings, customer.name, customer.account_id)
@@ -554,7 +554,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _drift(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from dataplane.ops import drift
+    from dataplane.ops.fleet import drift
 
     progress = partial(print, file=sys.stderr, flush=True)
     if args.merge is not None:
@@ -566,15 +566,15 @@ def _drift(args: argparse.Namespace) -> int:
 
 
 def _issue(args: argparse.Namespace) -> int:
-    from dataplane.ops import comment
+    from dataplane.ops.pipeline import comment
 
     return comment.run_issue(args.title, args.body_file, args.close, args.repo, args.api_url, args.author)
 
 
 def _unlock(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
-    from dataplane.ops.deploy import SynthError
-    from dataplane.ops.unlock import UnlockError, unlock
+    from dataplane.ops.fleet.deploy import SynthError
+    from dataplane.ops.fleet.unlock import UnlockError, unlock
 
     try:
         print(unlock(customer, settings, args.outdir, _answer))
@@ -593,7 +593,7 @@ def _answer(prompt: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from dataplane.ops import list_customers as fleet
+    from dataplane.ops.fleet import list_customers as fleet
 
     settings, customers = _project()
     found = fleet.states(customers, settings, args.outdir)
@@ -655,7 +655,7 @@ def _deployer(command: str, settings, name: str, account: str, profile: str | No
     """The deployer's credentials in `account`: `deployRoleName` assumed there when set, else the caller's
     (`profile`, else the standard chain); exit 1 with one line when the role cannot be assumed."""
     from dataplane.config.settings import UnknownCustomer, customer_named
-    from dataplane.ops.aws import AWS_ERRORS, acting_as, aws_error
+    from dataplane.ops.account.aws import AWS_ERRORS, acting_as, aws_error
     from dataplane.policy import external_id_list
 
     role = settings.deploy_role_arn(account)

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, Callable, Iterable
 
 from dataplane.config.customer import Customer
-from dataplane.ops.aws import AWS_ERRORS, aws_error
+from dataplane.ops.account.aws import AWS_ERRORS, aws_error
 
 
 class Status(str, Enum):

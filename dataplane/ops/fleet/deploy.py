@@ -18,7 +18,7 @@ from typing import Iterator
 
 from dataplane import synth_output
 from dataplane.config.customer import Customer
-from dataplane.ops.adopt import adopt, write_imports
+from dataplane.ops.fleet.adopt import adopt, write_imports
 from dataplane.project import PROJECT_ROOT
 from dataplane.runtime.toolchain import (
     INIT,

@@ -21,7 +21,7 @@ import json
 import re
 from pathlib import Path, PurePosixPath
 
-from dataplane.ops import review
+from dataplane.ops.pipeline import review
 from dataplane.synth_output import STACK_FILE, stack_dir
 
 FLEET_INPUTS = ("cdktf.json", "main.py", ".terraform.lock.hcl", "requirements.txt", "stacks/**", "constructs_lib/**",

@@ -34,12 +34,12 @@ import boto3
 
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
-from dataplane.ops.adopt import AdoptError
-from dataplane.ops.deploy import SynthError, deploy
+from dataplane.ops.fleet.adopt import AdoptError
+from dataplane.ops.fleet.deploy import SynthError, deploy
 from dataplane.ops.files import write_atomically
-from dataplane.ops.preflight import preflight
+from dataplane.ops.account.preflight import preflight
 from dataplane.ops.report import Outcome, Report, Row, Status, check
-from dataplane.ops.verify import verify
+from dataplane.ops.account.verify import verify
 from dataplane.policy import ownership_tags
 from dataplane.project import PROJECT_ROOT
 

@@ -35,8 +35,8 @@ from typing import Callable, Literal, Sequence
 
 from dataplane import synth_output
 from dataplane.config.settings import Settings
-from dataplane.ops import review
-from dataplane.ops.matrix import batch_of
+from dataplane.ops.pipeline import review
+from dataplane.ops.pipeline.matrix import batch_of
 from dataplane.runtime.toolchain import (
     AWS_PROVIDER,
     AWS_PROVIDER_VERSION,
@@ -119,7 +119,7 @@ class _Credentials:
         self._role_arn, self._base = settings.plan_role_arn if read_only else settings.deploy_role_arn, base
 
     def environment(self, target: Target) -> dict[str, str]:
-        from dataplane.ops.aws import acting_as
+        from dataplane.ops.account.aws import acting_as
 
         role = self._role_arn(account_of(target.directory))
         return acting_as(role, f"dataplane-plan-{target.name}", self._base).environment

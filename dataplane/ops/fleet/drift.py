@@ -54,9 +54,10 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 from dataplane.config.settings import Settings
-from dataplane.ops import plan, review, state
+from dataplane.ops.fleet import plan, state
+from dataplane.ops.pipeline import review
 from dataplane.ops.markdown import code
-from dataplane.ops.plan_review import (
+from dataplane.ops.pipeline.plan_review import (
     AttributeChange,
     DriftedResource,
     ReviewError,
@@ -111,7 +112,7 @@ def has_state(target: plan.Target, settings: Settings) -> bool:
     credentials its plan uses (a local file needs none); a `DriftError` when it cannot be read."""
     import boto3
 
-    from dataplane.ops.aws import AWS_ERRORS, assume, aws_error
+    from dataplane.ops.account.aws import AWS_ERRORS, assume, aws_error
 
     try:
         session = None

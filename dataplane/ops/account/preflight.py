@@ -20,8 +20,8 @@ from botocore.exceptions import ClientError
 from constructs_lib import facts
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
-from dataplane.ops import bootstrap
-from dataplane.ops.aws import (
+from dataplane.ops.account import bootstrap
+from dataplane.ops.account.aws import (
     AWS_ERRORS,
     home_region,
     peer_session,

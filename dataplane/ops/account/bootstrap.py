@@ -228,7 +228,7 @@ def permissions(needs: StackNeeds) -> dict:
             grant(f"Alarm{service.capitalize()}", action,
                   [a for n in needs.named[type_] for a in arn(account, n)])
         else:
-            raise BootstrapError(f"{action}: no rule scopes it (dataplane/ops/bootstrap.py)")
+            raise BootstrapError(f"{action}: no rule scopes it (dataplane/ops/account/bootstrap.py)")
     statements = [{"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": list(resources),
                    **({"Condition": json.loads(condition)} if condition != "{}" else {})}
                   for (sid, resources, condition), actions in grants.items()]
@@ -329,7 +329,7 @@ def granted_actions(document: dict) -> set[str]:
 
 def synthesized(customer: Customer) -> dict:
     """`customer`'s stack as main.py synthesizes it now (`cdk.tf.json`), in a temporary directory."""
-    from dataplane.ops.deploy import workspace
+    from dataplane.ops.fleet.deploy import workspace
 
     with tempfile.TemporaryDirectory() as directory, workspace(customer, Path(directory) / "cdktf.out") as out:
         return json.loads((synth_output.stack_dir(out, customer.name) / synth_output.STACK_FILE).read_text())

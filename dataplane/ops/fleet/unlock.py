@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from dataplane import synth_output
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
-from dataplane.ops.aws import AWS_ERRORS, aws_error
-from dataplane.ops.deploy import workspace
+from dataplane.ops.account.aws import AWS_ERRORS, aws_error
+from dataplane.ops.fleet.deploy import workspace
 from dataplane.runtime.toolchain import INIT, TerraformError, terraform
 
 LOCK_SUFFIX = ".tflock"

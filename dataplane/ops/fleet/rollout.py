@@ -38,14 +38,14 @@ import boto3
 from dataplane import synth_output
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Rollout, Settings
-from dataplane.ops import plan
-from dataplane.ops.activate import as_deployer, tool_commit
-from dataplane.ops.adopt import adopt, write_imports
-from dataplane.ops.aws import acting_as
+from dataplane.ops.fleet import plan
+from dataplane.ops.fleet.activate import as_deployer, tool_commit
+from dataplane.ops.fleet.adopt import adopt, write_imports
+from dataplane.ops.account.aws import acting_as
 from dataplane.ops.files import write_atomically
-from dataplane.ops.plan_review import read_plan
+from dataplane.ops.pipeline.plan_review import read_plan
 from dataplane.ops.report import Report, Status
-from dataplane.ops.verify import verify
+from dataplane.ops.account.verify import verify
 from dataplane.project import GITHUB_STEP_SUMMARY_ENV
 from dataplane.runtime.toolchain import tool_environment
 

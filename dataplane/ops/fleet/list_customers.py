@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
-from dataplane.ops.aws import AWS_ERRORS, aws_error
+from dataplane.ops.account.aws import AWS_ERRORS, aws_error
 from dataplane.policy import guard_of
 
 S3_CONFIG = Config(connect_timeout=5, retries={"mode": "standard", "max_attempts": 3})

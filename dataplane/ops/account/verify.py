@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
-from dataplane.ops.aws import assume, aws_error, home_region, peer_session
+from dataplane.ops.account.aws import assume, aws_error, home_region, peer_session
 from dataplane.ops.report import Outcome, Report, Status, check, listing
 from dataplane.policy import (
     ACTIVATION_POLICY_NAME,

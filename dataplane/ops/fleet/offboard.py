@@ -24,13 +24,13 @@ from typing import Callable, Iterator
 
 from dataplane import synth_output
 from dataplane.config.customer import NAME_RULE, Customer
-from dataplane.ops import state
-from dataplane.ops.activate import record_kept
-from dataplane.ops.aws import AWS_ERRORS, aws_error
-from dataplane.ops.deploy import SynthError, workspace
-from dataplane.ops.plan import account_of
-from dataplane.ops.ref_synth import RefError, synth_ref
-from dataplane.ops.review import load_stacks
+from dataplane.ops.fleet import state
+from dataplane.ops.fleet.activate import record_kept
+from dataplane.ops.account.aws import AWS_ERRORS, aws_error
+from dataplane.ops.fleet.deploy import SynthError, workspace
+from dataplane.ops.fleet.plan import account_of
+from dataplane.ops.pipeline.ref_synth import RefError, synth_ref
+from dataplane.ops.pipeline.review import load_stacks
 from dataplane.project import PROJECT_ROOT
 from dataplane.runtime.toolchain import INIT, TerraformError, terraform, tool_environment
 from dataplane.tamper import in_alarm

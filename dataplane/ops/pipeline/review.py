@@ -52,9 +52,9 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
 from dataplane import policy
-from dataplane.ops import bootstrap
+from dataplane.ops.account import bootstrap
 from dataplane.ops.markdown import code, cut
-from dataplane.ops.plan_review import (
+from dataplane.ops.pipeline.plan_review import (
     COUNTED,
     SENSITIVE,
     UNKNOWN,

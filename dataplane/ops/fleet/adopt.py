@@ -34,8 +34,8 @@ import boto3
 
 from constructs_lib import facts
 from constructs_lib.facts import Adoption
-from dataplane.ops import state
-from dataplane.ops.aws import AWS_ERRORS, assume, aws_error, route_target, tags_of
+from dataplane.ops.fleet import state
+from dataplane.ops.account.aws import AWS_ERRORS, assume, aws_error, route_target, tags_of
 from dataplane.ops.report import listing
 from dataplane.policy import not_owned, ownership_tags
 from dataplane.runtime.toolchain import TerraformError

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Literal, Sequence
 
-from dataplane.ops import review
+from dataplane.ops.pipeline import review
 from dataplane.project import GITHUB_OUTPUT_ENV
 
 Kind = Literal["plan", "apply", "destroy", "drift"]

@@ -1,0 +1,1 @@
+"""Checks and set-up in a customer's AWS account: preflight, verify, bootstrap, assuming roles."""

@@ -1,0 +1,1 @@
+"""Fleet operations through terraform: deploy, plan, drift, rollout, adopt, destroy, state."""

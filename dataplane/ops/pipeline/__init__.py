@@ -1,0 +1,1 @@
+"""The pull-request pipeline: review, plans' matrix, comments, the security gate, CI identities."""
