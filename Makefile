@@ -86,7 +86,7 @@ require-customer: $(VENV)/.installed
 # terraform plan of the one customer, synthesized alone in a private directory beside CDKTF_OUT
 # (`cdktf plan <customer>` works too, but synthesizes the whole fleet and starts the cdktf CLI first).
 plan: require-customer setup ## terraform plan of one customer: make plan CUSTOMER=<name>
-	$(PY) -m dataplane preview --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
+	$(PY) -m dataplane plan --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
 
 # Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/ops/fleet/adopt.py), then deploy,
 # all in a private directory beside CDKTF_OUT (dataplane/ops/fleet/deploy.py).
@@ -147,7 +147,7 @@ synth-base: $(VENV)/.installed node_modules/.installed ## synthesize git ref BAS
 # Terraform plans of the stacks a change since BASE affects, into PLANS (plans): read them with
 # `python -m dataplane review --base base.out --head cdktf.out --plans plans`. Exit 2 when there are changes.
 plan-affected: synth-base synth ## terraform plans of every stack a change since BASE affects, into PLANS (plans)
-	$(PY) -m dataplane plan --outdir="$$CDKTF_OUT" --affected-from="$$BASE_OUT" --out="$$PLANS"
+	$(PY) -m dataplane plan-stacks --outdir="$$CDKTF_OUT" --affected-from="$$BASE_OUT" --out="$$PLANS"
 
 # Synthesize BASE and the working tree as head, then report what changes (no plan: see plan-affected).
 # Only the report reaches stdout (with make -s): `make -s review BASE=origin/main > review.md`.

@@ -1,4 +1,4 @@
-"""`make bench`, fleet part: `python -m dataplane plan` and `drift` of a deployed fleet against the emulator.
+"""`make bench`, fleet part: `python -m dataplane plan-stacks` and `drift` of a deployed fleet against the emulator.
 
 Twenty role-only fixture customers, each in its own account, are deployed into a moto server on
 127.0.0.1 (terraform apply per stack), then planned in the same run four ways: `--jobs 1` and
@@ -62,7 +62,7 @@ def deploy(emulator: Emulator, scratch: Path, count: int) -> tuple[Path, Path]:
 def variant(outdir: Path, settings: Path, env: dict[str, str], jobs: int, config: Path | None) -> Measured:
     for stack in (outdir / "stacks").iterdir():
         shutil.rmtree(stack / ".terraform", ignore_errors=True)
-    plan = ["plan", "--outdir", str(outdir), "--out", str(outdir.parent / "plans"), "--jobs", str(jobs)]
+    plan = ["plan-stacks", "--outdir", str(outdir), "--out", str(outdir.parent / "plans"), "--jobs", str(jobs)]
     argv = [sys.executable, "-m", "dataplane", *plan] if config is None else [
         sys.executable, "-c", WITHOUT_CACHE, str(config), *plan]
     return measure(argv, {**env, SETTINGS_ENV: str(settings)})
@@ -75,7 +75,7 @@ def drift(outdir: Path, settings: Path, env: dict[str, str], jobs: int) -> Measu
 
 
 def section(count: int, rows: dict[tuple[int, bool], Measured], drifts: dict[int, Measured]) -> str:
-    lines = [HEADING, "", f"`python -m dataplane plan` of {count} deployed role-only customers (one account each) "
+    lines = [HEADING, "", f"`python -m dataplane plan-stacks` of {count} deployed role-only customers (one account each) "
              "against moto on 127.0.0.1, one CI identity assuming `deployRoleName` per account; every stack "
              "initialized anew in each variant; one run each.", "",
              "| jobs | shared plugin cache: wall s / peak MB | no cache (stock): wall s / peak MB | stock ÷ cache |",

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from dataplane.ops import cli
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from dataplane.runtime.toolchain import tool_environment
 from tests.conftest import FIXTURES
@@ -60,3 +61,16 @@ def test_destroy_on_a_terminal_asks_for_the_name_and_stops_on_another(tmp_path):
     assert (command.returncode, stderr) == (1, "Destroy acme's data plane in account 123456789012? Type acme to "
                                                "confirm: destroy: acme: not confirmed; nothing was changed\n")
     assert not (tmp_path / "cdktf.out").exists()
+
+
+def test_help_lists_every_command_once_with_the_everyday_ones_apart_from_the_plumbing():
+    shown = subprocess.run([sys.executable, "-m", "dataplane", "--help"], cwd=PROJECT_ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m dataplane [-h] COMMAND ...")
+    everyday, plumbing = shown.stdout.split("everyday commands:\n")[1].split("\npipeline plumbing and set-up:\n")
+    listed = {title: [line.split()[0] for line in text.splitlines() if line.startswith("  ")]
+              for title, text in (("everyday", everyday), ("plumbing", plumbing))}
+    assert {"activate", "deploy", "plan", "verify", "list", "drift", "destroy"} <= set(listed["everyday"])
+    assert {"matrix", "comment", "terraformrc", "customer", "synth-ref", "plan-stacks"} <= set(listed["plumbing"])
+    commands = cli.parser()._subparsers._group_actions[0].choices
+    assert sorted(listed["everyday"] + listed["plumbing"]) == sorted(commands)

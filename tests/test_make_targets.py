@@ -56,7 +56,7 @@ def test_an_unknown_or_option_like_customer_is_one_line_exit_2(target):
         refused(target, name)
 
 
-@pytest.mark.parametrize("command", ["adopt", "deploy", "preview", "destroy", "preflight", "verify", "unlock"])
+@pytest.mark.parametrize("command", ["adopt", "deploy", "plan", "destroy", "preflight", "verify", "unlock"])
 def test_every_command_taking_a_customer_refuses_an_unknown_one_alike(command):
     result = subprocess.run([sys.executable, "-m", "dataplane", command, "--", "acme/../x"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True, timeout=120,

@@ -1,4 +1,4 @@
-"""`python -m dataplane plan`: what it selects and the input it refuses, before terraform runs
+"""`python -m dataplane plan-stacks`: what it selects and the input it refuses, before terraform runs
 (`tests/test_plan_e2e.py` plans for real against the emulator)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.conftest import FIXTURES
 
 
 def plan(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dataplane", "plan", *args], cwd=PROJECT_ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "dataplane", "plan-stacks", *args], cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=120, env={**tool_environment(), CUSTOMERS_DIR_ENV: str(FIXTURES)})
 
 
@@ -79,4 +79,4 @@ def test_bad_batch_or_jobs_is_a_usage_error_naming_the_argument(synthesized, opt
     result = plan("--outdir", str(synthesized), option)
     flag, value = option.split("=")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.splitlines()[-1].startswith(f"python -m dataplane plan: error: argument {flag}: '{value}'")
+    assert result.stderr.splitlines()[-1].startswith(f"python -m dataplane plan-stacks: error: argument {flag}: '{value}'")

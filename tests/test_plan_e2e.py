@@ -1,7 +1,7 @@
 """Plans, drift and offboarding against the emulator, on one deployment.
 
 The peering fixture is deployed once with `make deploy`; heads that change it are planned with
-`python -m dataplane plan` and reviewed with `review --plans`, and compared with what terraform itself
+`python -m dataplane plan-stacks` and reviewed with `review --plans`, and compared with what terraform itself
 says; `python -m dataplane drift` checks the fleet's head (it, and `acme`, never deployed). The tests
 run in file order: the deployment is first only read; then it is tampered with by hand, and drift and
 the plan-based review report exactly that; last, the customer's file is removed and its stack
@@ -67,9 +67,9 @@ def dataplane(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 def plan(deployment: Deployment, outdir: Path, *args: str, env: dict[str, str] | None = None) -> Path:
-    """`python -m dataplane plan` of `outdir` into `<outdir>.plans`, which it returns; it must find changes."""
+    """`python -m dataplane plan-stacks` of `outdir` into `<outdir>.plans`, which it returns; it must find changes."""
     plans = outdir.with_suffix(".plans")
-    planned = dataplane(env or deployment.env, "plan", "--outdir", str(outdir), "--out", str(plans), *args)
+    planned = dataplane(env or deployment.env, "plan-stacks", "--outdir", str(outdir), "--out", str(plans), *args)
     assert planned.returncode == 2, planned.stdout + planned.stderr
     assert re.search(rf"^{CUSTOMER}: changes( \(destroy\))? in \d+\.\d s$", planned.stdout, re.M), planned.stdout
     return plans
@@ -148,7 +148,7 @@ def test_one_ci_identity_plans_the_customers_account_through_the_deploy_role(emu
     the tool assumes that role in the stack's account, and the freshly deployed stack has no changes."""
     ci = {**emulator.env(CI_ACCOUNT, deployment.customer.region, tool_environment()),
           CUSTOMERS_DIR_ENV: deployment.env[CUSTOMERS_DIR_ENV]}
-    args = ["plan", "--outdir", str(base(deployment)), "--out", str(tmp_path / "plans"), CUSTOMER]
+    args = ["plan-stacks", "--outdir", str(base(deployment)), "--out", str(tmp_path / "plans"), CUSTOMER]
     refused = dataplane(ci, *args)
     assert refused.returncode == 1 and f"{CUSTOMER}: error in" in refused.stdout, refused.stdout + refused.stderr
     assert f"AWS account ID not allowed: {CI_ACCOUNT}" in refused.stdout

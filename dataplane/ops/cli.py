@@ -31,10 +31,16 @@ def main(argv: list[str] | None = None) -> int:
         return 141
 
 
+EVERYDAY = ("activate", "preflight", "deploy", "plan", "verify", "list", "drift", "destroy", "adopt", "unlock",
+            "rollout", "review", "bootstrap", "sandbox")
+"""The engineer's commands, listed first by `--help`; every other command is pipeline plumbing or set-up."""
+
+
 def parser() -> argparse.ArgumentParser:
     """The command tree (the workflow tests check every `python -m dataplane` step against it)."""
-    parser = argparse.ArgumentParser(prog="python -m dataplane", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="python -m dataplane", usage="%(prog)s [-h] COMMAND ...", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS)
     known = commands.add_parser("customer", help="exit 0 when NAME is a customer of the fleet, else say so (exit 2)")
     known.add_argument("customer", metavar="NAME")
     known.set_defaults(run=_known)
@@ -53,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
                          help="the activation records: the audit logs kept are added to <customer>.json and .md "
                               "(activations)")
     destroy.set_defaults(run=_destroy)
-    plan = commands.add_parser("plan", help="terraform plans of many stacks in parallel, as JSON for review --plans")
+    plan = commands.add_parser("plan-stacks", help="terraform plans of many stacks in parallel, as JSON for review --plans")
     plan.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to plan (default: all, or affected)")
     plan.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output to plan (cdktf.out)")
     plan.add_argument("--affected-from", type=Path, metavar="BASE_OUT",
@@ -62,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="stacks planned at once (CPUs)")
     plan.add_argument("--out", type=Path, default=Path("plans"), help="where plans are written (plans)")
     plan.add_argument("--ok-on-changes", action="store_true", help="exit 0, not 2, when stacks have changes")
-    plan.set_defaults(run=_plan)
+    plan.set_defaults(run=_plan_stacks)
     _rollout_parser(commands)
     synth_ref = commands.add_parser("synth-ref", help="synthesize a git ref as committed, in a temporary worktree")
     synth_ref.add_argument("ref", help="git ref (branch, tag, commit)")
@@ -101,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
                           help="where the record <customer>.json and <customer>.md is written (activations)")
     activate.add_argument("--control-plane-profile", metavar="PROFILE",
                           help="AWS profile of the control plane, for verify (default: the deployer's credentials)")
-    _workspace_parser(commands, "preview", _preview, "terraform plan of one customer as synthesized now (make plan)")
+    _workspace_parser(commands, "plan", _plan, "terraform plan of one customer as synthesized now (make plan)")
     _workspace_parser(commands, "unlock", _unlock, "show a killed run's S3 state lock; release it once confirmed")
     _checks_parser(commands, "preflight", _preflight, "check the account is ready, with the deployer's credentials")
     verify = _checks_parser(commands, "verify", _verify, "check the deployed activation, as the control plane would")
@@ -172,7 +178,19 @@ def parser() -> argparse.ArgumentParser:
     cdktf = commands.add_parser("cdktf", help="the pinned cdktf CLI, with the project's environment")
     cdktf.add_argument("arguments", nargs=argparse.REMAINDER, help="its arguments (plan <customer> ...)")
     cdktf.set_defaults(run=_cdktf)
+    parser.epilog = _grouped(commands)
     return parser
+
+
+def _grouped(commands: argparse._SubParsersAction) -> str:
+    """The commands with their one line each, everyday ones apart from the pipeline's plumbing."""
+    helps = {action.dest: action.help for action in commands._choices_actions}
+    width = max(map(len, helps)) + 2
+
+    def group(title: str, names) -> str:
+        return f"{title}:\n" + "".join(f"  {name:<{width}}{helps[name]}\n" for name in names)
+    return (group("everyday commands", EVERYDAY) + "\n"
+            + group("pipeline plumbing and set-up", sorted(set(helps) - set(EVERYDAY))))
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -372,12 +390,12 @@ def _adopt(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preview(args: argparse.Namespace) -> int:
+def _plan(args: argparse.Namespace) -> int:
     customer = _customer(args.customer)[1]
-    from dataplane.ops.fleet.deploy import SynthError, preview
+    from dataplane.ops.fleet.deploy import SynthError, plan_customer
 
     try:
-        return preview(customer, args.outdir)
+        return plan_customer(customer, args.outdir)
     except SynthError as e:
         print(f"plan {customer.name}: {e}", file=sys.stderr)
         return 1
@@ -411,7 +429,7 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def _plan(args: argparse.Namespace) -> int:
+def _plan_stacks(args: argparse.Namespace) -> int:
     if args.customers and args.affected_from:
         _usage_error("plan: name customers or give --affected-from, not both")
     settings = _project()[0]

@@ -2,7 +2,7 @@
 
 A deploy never works in the shared synth output: it synthesizes its one customer into a new
 directory beside it (same parent, so the local state path is the same one), adopts there, and
-runs `cdktf deploy` on that directory (`preview`: `terraform plan` there, for `make plan`). No other
+runs `cdktf deploy` on that directory (`plan_customer`: `terraform plan` there, for `make plan`). No other
 synth can change its files while it runs, and the import blocks adopt writes go with the directory:
 a killed deploy leaves nothing that a later plan would apply. `python -m dataplane adopt <customer>`
 shows what a deploy would adopt.
@@ -52,7 +52,7 @@ def planned_imports(customer: Customer, outdir: Path) -> list[dict]:
         return adopt(synth_output.stack_dir(workdir, customer.name), customer.name)
 
 
-def preview(customer: Customer, outdir: Path) -> int:
+def plan_customer(customer: Customer, outdir: Path) -> int:
     """`terraform plan` of `customer`'s stack as synthesized now, printed as terraform prints it; its exit status.
 
     The stock `cdktf plan` synthesizes the whole fleet and starts the cdktf CLI first; this synthesizes one

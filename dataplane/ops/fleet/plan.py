@@ -1,6 +1,6 @@
-"""`python -m dataplane plan`: what Terraform will do to each stack, planned in parallel, as JSON a review reads.
+"""`python -m dataplane plan-stacks`: what Terraform will do to each stack, planned in parallel, as JSON a review reads.
 
-    python -m dataplane plan [CUSTOMER ...] [--affected-from BASE_OUT] [--batch i/n] [--jobs N] [--out plans]
+    python -m dataplane plan-stacks [CUSTOMER ...] [--affected-from BASE_OUT] [--batch i/n] [--jobs N] [--out plans]
 
 For each selected stack of the synth output (`--outdir`, default `cdktf.out`): `terraform init`
 (the aws provider from the project's CLI config, through its one shared plugin cache, so the

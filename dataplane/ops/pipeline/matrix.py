@@ -5,7 +5,7 @@ From the base and head synth outputs, compared as `review` compares them (drift:
 
 - `plan`: `{"include": [{"batch": "0/3", "index": 0}, ...]}`, batches of at most `--per-job` stacks covering every
   stack the change touches (`planned`: added, changed and removed ones); job `i` of `n` runs
-  `python -m dataplane plan --batch i/n`, which plans `batch_of(planned, i, n)`. More batches than `--max-jobs`
+  `python -m dataplane plan-stacks --batch i/n`, which plans `batch_of(planned, i, n)`. More batches than `--max-jobs`
   would be are merged into fewer, larger ones, and no batch is ever empty.
 - `drift`: batches as `plan`'s, of every stack, for `python -m dataplane drift --batch i/n`.
 - `apply`: one `{"customer": name}` per added or changed stack; `destroy`: one per removed stack. More customers
