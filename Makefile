@@ -118,7 +118,7 @@ rollout: synth ## plan the fleet, apply its changes canary first then in waves, 
 
 # A moto server on 127.0.0.1 (PORT, default 4566) with what each customer already has on its side; writes
 # .sandbox/env/<customer>.sh for another terminal and prints how to use them. Ctrl-C stops it.
-sandbox: $(VENV)/.installed ## a local AWS emulator with each customer's own resources (PORT, default 4566)
+sandbox: setup ## a local AWS emulator with each customer's own resources (PORT, default 4566)
 	$(PY) -m dataplane sandbox $${PORT:+--port="$$PORT"}
 
 # What a deploy would adopt, without deploying.

@@ -1,9 +1,9 @@
 """The cdktf app: one DataPlaneStack per customer file, all validated before anything is built.
 
 `python main.py` synthesizes every customer (or only those named with `--customer`) into
-`CDKTF_OUTDIR` (default `cdktf.out`). It synthesizes into a private directory first and then
-publishes the result (`dataplane/synth_output.py`), so a failed synth changes nothing and a
-running plan or deploy keeps its files. A large fleet is split over parallel shards
+`CDKTF_OUTDIR` (default: the fleet's synth output, `dataplane/fleet_location.py`). It synthesizes into a
+private directory first and then publishes the result (`dataplane/synth_output.py`), so a failed synth changes
+nothing and a running plan or deploy keeps its files. A large fleet is split over parallel shards
 (`dataplane/runtime/shards.py`), each of which is this app run with `--shard i/n` into a shard directory.
 """
 
@@ -22,6 +22,7 @@ from dataplane.config.settings import (
     customer_named,
     load_project,
 )
+from dataplane.fleet_location import fleet_location
 from dataplane.project import OUTDIR_ENV, PROJECT_ROOT
 from dataplane.runtime import shards
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return 2
 
-    outdir = Path(os.environ.get(OUTDIR_ENV, "cdktf.out"))
+    outdir = Path(os.environ.get(OUTDIR_ENV) or fleet_location().synth_out)
     if args.shard is not None:
         index, count = args.shard
         synthesize(customers[index::count], settings, outdir)

@@ -6,6 +6,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 CUSTOMERS_DIR_ENV = "DATAPLANE_CUSTOMERS_DIR"
 """The customers directory, in place of the `customersDir` setting."""
+SANDBOX_ENV = "DATAPLANE_SANDBOX"
+"""Set by the sandbox's env file: the sandbox's directory, whose `sandbox.json` says which customers directory its
+fleet was copied from and which ids it gave the customers' own resources."""
 SETTINGS_ENV = "DATAPLANE_SETTINGS"
 """A settings file in place of the project's `cdktf.json` (its `context` is read the same way)."""
 SYNTH_WORKERS_ENV = "DATAPLANE_SYNTH_WORKERS"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dataplane.ops.account import bootstrap
+from dataplane.ops.sandbox import launch_bootstrap
 from dataplane.project import PROJECT_ROOT, SETTINGS_ENV
 from tests.deploy import Deployment, stage
 
@@ -75,14 +76,7 @@ def bootstrapped(emulator, customer, settings, workdir: Path) -> tuple[Deploymen
     done = subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     template = json.loads((workdir / "bootstrap" / f"{customer.name}.cfn.json").read_text())
-    cfn = emulator.client("cloudformation", customer.account_id, customer.region)
-    cfn.create_stack(StackName=bootstrap.STACK_NAME, TemplateBody=json.dumps(template),
-                     Capabilities=["CAPABILITY_NAMED_IAM"])
-    assert cfn.describe_stacks(StackName=bootstrap.STACK_NAME)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
-    role = template["Resources"]["DeployRole"]["Properties"]  # moto 5.2.5's CloudFormation stores an inline policy as
-    emulator.client("iam", customer.account_id, customer.region).put_role_policy(  # Python's repr: put it as JSON
-        RoleName=DEPLOY_ROLE, PolicyName=bootstrap.POLICY_NAME, PolicyDocument=json.dumps(role["Policies"][0][
-            "PolicyDocument"]))
+    launch_bootstrap(emulator, customer, template)
     iam = emulator.client("iam", VENDOR_ACCOUNT, "us-east-1")
     iam.create_user(UserName="deployer")
     iam.put_user_policy(UserName="deployer", PolicyName="assume-deploy-roles", PolicyDocument=json.dumps({

@@ -52,7 +52,7 @@ from dataplane.policy import (
     in_account,
     trusted_principal,
 )
-from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SANDBOX_ENV, SETTINGS_ENV
 
 RENAMED = {"context.permissionsBoundaryArn": "renamed to permissionsBoundary, which takes the name of a policy "
                                              "(the policy of that name in each customer's account) or an "
@@ -387,7 +387,22 @@ class UnknownCustomer(Exception):
 
     def __init__(self, name: str, customers: list[Customer]):
         known = ", ".join(c.name for c in customers) or "none"
-        super().__init__(f"no customer {name!r}; known: {known}")
+        source = _sandbox_source()
+        if source and Path(name).name == name and (source / f"{name}.toml").is_file():
+            super().__init__(f"no customer {name!r} in the sandbox: {source / name}.toml was added after it "
+                             f"started; restart the sandbox to include {name}")
+        else:
+            super().__init__(f"no customer {name!r}; known: {known}")
+
+
+def _sandbox_source() -> Path | None:
+    """In a sandbox's shell, the customers directory the sandbox copied its fleet from."""
+    if not (root := os.environ.get(SANDBOX_ENV)):
+        return None
+    try:
+        return Path(json.loads((Path(root) / "sandbox.json").read_text())["source"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def customer_named(customers: list[Customer], name: str) -> Customer:

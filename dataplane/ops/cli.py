@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from dataplane.fleet_location import FleetLocation, fleet_location
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -37,46 +39,48 @@ EVERYDAY = ("activate", "preflight", "deploy", "plan", "verify", "list", "drift"
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command tree (the workflow tests check every `python -m dataplane` step against it)."""
+    """The command tree (the workflow tests check every `python -m dataplane` step against it); every location's
+    default is the fleet's (`dataplane/fleet_location.py`)."""
+    where = fleet_location()
     parser = argparse.ArgumentParser(prog="python -m dataplane", usage="%(prog)s [-h] COMMAND ...", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS)
     known = commands.add_parser("customer", help="exit 0 when NAME is a customer of the fleet, else say so (exit 2)")
     known.add_argument("customer", metavar="NAME")
     known.set_defaults(run=_known)
-    _workspace_parser(commands, "adopt", _adopt, "show what a deploy would adopt: live resources the state lacks")
-    deploy = _workspace_parser(commands, "deploy", _deploy, "adopt what is provably ours, then cdktf deploy")
-    deploy.add_argument("--outputs-dir", type=Path, default=Path("outputs"),
-                        help="where <customer>.json with the stack outputs is written (outputs)")
+    _workspace_parser(commands, where, "adopt", _adopt, "show what a deploy would adopt: live resources the state lacks")
+    deploy = _workspace_parser(commands, where, "deploy", _deploy, "adopt what is provably ours, then cdktf deploy")
+    deploy.add_argument("--outputs-dir", type=Path, default=where.outputs,
+                        help="where <customer>.json with the stack outputs is written (%(default)s)")
     destroy = commands.add_parser("destroy", help="destroy a customer's stack; with --base, one whose file is gone")
     destroy.add_argument("customer", help="customer name")
-    destroy.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output dir (cdktf.out)")
+    destroy.add_argument("--outdir", type=Path, default=where.synth_out, help="synth output dir (%(default)s)")
     destroy.add_argument("--base", metavar="REF",
                          help="git ref whose fleet still has the customer: its stack is synthesized and destroyed")
     destroy.add_argument("--yes", action="store_true",
                          help="destroy without asking (needed when not on a terminal, where the name is typed)")
-    destroy.add_argument("--records-dir", type=Path, default=Path("activations"),
+    destroy.add_argument("--records-dir", type=Path, default=where.records,
                          help="the activation records: the audit logs kept are added to <customer>.json and .md "
-                              "(activations)")
+                              "(%(default)s)")
     destroy.set_defaults(run=_destroy)
     plan = commands.add_parser("plan-stacks", help="terraform plans of many stacks in parallel, as JSON for review --plans")
     plan.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to plan (default: all, or affected)")
-    plan.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output to plan (cdktf.out)")
+    plan.add_argument("--outdir", type=Path, default=where.synth_out, help="synth output to plan (%(default)s)")
     plan.add_argument("--affected-from", type=Path, metavar="BASE_OUT",
                       help="base synth output: plan stacks added or changed since it, and destroys of removed ones")
     plan.add_argument("--batch", type=_batch, metavar="i/n", help="plan only batch i (0-based) of n of the selection")
     plan.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="stacks planned at once (CPUs)")
-    plan.add_argument("--out", type=Path, default=Path("plans"), help="where plans are written (plans)")
+    plan.add_argument("--out", type=Path, default=where.plans, help="where plans are written (%(default)s)")
     plan.add_argument("--ok-on-changes", action="store_true", help="exit 0, not 2, when stacks have changes")
     plan.set_defaults(run=_plan_stacks)
-    _rollout_parser(commands)
+    _rollout_parser(commands, where)
     synth_ref = commands.add_parser("synth-ref", help="synthesize a git ref as committed, in a temporary worktree")
     synth_ref.add_argument("ref", help="git ref (branch, tag, commit)")
     synth_ref.add_argument("--outdir", type=Path, required=True, help="where to synthesize (a cdktf.out layout)")
     synth_ref.set_defaults(run=_synth_ref)
     drift = commands.add_parser("drift", help="what changed outside Terraform in deployed stacks (refresh-only plans)")
     drift.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to check (default: all)")
-    drift.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output to check (cdktf.out)")
+    drift.add_argument("--outdir", type=Path, default=where.synth_out, help="synth output to check (%(default)s)")
     drift.add_argument("--batch", type=_batch, metavar="i/n", help="check only batch i (0-based) of n of the stacks")
     drift.add_argument("--merge", type=Path, metavar="DIR",
                        help="check nothing: the one report of the shard reports (--batch, --format json) in DIR")
@@ -99,24 +103,24 @@ def parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--customers-dir", type=Path, metavar="DIR",
                          help="the fleet (default: the project's customers, or $DATAPLANE_CUSTOMERS_DIR)")
     sandbox.set_defaults(run=_sandbox)
-    activate = _workspace_parser(commands, "activate", _activate,
+    activate = _workspace_parser(commands, where, "activate", _activate,
                                  "preflight, deploy and verify a customer, then write its activation record")
-    activate.add_argument("--outputs-dir", type=Path, default=Path("outputs"),
-                          help="where the deploy writes <customer>.json with the stack outputs (outputs)")
-    activate.add_argument("--records-dir", type=Path, default=Path("activations"),
-                          help="where the record <customer>.json and <customer>.md is written (activations)")
+    activate.add_argument("--outputs-dir", type=Path, default=where.outputs,
+                          help="where the deploy writes <customer>.json with the stack outputs (%(default)s)")
+    activate.add_argument("--records-dir", type=Path, default=where.records,
+                          help="where the record <customer>.json and <customer>.md is written (%(default)s)")
     activate.add_argument("--control-plane-profile", metavar="PROFILE",
                           help="AWS profile of the control plane, for verify (default: the deployer's credentials)")
-    _workspace_parser(commands, "plan", _plan, "terraform plan of one customer as synthesized now (make plan)")
-    _workspace_parser(commands, "unlock", _unlock, "show a killed run's S3 state lock; release it once confirmed")
+    _workspace_parser(commands, where, "plan", _plan, "terraform plan of one customer as synthesized now (make plan)")
+    _workspace_parser(commands, where, "unlock", _unlock, "show a killed run's S3 state lock; release it once confirmed")
     _checks_parser(commands, "preflight", _preflight, "check the account is ready, with the deployer's credentials")
     verify = _checks_parser(commands, "verify", _verify, "check the deployed activation, as the control plane would")
     verify.add_argument("--inspect-profile",
                         help="profile with read access to the customer's account (default: the assumed role)")
     listing = commands.add_parser("list", help="every customer, what its state says is deployed, CIDRs that overlap")
     _format_option(listing)
-    listing.add_argument("--outdir", type=Path, default=Path("cdktf.out"),
-                         help="synth output dir (cdktf.out); local state sits beside it")
+    listing.add_argument("--outdir", type=Path, default=where.synth_out,
+                         help="synth output dir (%(default)s); local state sits beside it")
     listing.set_defaults(run=_list)
     review = commands.add_parser("review", help="the PR review: configuration diff of two cdktf.out dirs, and plans")
     review.add_argument("--base", type=Path, help="synthesized output of the base (cdktf.out layout)")
@@ -137,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
     blast.add_argument("--head", type=Path, required=True, help="synthesized output of the head (cdktf.out layout)")
     blast.set_defaults(run=_blast_radius)
     gate = commands.add_parser("gate", help="the security gate: checkov over every synthesized stack")
-    gate.add_argument("outdir", type=Path, nargs="?", default=Path("cdktf.out"), help="synth output (cdktf.out)")
+    gate.add_argument("outdir", type=Path, nargs="?", default=where.synth_out, help="synth output (%(default)s)")
     gate.set_defaults(run=_gate)
     matrix = commands.add_parser("matrix", help="GitHub Actions job matrix: plan or drift batches, customers to "
                                                 "apply/destroy")
@@ -157,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
                                           "(default: github-actions[bot])")
     comment.set_defaults(run=_comment)
     atlantis = commands.add_parser("atlantis", help="print atlantis.yaml: one Atlantis project per synthesized stack")
-    atlantis.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output (cdktf.out)")
+    atlantis.add_argument("--outdir", type=Path, default=where.synth_out, help="synth output (%(default)s)")
     atlantis.add_argument("--repos-yaml", metavar="OWNER/NAME",
                           help="print instead the Atlantis server's repos.yaml for this GitHub repository")
     atlantis.set_defaults(run=_atlantis)
@@ -170,8 +174,8 @@ def parser() -> argparse.ArgumentParser:
     bootstrap = commands.add_parser("bootstrap", help="the customer's first step: a CloudFormation template of the "
                                                       "deploy role, least privilege from the stack, and its page")
     bootstrap.add_argument("customer", help="customer name (customers/<name>.toml)")
-    bootstrap.add_argument("--out", type=Path, default=Path("bootstrap"),
-                           help="where <customer>.cfn.json and <customer>.md are written (bootstrap)")
+    bootstrap.add_argument("--out", type=Path, default=where.bootstrap,
+                           help="where <customer>.cfn.json and <customer>.md are written (%(default)s)")
     bootstrap.set_defaults(run=_bootstrap)
     terraformrc = commands.add_parser("terraformrc", help="write the project's terraform CLI config if it changed")
     terraformrc.set_defaults(run=_terraformrc)
@@ -331,11 +335,12 @@ def _blast_radius(args: argparse.Namespace) -> int:
     return 0
 
 
-def _workspace_parser(commands: argparse._SubParsersAction, name: str, run, help: str) -> argparse.ArgumentParser:
+def _workspace_parser(commands: argparse._SubParsersAction, where: FleetLocation, name: str, run,
+                      help: str) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=help)
     parser.add_argument("customer", help="customer name (customers/<name>.toml)")
-    parser.add_argument("--outdir", type=Path, default=Path("cdktf.out"),
-                        help="synth output dir (cdktf.out); the private workspace and local state sit beside it")
+    parser.add_argument("--outdir", type=Path, default=where.synth_out,
+                        help="synth output dir (%(default)s); the private workspace and local state sit beside it")
     parser.set_defaults(run=run)
     return parser
 
@@ -451,17 +456,17 @@ def _plan_stacks(args: argparse.Namespace) -> int:
     return plan.exit_status(results, args.ok_on_changes)
 
 
-def _rollout_parser(commands: argparse._SubParsersAction) -> None:
+def _rollout_parser(commands: argparse._SubParsersAction, where: FleetLocation) -> None:
     rollout = commands.add_parser("rollout", help="plan every stack, then apply the changed ones canary first and in "
                                                   "waves, verified, halted by a failure; resumable")
     rollout.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to roll out (default: all)")
-    rollout.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="synth output to roll out (cdktf.out)")
+    rollout.add_argument("--outdir", type=Path, default=where.synth_out, help="synth output to roll out (%(default)s)")
     rollout.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1,
                          help="stacks planned or applied at once, bounded by memory (CPUs)")
-    rollout.add_argument("--records-dir", type=Path, default=Path("rollouts"),
-                         help="where the records <id>.json and <id>.md and the logs <id>/ go (rollouts)")
-    rollout.add_argument("--outputs-dir", type=Path, default=Path("outputs"),
-                         help="where each applied stack's <customer>.json with its outputs is written (outputs)")
+    rollout.add_argument("--records-dir", type=Path, default=where.rollouts,
+                         help="where the records <id>.json and <id>.md and the logs <id>/ go (%(default)s)")
+    rollout.add_argument("--outputs-dir", type=Path, default=where.outputs,
+                         help="where each applied stack's <customer>.json with its outputs is written (%(default)s)")
     rollout.add_argument("--dry-run", action="store_true", help="plan and print the waves; apply nothing")
     rollout.add_argument("--format", choices=("markdown", "json"), default="markdown", help="--dry-run's (markdown)")
     rollout.add_argument("--resume", action="store_true",
@@ -561,10 +566,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     from dataplane.config.errors import ConfigError
     from dataplane.config.settings import load_project
     from dataplane.ops import sandbox
+    from dataplane.project import PROJECT_ROOT
 
     try:
         settings, customers = load_project(customers_dir=args.customers_dir and args.customers_dir.resolve())
-        return sandbox.run(settings, customers, args.port)
+        source = args.customers_dir.resolve() if args.customers_dir else (PROJECT_ROOT / settings.customers_dir)
+        return sandbox.run(settings, customers, args.port, source)
     except (ConfigError, sandbox.SandboxError) as e:
         _usage_error(f"sandbox: {e}")
 

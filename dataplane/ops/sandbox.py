@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import tomllib
@@ -31,7 +32,10 @@ from werkzeug.serving import make_server
 
 from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
-from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
+from dataplane import synth_output
+from dataplane.fleet_location import ENVIRONMENT, FleetLocation
+from dataplane.project import CUSTOMERS_DIR_ENV, OUTDIR_ENV, PROJECT_ROOT, SANDBOX_ENV, SETTINGS_ENV
+from dataplane.runtime.toolchain import tool_environment
 
 SANDBOX_DIR = Path(".sandbox")
 """Everything the sandbox writes, in the current directory; each run starts it afresh."""
@@ -40,9 +44,13 @@ SCRUBBED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAU
             "AWS_SHARED_CREDENTIALS_FILE", "MOTO_ACCOUNT_ID")
 """AWS settings that would take the tool elsewhere than the emulator's credentials."""
 DEPLOYER_ROLE = "emulator-admin"
-"""The role whose credentials `Emulator.credentials` hands out; the sandbox creates it, as an administrator."""
-MAKE_DIRS = {"CDKTF_OUT": "cdktf.out", "OUTPUTS": "outputs", "RECORDS": "activations"}
-"""The Makefile's output directories (make variables), kept in the sandbox's directory."""
+"""The role whose credentials `Emulator.credentials` hands out: the sandbox's vendor deployer."""
+SANDBOX_FILE = "sandbox.json"
+"""In the sandbox's directory: the customers directory its fleet came from, and the ids it gave (file's: sandbox's)."""
+SANDBOX_SETTINGS = ("backend", "deployRoleName", "deployerPrincipalArn")
+"""The settings the sandbox sets for itself (`sandbox_settings`, `_start_afresh`); a reviewed ref takes them too."""
+SANDBOX_DEPLOY_ROLE = "dataplane-deployer"
+"""The deploy role in every customer account when the settings name none (`deployRoleName`)."""
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -185,9 +193,12 @@ def _trust(account_id: str) -> str:
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"}, "Action": "sts:AssumeRole"}]})
 
 
-def run(settings: Settings, customers: list[Customer], port: int) -> int:
-    """Start the sandbox for `customers`, say how to use it, and serve until SIGINT or SIGTERM; exit 0.
+def run(settings: Settings, customers: list[Customer], port: int, source: Path) -> int:
+    """Start the sandbox for `customers` (the files of directory `source`), say how to use it, and serve until
+    SIGINT or SIGTERM; exit 0.
 
+    The sandbox runs the fleet as the pipeline does: one identity, the vendor's deployer, assumes each customer's
+    deploy role, which the customer's own bootstrap (`python -m dataplane bootstrap`) created in its account.
     The stop signals wait (blocked) until the sandbox is ready, so an early Ctrl-C still stops it cleanly.
     """
     sys.stdout.reconfigure(line_buffering=True)
@@ -195,16 +206,29 @@ def run(settings: Settings, customers: list[Customer], port: int) -> int:
     emulator = Emulator(port)
     try:
         print(f"sandbox: moto on {emulator.endpoint}, an offline AWS for every account (its keys are fake)")
-        root = SANDBOX_DIR.resolve()
-        shared = _start_afresh(settings, root)
+        root, settings = SANDBOX_DIR.resolve(), sandbox_settings(settings)
+        shared = _start_afresh(settings, root) | {SANDBOX_ENV: str(root)}
+        ids = {}
         for customer in customers:
-            _write_customer(emulator, customer, root, shared)
-        print(f"sandbox: wrote {SANDBOX_DIR}/customers (the fleet with the sandbox's ids) and {SANDBOX_DIR}/env/"
-              "<customer>.sh (that account's fake keys, AWS_ENDPOINT_URL, region; synth output and state stay in "
+            ids |= _write_customer(emulator, customer, root)
+        (root / SANDBOX_FILE).write_text(json.dumps({"source": str(source), "ids": ids}, indent=2, sort_keys=True))
+        _bootstrap_every_account(emulator, settings, root, shared)
+        vendor = settings.deployer_principal_arn.split(":")[4]
+        env_file = root / "env.sh"
+        env_file.write_text(f"# The vendor's deployer (account {vendor}) in the sandbox at {emulator.endpoint}: it "
+                            "reaches every customer's account through the deploy role its bootstrap created. Its "
+                            "keys are moto's fake keys, valid only there while it runs.\n"
+                            f"unset {' '.join(SCRUBBED)}\n"
+                            + "".join(f"export {k}={shlex.quote(v)}\n"
+                                      for k, v in {**emulator.variables(vendor, "us-east-1"), **shared}.items()))
+        env_file.chmod(0o600)
+        print(f"sandbox: wrote {SANDBOX_DIR}/customers (the fleet with the sandbox's ids) and {SANDBOX_DIR}/env.sh "
+              f"(the deployer's fake keys, AWS_ENDPOINT_URL; synth output, state, outputs and records stay in "
               f"{SANDBOX_DIR})")
-        print("In another terminal, take one customer's account and activate it:")
+        print("In another terminal, take the deployer's identity, then activate, list, drift and destroy:")
+        print(f"  source {SANDBOX_DIR}/env.sh")
         for customer in customers:
-            print(f"  source {SANDBOX_DIR}/env/{customer.name}.sh && make activate CUSTOMER={customer.name}")
+            print(f"  make activate CUSTOMER={customer.name}")
         print("sandbox: ready; Ctrl-C stops it")
         signal.sigwait(STOP_SIGNALS)
     finally:
@@ -213,23 +237,42 @@ def run(settings: Settings, customers: list[Customer], port: int) -> int:
     return 0
 
 
+def sandbox_settings(settings: Settings) -> Settings:
+    """The settings the sandbox runs: the vendor's deployer is its own identity (in the account of the settings'
+    `deployerPrincipalArn`, else the control plane's), and every customer account has a deploy role."""
+    account = (settings.deployer_principal_arn.split(":")[4] if settings.deployer_principal_arn
+               else settings.control_plane_account_id)
+    return settings.model_copy(update={"deploy_role_name": settings.deploy_role_name or SANDBOX_DEPLOY_ROLE,
+                                       "deployer_principal_arn": f"arn:aws:iam::{account}:role/{DEPLOYER_ROLE}"})
+
+
 def _start_afresh(settings: Settings, root: Path) -> dict[str, str]:
-    """An empty `root` holding the project's settings with local state; the variables every customer shares.
+    """An empty `root` holding `settings` with local state; the variables every command shares.
 
     Local state in `root` keeps the sandbox's state away from the real one, whatever the project's backend.
     """
+    if left := _left_behind(root):
+        print(f"sandbox: removing the last sandbox's {SANDBOX_DIR} ({left}); its AWS resources ended with it")
     try:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(root)
-        (root / "env").mkdir(parents=True)
-        (root / "customers").mkdir()
+        (root / "customers").mkdir(parents=True)
     except OSError as e:
         raise SandboxError(f"cannot start {SANDBOX_DIR} afresh: {e}") from None
     context = settings.model_dump(mode="json", by_alias=True, exclude_none=True)
     context.update(customersDir=str(root / "customers"), backend={"type": "local"})
     (root / "cdktf.json").write_text(json.dumps({"context": context}, indent=2))
     return {CUSTOMERS_DIR_ENV: str(root / "customers"), SETTINGS_ENV: str(root / "cdktf.json"),
-            **{variable: str(root / name) for variable, name in MAKE_DIRS.items()}}
+            **FleetLocation().under(root).variables()}
+
+
+def _left_behind(root: Path) -> str:
+    """What an earlier sandbox left in `root`, a phrase: `3 files in terraform-state, 1 in activations`."""
+    if not root.is_dir():
+        return ""
+    counts = {d.name: sum(1 for f in d.rglob("*") if f.is_file()) for d in sorted(root.iterdir()) if d.is_dir()}
+    parts = [f"{n} file(s) in {name}" for name, n in counts.items() if n]
+    return ", ".join(parts) or "nothing but settings"
 
 
 def create_deployer(emulator: Emulator, customer: Customer) -> None:
@@ -241,21 +284,78 @@ def create_deployer(emulator: Emulator, customer: Customer) -> None:
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
 
 
-def _write_customer(emulator: Emulator, customer: Customer, root: Path, shared: dict[str, str]) -> None:
-    """Create the deployer's role and the customer's side; write its file with the sandbox's ids, and its
-    environment file."""
-    create_deployer(emulator, customer)
+def _write_customer(emulator: Emulator, customer: Customer, root: Path) -> dict[str, str]:
+    """Create the customer's side and write its file with the sandbox's ids; return them, by the file's ids."""
     text = create_customer_side(emulator, customer, (PROJECT_ROOT / customer.source).read_text())
     (root / "customers" / f"{customer.name}.toml").write_text(text)
-    if peering := customer.peering:
-        role = " and the accepter role" if peering.accepter_role_arn else ""
-        print(f"sandbox: {customer.name}: created its VPC ({', '.join(peering.cidrs)}), "
-              f"{len(peering.route_table_ids)} route table(s){role} in account {peering.account_id} "
-              f"({customer.peer_region})")
-    variables = {**emulator.variables(customer.account_id, customer.region), **shared}
-    env_file = root / "env" / f"{customer.name}.sh"
-    env_file.write_text(f"# {customer.name}'s account {customer.account_id} in the sandbox at {emulator.endpoint}; "
-                        "its keys are moto's fake keys, valid only there while it runs.\n"
-                        f"unset {' '.join(SCRUBBED)}\n"
-                        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items()))
-    env_file.chmod(0o600)
+    if not (peering := customer.peering):
+        return {}
+    role = " and the accepter role" if peering.accepter_role_arn else ""
+    print(f"sandbox: {customer.name}: created its VPC ({', '.join(peering.cidrs)}), "
+          f"{len(peering.route_table_ids)} route table(s){role} in account {peering.account_id} "
+          f"({customer.peer_region})")
+    given = tomllib.loads(text)["peering"]
+    return dict(zip([peering.vpc_id, *peering.route_table_ids], [given["vpc_id"], *given["route_table_ids"]]))
+
+
+def as_in_sandbox(worktree: Path, root: Path) -> None:
+    """Make `worktree`, a checked-out ref, synthesize as the sandbox in `root` runs the working tree, so that a
+    review in the sandbox's shell compares like with like: the sandbox's identity and local state in its settings,
+    and the sandbox's ids for the customers' own resources in its customer files (each file parsed and rewritten)."""
+    ids = json.loads((root / SANDBOX_FILE).read_text())["ids"]
+    ours = json.loads((root / "cdktf.json").read_text())["context"]
+    project = worktree / "cdktf.json"
+    document = json.loads(project.read_text())
+    document["context"].update({key: ours[key] for key in SANDBOX_SETTINGS if key in ours})
+    project.write_text(json.dumps(document, indent=2))
+    for path in sorted((worktree / document["context"].get("customersDir", "customers")).glob("*.toml")):
+        data = tomllib.loads(path.read_text())
+        if isinstance(peering := data.get("peering"), dict):
+            peering["vpc_id"] = ids.get(peering.get("vpc_id"), peering.get("vpc_id"))
+            peering["route_table_ids"] = [ids.get(i, i) for i in peering.get("route_table_ids", [])]
+            path.write_text(toml_text(data))
+
+
+def launch_bootstrap(emulator: Emulator, customer: Customer, template: dict) -> None:
+    """Launch `template`, a bootstrap, through the emulator's CloudFormation in `customer`'s account, as the customer
+    would; raise `SandboxError` when the stack is not created."""
+    from dataplane.ops.account import bootstrap
+
+    cfn = emulator.client("cloudformation", customer.account_id, customer.region)
+    cfn.create_stack(StackName=bootstrap.STACK_NAME, TemplateBody=json.dumps(template),
+                     Capabilities=["CAPABILITY_NAMED_IAM"])
+    if (status := cfn.describe_stacks(StackName=bootstrap.STACK_NAME)["Stacks"][0]["StackStatus"]) != "CREATE_COMPLETE":
+        raise SandboxError(f"{customer.name}: the bootstrap stack ended {status}")
+    role = template["Resources"]["DeployRole"]["Properties"]  # moto 5.2.5's CloudFormation stores an inline policy as
+    emulator.client("iam", customer.account_id, customer.region).put_role_policy(  # Python's repr: put it as JSON
+        RoleName=role["RoleName"], PolicyName=bootstrap.POLICY_NAME,
+        PolicyDocument=json.dumps(role["Policies"][0]["PolicyDocument"]))
+
+
+def _bootstrap_every_account(emulator: Emulator, settings: Settings, root: Path, shared: dict[str, str]) -> None:
+    """Synthesize the sandbox's fleet once, then launch each customer's bootstrap template in its account as the
+    customer would (CloudFormation), and the read-only plan role when the settings name one."""
+    from dataplane.config.settings import load_project
+    from dataplane.ops.account import bootstrap
+    from dataplane.ops.pipeline.ci_roles import READ_ACTIONS
+
+    outdir = Path(shared[ENVIRONMENT["synth_out"]])
+    done = subprocess.run([sys.executable, "-O", str(PROJECT_ROOT / "main.py")], cwd=PROJECT_ROOT,
+                          env={**tool_environment(), **shared, OUTDIR_ENV: str(outdir)},
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise SandboxError(f"cannot synthesize the fleet for the bootstraps: {done.stderr.strip()}")
+    vendor = settings.deployer_principal_arn.split(":")[4]
+    emulator.client("iam", vendor, "us-east-1").create_role(RoleName=DEPLOYER_ROLE,
+                                                            AssumeRolePolicyDocument=_trust(vendor))
+    for customer in load_project(Path(shared[SETTINGS_ENV]), Path(shared[CUSTOMERS_DIR_ENV]))[1]:
+        stack = json.loads((synth_output.stack_dir(outdir, customer.name) / synth_output.STACK_FILE).read_text())
+        launch_bootstrap(emulator, customer, bootstrap.template(stack, settings, customer))
+        if settings.plan_role_name:
+            iam = emulator.client("iam", customer.account_id, customer.region)
+            iam.create_role(RoleName=settings.plan_role_name, AssumeRolePolicyDocument=_trust(vendor))
+            iam.put_role_policy(RoleName=settings.plan_role_name, PolicyName="read-only", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": sorted(READ_ACTIONS), "Resource": "*"}]}))
+        print(f"sandbox: {customer.name}: launched its bootstrap in account {customer.account_id}: role "
+              f"{settings.deploy_role_name} for the deployer")

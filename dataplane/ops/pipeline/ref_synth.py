@@ -4,17 +4,20 @@
 worktree (with this checkout's `node_modules`, so jsii runs on the project's Node), runs that
 commit's own `main.py` there with its own `cdk.tf.json` settings and `customers/`, and removes
 the worktree again. The fleet overrides of this checkout (`DATAPLANE_CUSTOMERS_DIR`,
-`DATAPLANE_SETTINGS`) do not apply: a ref is synthesized as it was committed.
+`DATAPLANE_SETTINGS`) do not apply: a ref is synthesized as it was committed; in a sandbox's shell, as the sandbox
+runs the working tree (its identity, local state and ids: `sandbox.as_in_sandbox`), so a review compares like with
+like.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from dataplane.project import CUSTOMERS_DIR_ENV, OUTDIR_ENV, PROJECT_ROOT, SETTINGS_ENV
+from dataplane.project import CUSTOMERS_DIR_ENV, OUTDIR_ENV, PROJECT_ROOT, SANDBOX_ENV, SETTINGS_ENV
 from dataplane.runtime.toolchain import tool_environment
 
 
@@ -40,6 +43,10 @@ def synth_ref(ref: str, outdir: Path) -> str:
         _git("worktree", "add", "--quiet", "--detach", str(worktree), commit)
         try:
             (worktree / "node_modules").symlink_to(PROJECT_ROOT / "node_modules")
+            if sandbox_root := os.environ.get(SANDBOX_ENV):
+                from dataplane.ops.sandbox import as_in_sandbox
+
+                as_in_sandbox(worktree, Path(sandbox_root))
             done = subprocess.run([sys.executable, "-O", "main.py"], cwd=worktree, capture_output=True, text=True,
                                   env={**env, OUTDIR_ENV: str(outdir.resolve())}, timeout=1800)
         finally:
