@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,18 @@ def test_help_lists_every_command_once_with_the_everyday_ones_apart_from_the_plu
     assert {"matrix", "comment", "terraformrc", "customer", "synth-ref", "plan-stacks"} <= set(listed["plumbing"])
     commands = cli.parser()._subparsers._group_actions[0].choices
     assert sorted(listed["everyday"] + listed["plumbing"]) == sorted(commands)
+
+
+def test_an_unexpected_error_is_one_line_naming_the_file_that_keeps_its_traceback(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("state answered nonsense")
+
+    monkeypatch.setattr(cli, "_known", broken)
+    assert cli.main(["customer", "acme"]) == 1
+    out, err = capsys.readouterr()
+    [line] = err.splitlines()
+    assert out == "" and line.startswith("python -m dataplane customer: unexpected error: RuntimeError: state answered "
+                                         "nonsense (a bug: please report it with ")
+    kept = Path(line.rsplit(" ", 1)[1].rstrip(")"))
+    assert "Traceback" in kept.read_text() and "state answered nonsense" in kept.read_text()
+    kept.unlink()

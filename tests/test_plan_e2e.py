@@ -141,6 +141,11 @@ def test_a_cidr_and_external_id_change_is_reviewed_as_terraform_plans_it(deploym
     markdown = review(deployment, outdir, plans, "markdown")
     assert f"`{vpc}`" in markdown and "`cidr_block`" in markdown
     assert "ExternalId changed: `astro-8d41a6c0` → `astro-rotated-1`" in markdown
+    warnings = stack["warnings"]  # most severe first: the one-sentence cause, access, then the plan's replacements
+    assert warnings[0].startswith("root cause: network CIDR changed `172.20.0.0/19` → `172.24.0.0/19`: replaces the "
+                                  f"VPC (`{vpc}`) and everything in it")
+    assert [w for w in warnings if w.startswith("replaces ")] == warnings[-len(replaced):]
+    assert markdown.index("root cause: network CIDR changed") < markdown.index(f"replaces `{vpc}`")
 
 
 def test_one_ci_identity_plans_the_customers_account_through_the_deploy_role(emulator, deployment, tmp_path):

@@ -194,8 +194,8 @@ ROTATED = "ExternalId changed: `astro-3f9c2b7e` → `astro-rotated`: the cluster
 
 def test_every_replacement_names_the_attributes_that_force_it(plans):
     stack = only(review(None, None, plans), "globex")
-    assert stack.warnings == [f"replaces `{SUBNET}` (forced by `vpc_id`)", f"replaces `{VPC}` (forced by `cidr_block`)",
-                              ROTATED]
+    assert stack.warnings == [ROTATED, f"replaces `{SUBNET}` (forced by `vpc_id`)",
+                              f"replaces `{VPC}` (forced by `cidr_block`)"]
     markdown = render(review(None, None, plans))
     assert (f"- `-/+ {VPC}` (forced by `cidr_block`)\n"
             '  - `cidr_block`: `"172.20.0.0/19"` → `"172.24.0.0/19"`\n') in markdown
@@ -353,13 +353,26 @@ def synthesized_pair(tmp_path) -> tuple[Path, Path]:
     return base, head
 
 
+def test_a_predicted_replacement_the_plan_does_not_confirm_is_no_root_cause(synthesized_pair, tmp_path):
+    """The plan is the truth: when it replaces nothing, the configuration's guess is not said at all."""
+    document = globex_plan()
+    for change in document["resource_changes"]:
+        if change["change"]["actions"] == ["delete", "create"]:
+            change["change"]["actions"] = ["update"]
+            change["change"].pop("replace_paths", None)
+    globex = only(review(*synthesized_pair, write_plans(tmp_path / "updates", {"globex": document})), "globex")
+    assert globex.warnings == [ROTATED]
+
+
 def test_with_base_and_head_every_planned_stack_gets_the_plan_s_figures(synthesized_pair, plans):
     report = review(*synthesized_pair, plans)
     assert report.summary() == {"added": 1, "removed": 1, "changed": 1, "unchanged": 2}
     assert report.affected == ["globex", "initech"]
     globex = only(report, "globex")
-    assert globex.warnings == [f"replaces `{SUBNET}` (forced by `vpc_id`)",
-                               f"replaces `{VPC}` (forced by `cidr_block`)", ROTATED]
+    assert globex.warnings == [  # most severe first: the cause the plan confirms, access, the replacements
+        f"root cause: network CIDR changed `172.20.0.0/19` → `172.24.0.0/19`: replaces the VPC (`{VPC}`) and "
+        "everything in it: subnets, route table, routes and the peering", ROTATED,
+        f"replaces `{SUBNET}` (forced by `vpc_id`)", f"replaces `{VPC}` (forced by `cidr_block`)"]
     assert globex.changes == []
     markdown = render(report)
     assert "predicted" not in markdown[markdown.index("### `globex`"):markdown.index("### `hooli`")]

@@ -31,6 +31,21 @@ def main(argv: list[str] | None = None) -> int:
         # The reader closed stdout (`| head`): stop quietly, as a process ended by SIGPIPE would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as e:  # ours to mend, not the engineer's to read: one line, and the traceback in a file
+        print(f"python -m dataplane {args.command}: unexpected error: {type(e).__name__}: {e} (a bug: please report "
+              f"it with {_kept_traceback(args.command)})", file=sys.stderr)
+        return 1
+
+
+def _kept_traceback(command: str) -> str:
+    """The current exception's traceback, written to a new file; its path."""
+    import tempfile
+    import traceback
+
+    descriptor, path = tempfile.mkstemp(prefix=f"dataplane-{command}-", suffix=".traceback")
+    with os.fdopen(descriptor, "w") as file:
+        traceback.print_exc(file=file)
+    return path
 
 
 EVERYDAY = ("activate", "preflight", "deploy", "plan", "verify", "list", "drift", "destroy", "adopt", "unlock",

@@ -76,6 +76,8 @@ MIN_CHARS = 1_000
 CONFIGURATION_ONLY = ("Configuration diff only: no plan against live state was made; counts are of resource blocks "
                       "in the configuration, not Terraform actions.")
 NO_PLANS = "No plans: no stack was planned (no stack changed, or every plan failed)."
+PREDICTED = "predicted replacement: "
+"""How the configuration diff says what a change will replace; with a plan that confirms it, it is the root cause."""
 DIGEST_NAMES = 3
 """Stacks named in a digest line of a warning several share."""
 FLEET_CHANGE_LABEL = "fleet-change"
@@ -468,10 +470,10 @@ def _warnings(base: dict[str, dict], head: dict[str, dict], removed: list[str], 
     """Every change that destroys something, or that attributes known to force it predict to replace something."""
     warnings: list[str] = []
     if bf.account and hf.account and bf.account != hf.account:
-        warnings.append(f"predicted replacement: account changed {code(bf.account)} → {code(hf.account)}: every "
+        warnings.append(f"{PREDICTED}account changed {code(bf.account)} → {code(hf.account)}: every "
                         "resource is created anew in the new account, and Terraform loses track of the old account's")
     if bf.region and hf.region and bf.region != hf.region:
-        warnings.append(f"predicted replacement: region changed {code(bf.region)} → {code(hf.region)}: replaces "
+        warnings.append(f"{PREDICTED}region changed {code(bf.region)} → {code(hf.region)}: replaces "
                         "every regional resource (network, peering); the old region's are left behind, not destroyed")
     explained = set()
     for address in sorted(a for a in _of_type(base, "aws_iam_role") if not in_alarm(a)):
@@ -480,7 +482,7 @@ def _warnings(base: dict[str, dict], head: dict[str, dict], removed: list[str], 
             warnings.append(f"role {code(before)} destroyed ({code(address)}): the control plane loses access")
             explained.add(address)
         elif before != after:
-            warnings.append(f"predicted replacement: role name changed {code(before)} → {code(after)}: replaces the "
+            warnings.append(f"{PREDICTED}role name changed {code(before)} → {code(after)}: replaces the "
                             f"role ({code(address)}); the control plane cannot assume it in between")
     network_replaced = False
     for address in sorted(_of_type(base, "aws_vpc")):
@@ -491,13 +493,13 @@ def _warnings(base: dict[str, dict], head: dict[str, dict], removed: list[str], 
             explained.add(address)
         elif before != after:
             network_replaced = True
-            warnings.append(f"predicted replacement: network CIDR changed {code(before)} → {code(after)}: replaces "
+            warnings.append(f"{PREDICTED}network CIDR changed {code(before)} → {code(after)}: replaces "
                             f"the VPC ({code(address)}) and everything in it: subnets, route table, routes and the "
                             "peering")
     for address in [] if network_replaced else sorted(set(_of_type(base, "aws_subnet")) - set(removed)):
         before, after = base[address].get("cidr_block"), head[address].get("cidr_block")
         if before != after:
-            warnings.append(f"predicted replacement: subnet CIDR changed {code(before)} → {code(after)}: replaces "
+            warnings.append(f"{PREDICTED}subnet CIDR changed {code(before)} → {code(after)}: replaces "
                             f"the subnet ({code(address)})")
     for address in sorted(_of_type(base, "aws_vpc_peering_connection")):
         before = _peer_target(base[address])
@@ -505,7 +507,7 @@ def _warnings(base: dict[str, dict], head: dict[str, dict], removed: list[str], 
             warnings.append(f"peering to {before} destroyed ({code(address)}): traffic to the customer's VPC stops")
             explained.add(address)
         elif before != (after := _peer_target(head[address])):
-            warnings.append(f"predicted replacement: peering target changed {before} → {after}: replaces the peering "
+            warnings.append(f"{PREDICTED}peering target changed {before} → {after}: replaces the peering "
                             f"connection ({code(address)}); traffic stops until the new one is accepted")
     if bf.access.alarm and not hf.access.alarm:  # the alarm's removal is warned of with the access
         explained |= {a for a in removed if in_alarm(a)}
@@ -655,10 +657,19 @@ def _plan_access(plan: Plan, neighbours: Mapping[str, str]) -> tuple[list[str], 
 
 
 def _with_plan(stack: StackReview, plan: Plan | None, neighbours: Mapping[str, str]) -> StackReview:
-    """`stack` with the plan's figures instead of the configuration's guess, when it has a plan."""
+    """`stack` with the plan's figures instead of the configuration's guess, when it has a plan.
+
+    Its warnings, most severe first: a plan that errored; the root cause, in one sentence, of the replacements the
+    plan confirms (the configuration's prediction); what changes access; then the plan's replacements and destroys.
+    """
     if plan is not None:
         stack.access, access_warnings = _plan_access(plan, neighbours)
-        stack.plan, stack.warnings = plan, _plan_warnings(plan) + access_warnings
+        planned = _plan_warnings(plan)
+        errored = planned[:1] if plan.errored else []
+        replaces = any(r.action == "replace" for r in plan.resources)
+        causes = [f"root cause: {w.removeprefix(PREDICTED)}" for w in stack.warnings
+                  if replaces and w.startswith(PREDICTED)]
+        stack.plan, stack.warnings = plan, errored + causes + access_warnings + planned[len(errored):]
         stack.account = stack.account or plan.account
     return stack
 
