@@ -424,8 +424,9 @@ def load_customers(directory: Path, control_plane_account_id: str, display_root:
     seen: dict[str, Customer] = {}
     for c in customers:
         if (other := seen.setdefault(c.account_id, c)) is not c:
-            problems.append(Problem(c.source, "account_id", f"{c.account_id} is already activated by {other.source}; "
-                                                            "both stacks would manage the same role in one account"))
+            problems.append(Problem(c.source, "account_id", f"{c.account_id} is also the account of {other.source}: "
+                                                            "one customer per account, or both stacks would manage "
+                                                            "the same role"))
     requiring: dict[str, Customer] = {}
     for c in customers:
         others = {requiring.setdefault(external_id, c).source for external_id in c.external_ids} - {c.source}
