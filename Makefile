@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 CUSTOMER ?=
 BASE ?=
-CDKTF_OUT ?= cdktf.out
+# Empty: the tool's own default (dataplane/fleet_location.py: cdktf.json's `output`, else cdktf.out).
+CDKTF_OUT ?=
 OUTPUTS ?= outputs
 REVIEW_ARGS ?=
 BASE_OUT ?= base.out
@@ -69,7 +70,7 @@ node_modules/.installed: package.json package-lock.json
 
 FORCE:
 
-synth: setup ## synthesize every customer into CDKTF_OUT (cdktf.out)
+synth: setup ## synthesize every customer into CDKTF_OUT (else cdktf.json's output, else cdktf.out)
 	@CDKTF_OUTDIR="$$CDKTF_OUT" $(PY) -O main.py
 
 test: setup $(CHECKOV_VENV)/.installed ## run the whole test suite (unit, synth, terraform, security gate, end to end against moto)
@@ -86,12 +87,12 @@ require-customer: $(VENV)/.installed
 # terraform plan of the one customer, synthesized alone in a private directory beside CDKTF_OUT
 # (`cdktf plan <customer>` works too, but synthesizes the whole fleet and starts the cdktf CLI first).
 plan: require-customer setup ## terraform plan of one customer: make plan CUSTOMER=<name>
-	$(PY) -m dataplane plan --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
+	$(PY) -m dataplane plan $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} -- "$$CUSTOMER"
 
 # Synthesize, adopt what an interrupted deploy left unrecorded (dataplane/ops/fleet/adopt.py), then deploy,
 # all in a private directory beside CDKTF_OUT (dataplane/ops/fleet/deploy.py).
 deploy: require-customer setup ## adopt what an interrupted deploy left, then deploy one customer: make deploy CUSTOMER=<name>
-	$(PY) -m dataplane deploy --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" -- "$$CUSTOMER"
+	$(PY) -m dataplane deploy $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} --outputs-dir="$$OUTPUTS" -- "$$CUSTOMER"
 
 # The customer's first step: the CloudFormation template of its deploy role (least privilege, derived from its stack)
 # and the page for its security team, into BOOTSTRAP_OUT (bootstrap).
@@ -101,11 +102,11 @@ bootstrap: require-customer setup ## the customer's deploy-role template and pag
 
 # Preflight, deploy, verify, and the activation record activations/<customer>.{json,md}.
 activate: require-customer setup ## preflight, deploy, verify and the activation record: make activate CUSTOMER=<name>
-	$(PY) -m dataplane activate --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" --records-dir="$$RECORDS" -- "$$CUSTOMER"
+	$(PY) -m dataplane activate $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} --outputs-dir="$$OUTPUTS" --records-dir="$$RECORDS" -- "$$CUSTOMER"
 
 # Refresh-only plans of every deployed customer: in sync, drifted, not deployed. Exit 2 on drift.
 drift: synth ## refresh-only plans of every deployed customer (exit 2 on drift)
-	$(PY) -m dataplane drift --outdir="$$CDKTF_OUT"
+	$(PY) -m dataplane drift $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"}
 
 # A change to the whole fleet: plan every stack, then apply the changed ones canary first and in waves (settings
 # `rollout`), each verified; the first failure halts it at the end of its wave. Records and logs in ROLLOUTS (rollouts).
@@ -113,7 +114,7 @@ drift: synth ## refresh-only plans of every deployed customer (exit 2 on drift)
 # only, never shell code.
 .PHONY: rollout
 rollout: synth ## plan the fleet, apply its changes canary first then in waves, halt on a failure: make rollout [ROLLOUT_ARGS=--resume]
-	@set -f && $(PY) -m dataplane rollout --outdir="$$CDKTF_OUT" --outputs-dir="$$OUTPUTS" --records-dir="$$ROLLOUTS" \
+	@set -f && $(PY) -m dataplane rollout $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} --outputs-dir="$$OUTPUTS" --records-dir="$$ROLLOUTS" \
 	$$ROLLOUT_ARGS
 
 # A moto server on 127.0.0.1 (PORT, default 4566) with what each customer already has on its side; writes
@@ -123,18 +124,18 @@ sandbox: setup ## a local AWS emulator with each customer's own resources (PORT,
 
 # What a deploy would adopt, without deploying.
 adopt: require-customer setup ## show what a deploy would adopt, without deploying: make adopt CUSTOMER=<name>
-	$(PY) -m dataplane adopt --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
+	$(PY) -m dataplane adopt $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} -- "$$CUSTOMER"
 
 # Show the S3 state lock a killed deploy left behind and release it once the engineer confirms.
 unlock: require-customer setup ## release the S3 state lock a killed deploy left, once confirmed: make unlock CUSTOMER=<name>
-	$(PY) -m dataplane unlock --outdir="$$CDKTF_OUT" -- "$$CUSTOMER"
+	$(PY) -m dataplane unlock $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} -- "$$CUSTOMER"
 
 # With BASE, a customer whose file is gone: its stack is synthesized from BASE and destroyed from there. On a
 # terminal it asks for the customer's name to be typed; elsewhere (CI) YES=1 says yes.
 destroy: setup ## destroy one customer's stack: make destroy CUSTOMER=<name> [BASE=<ref> once its file is gone]
 	@test -n "$$CUSTOMER" || { echo "usage: make destroy CUSTOMER=<name> [BASE=<git ref>] [YES=1]" >&2; exit 2; }
 	@set -- && if [ "$$YES" = 1 ]; then set -- --yes; fi && \
-	$(PY) -m dataplane destroy --outdir="$$CDKTF_OUT" --records-dir="$$RECORDS" $${BASE:+--base="$$BASE"} "$$@" \
+	$(PY) -m dataplane destroy $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} --records-dir="$$RECORDS" $${BASE:+--base="$$BASE"} "$$@" \
 	-- "$$CUSTOMER"
 
 .PHONY: review gate synth-base plan-affected
@@ -147,7 +148,7 @@ synth-base: $(VENV)/.installed node_modules/.installed ## synthesize git ref BAS
 # Terraform plans of the stacks a change since BASE affects, into PLANS (plans): read them with
 # `python -m dataplane review --base base.out --head cdktf.out --plans plans`. Exit 2 when there are changes.
 plan-affected: synth-base synth ## terraform plans of every stack a change since BASE affects, into PLANS (plans)
-	$(PY) -m dataplane plan-stacks --outdir="$$CDKTF_OUT" --affected-from="$$BASE_OUT" --out="$$PLANS"
+	$(PY) -m dataplane plan-stacks $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} --affected-from="$$BASE_OUT" --out="$$PLANS"
 
 # Synthesize BASE and the working tree as head, then report what changes (no plan: see plan-affected).
 # Only the report reaches stdout (with make -s): `make -s review BASE=origin/main > review.md`.
@@ -161,7 +162,7 @@ review: $(VENV)/.installed node_modules/.installed ## the review report of the w
 
 # The security gate alone, on `make synth`'s output (`make test` runs it on the fixtures too).
 gate: synth $(CHECKOV_VENV)/.installed ## the security gate (checkov and our own checks) on make synth's output
-	$(PY) -m dataplane gate "$$CDKTF_OUT"
+	$(PY) -m dataplane gate $${CDKTF_OUT:+"$$CDKTF_OUT"}
 
 # Stock versus fast provider import: synth wall time and peak memory; plans and drift of a deployed fleet
 # (--jobs 1 and 2, with and without the shared plugin cache); plan, deploy and activate of one customer

@@ -151,7 +151,7 @@ def test_second_run_changes_nothing_and_refreshes_the_record(emulator, globex, s
     before, recorded = live_ids(emulator, deployment, settings), state_ids(deployment)
     again = activate(deployment)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "Resources: 0 added, 0 changed, 0 destroyed." in again.stdout
+    assert "\ndeploy globex: apply: 0 added, 0 changed, 0 destroyed in " in again.stdout
     assert live_ids(emulator, deployment, settings) == before and state_ids(deployment) == recorded
 
     entry = record(deployment)

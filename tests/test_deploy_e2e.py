@@ -5,6 +5,9 @@ with `make destroy`."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -17,6 +20,8 @@ from tests.deploy import Deployment, stage
 from tests.test_verify import failing, no_external_id, not_passed, session
 
 EXAMPLES = ["acme", "globex"]
+MADE: dict[str, subprocess.CompletedProcess] = {}
+"""Each customer's `make deploy`, as its fixture ran it."""
 
 
 @pytest.fixture(scope="module", params=EXAMPLES)
@@ -24,10 +29,17 @@ def deployment(request, emulator, customers, settings, tmp_path_factory) -> Depl
     """The fixture customer deployed once into a fresh emulator; its tests below run in file order."""
     emulator.reset()
     staged = stage(emulator, customers[request.param], settings, tmp_path_factory.mktemp(request.param))
-    deployed = staged.make("deploy")
+    deployed = MADE[request.param] = staged.make("deploy")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert not list(staged.workdir.rglob("adopt.tf.json")), "adopt's import blocks go with the deploy"
     return staged
+
+
+def logged(printed: str) -> Path:
+    """The log file a command's last line names (`...; log: PATH`), which exists."""
+    found = re.search(r"; log: (\S+\.log)$", printed.rstrip().splitlines()[-1])
+    assert found and Path(found[1]).is_file(), printed
+    return Path(found[1])
 
 
 def client(emulator, deployment, service, peer=False):
@@ -123,14 +135,36 @@ def test_outputs_file_has_role_arn_and_ids(deployment, settings):
         assert outputs["peering_connection_id"].startswith("pcx-")
 
 
+def test_make_deploy_prints_its_progress_without_control_codes_and_logs_terraform_s_output(deployment):
+    """One line per step (`deploy acme: apply: 9 added, 0 changed, 0 destroyed in 8.1 s`), then the log that holds
+    terraform's whole output; no ANSI code in what it prints (the cdktf CLI's spinner and colours were hundreds)."""
+    deployed, name = MADE[deployment.customer.name], deployment.customer.name
+    assert "\x1b[" not in deployed.stdout + deployed.stderr and "\r" not in deployed.stdout + deployed.stderr
+    assert re.search(rf"^deploy {name}: synth \d+\.\d s$", deployed.stdout, re.M), deployed.stdout
+    assert re.search(rf"^deploy {name}: apply: \d+ added, 0 changed, 0 destroyed in \d+\.\d s$", deployed.stdout,
+                     re.M), deployed.stdout
+    assert f"deploy {name}: outputs written to {deployment.outputs_file}\n" in deployed.stdout
+    log = logged(deployed.stdout)
+    assert log.parent == deployment.workdir / "logs" and log.name.startswith(f"{name}-deploy-")
+    text = log.read_text(encoding="utf-8")
+    assert "\x1b" not in text and "Terraform has been successfully initialized!" in text
+    assert re.search(r"^Apply complete! Resources: \d+ added, 0 changed, 0 destroyed\.$", text, re.M), text
+    assert "Creation complete after" in text and '"value"' not in text, "outputs' values stay out of the log"
+
+
 def test_plan_right_after_deploy_reports_no_changes(deployment):
     planned = deployment.make("plan")
-    assert planned.returncode == 0 and "No changes." in planned.stdout
+    assert planned.returncode == 0 and f"plan {deployment.customer.name}: plan: no changes in " in planned.stdout
+    assert "\x1b[" not in planned.stdout + planned.stderr
+    assert "No changes. Your infrastructure matches the configuration." in logged(planned.stdout).read_text()
 
 
-def test_second_deploy_changes_nothing(deployment):
+def test_second_deploy_changes_nothing_and_writes_the_outputs_file_make_deploy_wrote(deployment):
+    """The stock `cdktf deploy --outputs-file` writes the same bytes as `make deploy` (terraform without the CLI)."""
+    written = deployment.outputs_file.read_bytes()
     redeployed = deployment.deploy().stdout
     assert "No changes." in redeployed or "0 added, 0 changed, 0 destroyed" in redeployed
+    assert deployment.outputs_file.read_bytes() == written
     assert "No changes." in deployment.cdktf("plan", "--skip-synth").stdout
 
 
@@ -172,6 +206,8 @@ def test_destroy_removes_what_the_stack_created_and_keeps_the_customers_resource
     pcx_id = deployment.outputs().get("peering_connection_id")
     destroyed = deployment.make("destroy", "YES=1")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert re.search(rf"^destroy {c.name}: destroy: \d+ destroyed in \d+\.\d s$", destroyed.stdout, re.M)
+    assert "Destroy complete! Resources:" in logged(destroyed.stdout).read_text()
     with pytest.raises(ClientError, match="NoSuchEntity"):
         client(emulator, deployment, "iam").get_role(RoleName=settings.role_name)
     assert data_plane_vpc(emulator, deployment) is None

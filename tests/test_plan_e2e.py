@@ -209,7 +209,7 @@ def test_a_fresh_deployment_is_in_sync_and_a_customer_without_state_is_not_deplo
         done = drift(deployment.env, deployment, "--out", str(report))
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == ""
-    assert re.search(rf"^{CUSTOMER}: in sync in \d+\.\d s$", done.stderr, re.M), done.stderr
+    assert re.search(rf"^\[1/1\] {CUSTOMER}: in sync in \d+\.\d s$", done.stderr, re.M), done.stderr
     assert f"\n{UNDEPLOYED}: not deployed (no state)\n" in f"\n{done.stderr}"
     assert report.read_text() == (
         "Drift: 0 drifted, 1 in sync, 1 not deployed, 0 errors\n\n"
@@ -227,7 +227,12 @@ def test_a_stack_terraform_cannot_plan_is_an_error_on_one_line(emulator, deploym
     assert done.returncode == 1, done.stdout + done.stderr
     assert json.loads(done.stdout)["stacks"] == [{"name": CUSTOMER, "status": "error", "error": (
         f"terraform plan failed: Error: AWS account ID not allowed: {CI_ACCOUNT}")}]
-    assert re.search(rf"^{CUSTOMER}: error in \d+\.\d s\n    ", done.stderr, re.M), done.stderr
+    found = re.search(rf"^\[1/1\] {CUSTOMER}: error in \d+\.\d s\n    Error: AWS account ID not allowed: {CI_ACCOUNT}\n"
+                      r"(?:.*\n)*?    log: (\S+)$", done.stderr, re.M)
+    assert found, done.stderr
+    log = Path(found[1])
+    assert log.parent == deployment.workdir / "logs" and log.name.startswith(f"{CUSTOMER}-drift-")
+    assert f"Error: AWS account ID not allowed: {CI_ACCOUNT}" in log.read_text()
 
 
 def test_a_route_deleted_the_trust_rewritten_and_a_tag_changed_are_exactly_the_drift(emulator, deployment, settings,
@@ -250,7 +255,7 @@ def test_a_route_deleted_the_trust_rewritten_and_a_tag_changed_are_exactly_the_d
 
     done = drift({**deployment.env, "TMPDIR": str(temporary)}, deployment, "--format", "json")
     assert done.returncode == 2, done.stdout + done.stderr
-    assert re.search(rf"^{CUSTOMER}: drifted in \d+\.\d s$", done.stderr, re.M), done.stderr
+    assert re.search(rf"^\[1/1\] {CUSTOMER}: drifted in \d+\.\d s$", done.stderr, re.M), done.stderr
     report = json.loads(done.stdout)
     assert report["summary"] == {"drifted": 1, "in sync": 0, "not deployed": 1, "error": 0}
     [stack] = [s for s in report["stacks"] if s["name"] == CUSTOMER]

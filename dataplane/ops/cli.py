@@ -63,8 +63,9 @@ def parser() -> argparse.ArgumentParser:
     known = commands.add_parser("customer", help="exit 0 when NAME is a customer of the fleet, else say so (exit 2)")
     known.add_argument("customer", metavar="NAME")
     known.set_defaults(run=_known)
-    _workspace_parser(commands, where, "adopt", _adopt, "show what a deploy would adopt: live resources the state lacks")
-    deploy = _workspace_parser(commands, where, "deploy", _deploy, "adopt what is provably ours, then cdktf deploy")
+    _workspace_parser(commands, where, "adopt", _adopt,
+                      "show what a deploy would adopt: live resources the state lacks")
+    deploy = _workspace_parser(commands, where, "deploy", _deploy, "adopt what is provably ours, then terraform apply")
     deploy.add_argument("--outputs-dir", type=Path, default=where.outputs,
                         help="where <customer>.json with the stack outputs is written (%(default)s)")
     destroy = commands.add_parser("destroy", help="destroy a customer's stack; with --base, one whose file is gone")
@@ -78,7 +79,8 @@ def parser() -> argparse.ArgumentParser:
                          help="the activation records: the audit logs kept are added to <customer>.json and .md "
                               "(%(default)s)")
     destroy.set_defaults(run=_destroy)
-    plan = commands.add_parser("plan-stacks", help="terraform plans of many stacks in parallel, as JSON for review --plans")
+    plan = commands.add_parser("plan-stacks",
+                               help="terraform plans of many stacks in parallel, as JSON for review --plans")
     plan.add_argument("customers", nargs="*", metavar="CUSTOMER", help="stacks to plan (default: all, or affected)")
     plan.add_argument("--outdir", type=Path, default=where.synth_out, help="synth output to plan (%(default)s)")
     plan.add_argument("--affected-from", type=Path, metavar="BASE_OUT",
@@ -127,7 +129,8 @@ def parser() -> argparse.ArgumentParser:
     activate.add_argument("--control-plane-profile", metavar="PROFILE",
                           help="AWS profile of the control plane, for verify (default: the deployer's credentials)")
     _workspace_parser(commands, where, "plan", _plan, "terraform plan of one customer as synthesized now (make plan)")
-    _workspace_parser(commands, where, "unlock", _unlock, "show a killed run's S3 state lock; release it once confirmed")
+    _workspace_parser(commands, where, "unlock", _unlock,
+                      "show a killed run's S3 state lock; release it once confirmed")
     _checks_parser(commands, "preflight", _preflight, "check the account is ready, with the deployer's credentials")
     verify = _checks_parser(commands, "verify", _verify, "check the deployed activation, as the control plane would")
     verify.add_argument("--inspect-profile",

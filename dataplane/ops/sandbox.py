@@ -335,7 +335,7 @@ def launch_bootstrap(emulator: Emulator, customer: Customer, template: dict) -> 
 def _bootstrap_every_account(emulator: Emulator, settings: Settings, root: Path, shared: dict[str, str]) -> None:
     """Synthesize the sandbox's fleet once, then launch each customer's bootstrap template in its account as the
     customer would (CloudFormation), and the read-only plan role when the settings name one."""
-    from dataplane.config.settings import load_project
+    from dataplane.config.customer import load_customers
     from dataplane.ops.account import bootstrap
     from dataplane.ops.pipeline.ci_roles import READ_ACTIONS
 
@@ -348,7 +348,7 @@ def _bootstrap_every_account(emulator: Emulator, settings: Settings, root: Path,
     vendor = settings.deployer_principal_arn.split(":")[4]
     emulator.client("iam", vendor, "us-east-1").create_role(RoleName=DEPLOYER_ROLE,
                                                             AssumeRolePolicyDocument=_trust(vendor))
-    for customer in load_project(Path(shared[SETTINGS_ENV]), Path(shared[CUSTOMERS_DIR_ENV]))[1]:
+    for customer in load_customers(Path(shared[CUSTOMERS_DIR_ENV]), settings.control_plane_account_id):
         stack = json.loads((synth_output.stack_dir(outdir, customer.name) / synth_output.STACK_FILE).read_text())
         launch_bootstrap(emulator, customer, bootstrap.template(stack, settings, customer))
         if settings.plan_role_name:

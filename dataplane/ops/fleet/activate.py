@@ -2,7 +2,7 @@
 
 The steps run in order, each timed (`preflight: ok in 2.1 s`), and the first that fails stops
 the run: preflight with the deployer's credentials (a FAIL row fails it, a WARN row does not),
-the deploy (adopt, then the cdktf CLI, as `make deploy`), then verify. Verify assumes the role
+the deploy (adopt, then terraform, as `make deploy`), then verify. Verify assumes the role
 as the control plane when its credentials are given; otherwise as the deployer, whom a trust
 policy for the control plane only refuses: that refusal is then a WARN (the control plane's
 access is not proven), reported at once, and a `credentials` WARN row says whose credentials
@@ -108,7 +108,7 @@ class _Activation:
             print(f"deploy {c.name}: {e}", file=sys.stderr)
             return False
         if status != 0:
-            step.detail = f"cdktf deploy exited with status {status}"
+            step.detail = f"terraform exited with status {status} (the run printed its errors and its log's path)"
             return False
         path = self.outputs_dir / f"{c.name}.json"
         try:

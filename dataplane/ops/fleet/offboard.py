@@ -1,10 +1,11 @@
 """`python -m dataplane destroy <customer> [--base REF]`: remove a customer's stack from its account.
 
 Without `--base`, the customer of the current fleet is synthesized into a private directory beside the synth
-output (as a deploy is) and destroyed from there through the pinned cdktf CLI. With `--base`, the customer's file
-is already gone (its removal is being applied): the stack is synthesized from that git ref in a private directory
-beside the synth output (so a local state path resolves as it did), and the cdktf CLI destroys it from there. Only
-what the stack's state holds is destroyed; the customer's own resources are not in it.
+output (as a deploy is) and destroyed from there (`terraform destroy`, as `cdktf destroy` runs it: `deploy.py`'s
+`destroy_stack`). With `--base`, the customer's file is already gone (its removal is being applied): the stack is
+synthesized from that git ref in a private directory beside the synth output (so a local state path resolves as it
+did), and destroyed from there. Only what the stack's state holds is destroyed; the customer's own resources are not
+in it.
 
 The tamper alarm's audit logs are kept on purpose: its trail's records are the evidence of who did what in the
 account. Before the destroy, its four buckets, with every setting of theirs (public access block, encryption,
@@ -16,7 +17,6 @@ record (`<records dir>/<customer>.json` and `.md`) first: nothing leaves the sta
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +27,11 @@ from dataplane.config.customer import NAME_RULE, Customer
 from dataplane.ops.fleet import state
 from dataplane.ops.fleet.activate import record_kept
 from dataplane.ops.account.aws import AWS_ERRORS, aws_error
-from dataplane.ops.fleet.deploy import SynthError, workspace
+from dataplane.ops.fleet.deploy import SynthError, destroy_stack, workspace
 from dataplane.ops.fleet.plan import account_of
 from dataplane.ops.pipeline.ref_synth import RefError, synth_ref
 from dataplane.ops.pipeline.review import load_stacks
-from dataplane.project import PROJECT_ROOT
-from dataplane.runtime.toolchain import INIT, TerraformError, terraform, tool_environment
+from dataplane.runtime.toolchain import INIT, TerraformError, terraform
 from dataplane.tamper import in_alarm
 
 
@@ -107,8 +106,8 @@ def destroy_from(name: str, ref: str, outdir: Path, fleet: list[Customer], confi
 
 
 def _destroy(name: str, workdir: Path, records_dir: Path) -> int:
-    """Keep the audit logs out of the state (recorded first), then `cdktf destroy` the stack synthesized in
-    `workdir`; the CLI's exit status, or 1 (nothing destroyed) when the logs could not be kept."""
+    """Keep the audit logs out of the state (recorded first), then destroy the stack synthesized in
+    `workdir`; terraform's exit status, or 1 (nothing destroyed) when the logs could not be kept."""
     stack_dir = synth_output.stack_dir(workdir, name)
     account = account_of(stack_dir)
     try:
@@ -129,8 +128,7 @@ def _destroy(name: str, workdir: Path, records_dir: Path) -> int:
               f"{record}):", flush=True)
         for item in logs.kept:
             print(f"  {item['kind']} {item['id']} ({item['region']})", flush=True)
-    status = subprocess.run(["cdktf", "destroy", name, "--auto-approve", "--skip-synth", f"--output={workdir}"],
-                            cwd=PROJECT_ROOT, env=tool_environment()).returncode
+    status = destroy_stack(name, workdir)
     if status == 0 and logs.addresses:
         kinds = [item["kind"] for item in logs.kept]
         print(f"destroyed {name}; kept {kinds.count('S3 bucket')} audit-log bucket(s) and {kinds.count('KMS key')} "

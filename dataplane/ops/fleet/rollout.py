@@ -41,6 +41,7 @@ from dataplane.config.settings import Rollout, Settings
 from dataplane.ops.fleet import plan
 from dataplane.ops.fleet.activate import as_deployer, tool_commit
 from dataplane.ops.fleet.adopt import adopt, write_imports
+from dataplane.ops.fleet.deploy import OUTPUT, outputs_file_text
 from dataplane.ops.account.aws import acting_as
 from dataplane.ops.files import write_atomically
 from dataplane.ops.pipeline.plan_review import read_plan
@@ -401,12 +402,14 @@ class _Runner:
         """`<outputs dir>/<customer>.json`, as `make deploy` writes it (the stack outputs for the control plane)."""
         env, _ = self._deployer(name, stack)
         with _timed(stack, "outputs"):
-            done = plan._terraform(synth_output.stack_dir(self.workdir, name), env, ["output", "-json", "-no-color"])
+            done = plan._terraform(synth_output.stack_dir(self.workdir, name), env, OUTPUT)
         if done.returncode != 0:
             raise _StepFailed("outputs", f"terraform output failed: {(done.stderr or done.stdout).strip()}")
-        values = {key: output["value"] for key, output in sorted(json.loads(done.stdout).items())}
+        stack_dir = synth_output.stack_dir(self.workdir, name)
+        document = json.loads((stack_dir / synth_output.STACK_FILE).read_text(encoding="utf-8"))
         self.request.outputs_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.request.outputs_dir / f"{name}.json", json.dumps({name: values}, indent=2) + "\n")
+        text = outputs_file_text(document, json.loads(done.stdout))
+        write_atomically(self.request.outputs_dir / f"{name}.json", text)
 
     def _verify(self, name: str, stack: Stack) -> None:
         """verify as the deployer (the control plane's access is `verify`'s to prove with its credentials)."""
