@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from dataplane.ops.fleet.plan import Target, select
+from dataplane import synth_output
+from dataplane.ops.fleet.plan import Target, external_id_of, select
+from dataplane.policy import external_id_list
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from dataplane.runtime.toolchain import tool_environment
 from tests.conftest import FIXTURES
@@ -80,3 +82,10 @@ def test_bad_batch_or_jobs_is_a_usage_error_naming_the_argument(synthesized, opt
     flag, value = option.split("=")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines()[-1].startswith(f"python -m dataplane plan-stacks: error: argument {flag}: '{value}'")
+
+
+def test_a_stack_is_planned_as_its_customer_with_its_external_id(synthesized, customers):
+    """The plan role, or the deploy role the customer's bootstrap created, requires the customer's ExternalId: the
+    first of its file, read from the stack itself (a removed customer's stack has no file any more)."""
+    for name, customer in customers.items():
+        assert external_id_of(synth_output.stack_dir(synthesized, name)) == external_id_list(customer.external_id)[0]

@@ -59,7 +59,8 @@ def parser() -> argparse.ArgumentParser:
     where = fleet_location()
     parser = argparse.ArgumentParser(prog="python -m dataplane", usage="%(prog)s [-h] COMMAND ...", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS,
+                                     prog=parser.prog)
     known = commands.add_parser("customer", help="exit 0 when NAME is a customer of the fleet, else say so (exit 2)")
     known.add_argument("customer", metavar="NAME")
     known.set_defaults(run=_known)

@@ -37,6 +37,7 @@ from dataplane import synth_output
 from dataplane.config.settings import Settings
 from dataplane.ops.pipeline import review
 from dataplane.ops.pipeline.matrix import batch_of
+from dataplane.policy import external_id_list
 from dataplane.runtime.toolchain import (
     AWS_PROVIDER,
     AWS_PROVIDER_VERSION,
@@ -111,6 +112,21 @@ def account_of(directory: Path) -> str:
     return provider["allowed_account_ids"][0]
 
 
+def external_id_of(directory: Path) -> str | None:
+    """The first ExternalId the synthesized stack's role requires: the customer's, which its deploy role (the
+    bootstrap's) and plan role require too. None when its role requires none."""
+    document = json.loads((directory / synth_output.STACK_FILE).read_text(encoding="utf-8"))
+    for role in document.get("resource", {}).get("aws_iam_role", {}).values():
+        try:
+            statements = json.loads(role.get("assume_role_policy", ""))["Statement"]
+        except (ValueError, TypeError, KeyError):
+            continue  # a reference to another resource: not the customer's role
+        for statement in statements:
+            if ids := statement.get("Condition", {}).get("StringEquals", {}).get("sts:ExternalId"):
+                return external_id_list(ids)[0]
+    return None
+
+
 class _Credentials:
     """Per-stack environment: the standard chain, or a role assumed in the stack's account: the plan role
     (`read_only`: plans and drift) or the deploy role (applies)."""
@@ -122,7 +138,8 @@ class _Credentials:
         from dataplane.ops.account.aws import acting_as
 
         role = self._role_arn(account_of(target.directory))
-        return acting_as(role, f"dataplane-plan-{target.name}", self._base).environment
+        external_id = external_id_of(target.directory) if role else None
+        return acting_as(role, f"dataplane-plan-{target.name}", self._base, external_id=external_id).environment
 
 
 class _Init:

@@ -47,6 +47,7 @@ from dataplane.ops.files import write_atomically
 from dataplane.ops.pipeline.plan_review import read_plan
 from dataplane.ops.report import Report, Status
 from dataplane.ops.account.verify import verify
+from dataplane.policy import external_id_list
 from dataplane.project import GITHUB_STEP_SUMMARY_ENV
 from dataplane.runtime.toolchain import tool_environment
 
@@ -427,8 +428,10 @@ class _Runner:
         """The environment terraform runs with and the session adopt and verify use: the deploy role in the
         customer's account (`deployRoleName`), assumed afresh for each step, else the caller's credentials."""
         with _timed(stack, "credentials"):
-            role = self.settings.deploy_role_arn(self.fleet[name].account_id)
-            credentials = acting_as(role, f"dataplane-rollout-{name}", self.environment)
+            customer = self.fleet[name]
+            role = self.settings.deploy_role_arn(customer.account_id)
+            external_id = external_id_list(customer.external_id)[0] if role else None
+            credentials = acting_as(role, f"dataplane-rollout-{name}", self.environment, external_id=external_id)
         return credentials.environment, credentials.session
 
     def _copy(self, name: str, stack: Stack, env: dict[str, str]) -> Path:
