@@ -1,10 +1,10 @@
-"""`python -m dataplane rollout` against the emulator: five role-only customers, each in its own account.
+"""`python -m dataplane rollout` against the emulator: six role-only customers, each in its own account.
 
 One CI identity reaches every account through `deployRoleName`, as the pipeline does. The tests run in file
 order on one fleet: a first rollout creates every customer; a contract change (the role's session length, a
 setting) is printed by `--dry-run` and rolls out; the next change meets a customer of wave 2 whose state cannot
 be read, and halts there; once the state is mended, `--resume` finishes it. The settings pin the canary (`grove`)
-and two waves after it (50 %, 100 %): `[grove]`, `[aurora, birch]`, `[cedar, dune]`.
+and two waves after it (50 %, 100 %): `[grove]`, `[aurora, birch, cedar]`, `[dune, ember]`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.emulator import Emulator
 
 FLEET = PROJECT_ROOT / "tests" / "fixtures" / "rollout"
 CI_ACCOUNT, DEPLOY_ROLE, REGION = "999999999999", "dataplane-deploy", "us-east-1"
-WAVES = [["grove"], ["aurora", "birch"], ["cedar", "dune"]]
+WAVES = [["grove"], ["aurora", "birch", "cedar"], ["dune", "ember"]]
 FAULTY = "birch"
 
 
@@ -111,7 +111,7 @@ def test_a_first_rollout_creates_every_customer_canary_first(fleet):
     assert (record["status"], record["waves"], record["unchanged"]) == ("finished", WAVES, [])
     assert results(record) == dict.fromkeys(fleet.accounts, "applied")
     assert record["stacks"]["grove"]["plan"]["create"] == record["stacks"]["aurora"]["plan"]["create"] > 0
-    assert done.stderr.index("wave 1/3 (canary): grove") < done.stderr.index("wave 2/3: aurora, birch")
+    assert done.stderr.index("wave 1/3 (canary): grove") < done.stderr.index("wave 2/3: aurora, birch, cedar")
     assert json.loads((fleet.workdir / "outputs" / "dune.json").read_text())["dune"]["role_arn"] == (
         f"arn:aws:iam::{fleet.accounts['dune']}:role/astronomer-remote-management")
     assert (fleet.records / f"{record['id']}.md").read_text().startswith(f"# Rollout {record['id']}: finished")
@@ -146,7 +146,8 @@ def test_a_fault_in_wave_2_halts_the_rollout_at_the_end_of_that_wave(fleet):
     log = fleet.records / fleet.record()["id"] / f"{FAULTY}.log"
     assert f"{FAULTY} (wave 2) failed at adopt: " in done.stderr and f"(log: {log})" in done.stderr
     assert "is not valid JSON" in log.read_text()
-    assert fleet.sessions() == {**dict.fromkeys(fleet.accounts, 7200), "grove": 10800, "aurora": 10800}
+    assert fleet.sessions() == {**dict.fromkeys(fleet.accounts, 7200), "grove": 10800, "aurora": 10800,
+                                "cedar": 10800}
     record = fleet.record()
     assert record["status"] == "halted"
     assert {n: record["stacks"][n]["result"] for n in WAVES[2]} == dict.fromkeys(WAVES[2], "pending")
