@@ -135,7 +135,7 @@ unlock: require-customer setup ## release the S3 state lock a killed deploy left
 destroy: setup ## destroy one customer's stack: make destroy CUSTOMER=<name> [BASE=<ref> once its file is gone]
 	@test -n "$$CUSTOMER" || { echo "usage: make destroy CUSTOMER=<name> [BASE=<git ref>] [YES=1]" >&2; exit 2; }
 	@set -- && if [ "$$YES" = 1 ]; then set -- --yes; fi && \
-	$(PY) -m dataplane destroy $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} --records-dir="$$RECORDS" $${BASE:+--base="$$BASE"} "$$@" \
+	$(PY) -m dataplane destroy $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} --records-dir="$$RECORDS" --outputs-dir="$$OUTPUTS" $${BASE:+--base="$$BASE"} "$$@" \
 	-- "$$CUSTOMER"
 
 .PHONY: review gate synth-base plan-affected

@@ -53,9 +53,11 @@ class Deployment:
         return self.cdktf("deploy", "--auto-approve", "--outputs-file", str(self.outputs_file), *args, check=check)
 
     def make(self, target: str, *variables: str, **env: str) -> subprocess.CompletedProcess:
-        """Run `make <target> CUSTOMER=<customer> [variables]` with synth output and outputs file under `workdir`."""
+        """Run `make <target> CUSTOMER=<customer> [variables]` with synth output, outputs file and records under
+        `workdir` (never the project's own)."""
         argv = ["make", "--no-print-directory", target, f"CUSTOMER={self.customer.name}",
-                f"CDKTF_OUT={self.workdir / 'cdktf.out'}", f"OUTPUTS={self.workdir}", *variables]
+                f"CDKTF_OUT={self.workdir / 'cdktf.out'}", f"OUTPUTS={self.workdir}",
+                f"RECORDS={self.workdir / 'activations'}", *variables]
         return subprocess.run(argv, cwd=PROJECT_ROOT, env={**self.env, **env}, capture_output=True, text=True,
                               timeout=900)
 

@@ -1,14 +1,17 @@
 """`python -m dataplane activate` end to end against the emulator, checked with boto3: globex activated once (as
 the control plane) and again (as the deployer, changing nothing); acme stopped at preflight by a foreign role; hooli
-(the tamper alarm) activated, then offboarded, keeping its audit logs."""
+(the tamper alarm) activated, then offboarded, keeping its audit logs, its records following: the activation record
+says destroyed, the outputs file is gone, and verify says so."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
+import boto3
 import pytest
 
 from dataplane.config.customer import load_customer
@@ -37,6 +40,14 @@ def record(deployment: Deployment) -> dict:
 
 def markdown(deployment: Deployment) -> str:
     return (deployment.workdir / "activations" / f"{deployment.customer.name}.md").read_text()
+
+
+def caller_arn(deployment: Deployment) -> str:
+    """Whom the deployment's credentials stand for, as STS says."""
+    env = deployment.env
+    return boto3.client("sts", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                        aws_session_token=env["AWS_SESSION_TOKEN"]).get_caller_identity()["Arn"]
 
 
 def staged(emulator, customer, settings, workdir: Path) -> Deployment:
@@ -137,9 +148,15 @@ def test_activation_passes_and_records_the_deployed_ids(emulator, globex, settin
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert entry["tool_commit"] == (head.stdout.strip() if head.returncode == 0 else "unknown")
     assert entry["started_at"] <= entry["finished_at"] and entry["started_at"].endswith("+00:00")
+    warnings = sum(row["status"] == "WARN" for row in entry["checks"])
+    assert (entry["status"], entry["warnings"], entry["tamper_alarm"]) == ("activated", warnings, None) and warnings
+    assert entry["customer_file"] == {"path": str(deployment.workdir / "customers" / "globex.toml"),
+                                      "committed": False}  # staged by the test, outside git
 
     page = markdown(deployment)
-    assert page.startswith("# Activation of globex: activated\n")
+    assert page.startswith(f"# Activation of globex: activated with {warnings} warning{'s' * (warnings > 1)}, from an "
+                           "uncommitted file\n")
+    assert "| Verified as | control plane |" in page
     for value in recorded_ids(entry).values():
         assert all(v in page for v in (value if isinstance(value, list) else [value]))
     assert c.external_id in page and "| verify | dns | PASS |" in page
@@ -183,12 +200,15 @@ def test_a_foreign_role_stops_activation_at_preflight_and_nothing_is_created(emu
     assert iam.list_role_policies(RoleName=settings.role_name)["PolicyNames"] == []
 
     entry = record(deployment)
-    assert (entry["result"], entry["failed_step"]) == ("failed", "preflight")
+    assert (entry["status"], entry["result"], entry["failed_step"], entry["verified_as"]) == (
+        "failed", "failed", "preflight", None)
     assert [(s["step"], s["result"]) for s in entry["steps"]] == [
         ("preflight", "failed"), ("deploy", "not run"), ("verify", "not run")]
     assert entry["role"] == {"arn": None, "name": None, "external_ids": list(acme.external_ids)}
     assert [row["check"] for row in entry["checks"] if row["status"] == "FAIL"] == ["role"]
-    assert markdown(deployment).startswith("# Activation of acme: **FAILED** at preflight\n")
+    page = markdown(deployment)
+    assert page.startswith("# Activation of acme: **FAILED** at preflight, from an uncommitted file\n")
+    assert "Verified as" not in page
 
 
 def test_bad_input_exits_2_before_anything_runs(monkeypatch, tmp_path, capsys):
@@ -213,7 +233,9 @@ def test_the_deployer_refused_by_the_trust_is_a_warn_not_a_fail():
 def test_offboarding_keeps_the_tamper_alarm_s_audit_logs_and_the_record_lists_them(emulator, settings, tmp_path):
     """hooli activated (eu-west-1; replicas in us-east-1), a log file in its trail bucket, then `make destroy`: exit
     0; the four buckets (with their settings and the log file) and the two keys that encrypt them stay, named in
-    the output and the record; everything else is destroyed, the alarm's other keys scheduled for deletion."""
+    the output and the record; everything else is destroyed, the alarm's other keys scheduled for deletion. The
+    records follow: the activation record says destroyed (when, by whom, what was kept), the outputs file is gone,
+    and verify says destroyed in one line."""
     emulator.reset()
     hooli = load_customer(EXTRA_FIXTURES / "hooli.toml", settings.control_plane_account_id)
     deployment = staged(emulator, hooli, settings, tmp_path)
@@ -229,6 +251,7 @@ def test_offboarding_keeps_the_tamper_alarm_s_audit_logs_and_the_record_lists_th
         "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"]
         for region in s3}
 
+    assert deployment.outputs_file.exists()
     destroyed = deployment.make("destroy", "YES=1", f"RECORDS={tmp_path / 'activations'}")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     kept = [*({"kind": "S3 bucket", "id": name, "region": region} for name, region in names.buckets(c.region).items()),
@@ -259,6 +282,21 @@ def test_offboarding_keeps_the_tamper_alarm_s_audit_logs_and_the_record_lists_th
 
     entry = record(deployment)
     assert entry["result"] == "activated" and sorted(entry["offboarding"]["kept"], key=str) == sorted(kept, key=str)
+    assert entry["status"] == "destroyed" and entry["tamper_alarm"]["email"] == hooli.tamper_alarm.email
+    gone = entry["destroyed"]
+    assert (gone["by"], sorted(gone["kept"], key=str)) == (caller_arn(deployment), sorted(kept, key=str))
+    assert entry["finished_at"] <= gone["at"] <= datetime.now(timezone.utc).isoformat(timespec="seconds")
+    assert (f"\ndestroy hooli: removed {deployment.outputs_file}; {listed} says destroyed by {gone['by']}\n"
+            in destroyed.stdout)
+    assert not deployment.outputs_file.exists()
     page = markdown(deployment)
-    assert page.startswith("# Activation of hooli: activated\n") and "\n## Kept at offboarding\n" in page
+    assert page.startswith("# Destroyed: the data plane of hooli\n") and f"| Destroyed by | `{gone['by']}` |" in page
+    assert "| Kept | 4 audit-log bucket(s) and 2 KMS key(s), listed under Kept at offboarding |" in page
+    assert "\n## Activation of hooli: activated" in page and "\n## Kept at offboarding\n" in page
     assert all(f"| {item['kind']} | `{item['id']}` | {item['region']} |" in page for item in kept)
+
+    verified = subprocess.run([sys.executable, "-m", "dataplane", "verify", f"--records-dir={tmp_path / 'activations'}",
+                               f"--outdir={tmp_path / 'cdktf.out'}", "--", "hooli"], cwd=PROJECT_ROOT,
+                              env=deployment.env, capture_output=True, text=True, timeout=300)
+    assert (verified.returncode, verified.stdout, verified.stderr) == (
+        0, f"hooli: destroyed on {gone['at']} (activation record {listed}); nothing to verify\n", "")

@@ -8,6 +8,7 @@ Each command's module is imported only when it runs, so the CLI starts light.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -77,7 +78,10 @@ def parser() -> argparse.ArgumentParser:
     destroy.add_argument("--yes", action="store_true",
                          help="destroy without asking (needed when not on a terminal, where the name is typed)")
     destroy.add_argument("--records-dir", type=Path, default=where.records,
-                         help="the activation records: the audit logs kept are added to <customer>.json and .md "
+                         help="the activation records: <customer>.json and .md list the audit logs kept, then say "
+                              "destroyed (%(default)s)")
+    destroy.add_argument("--outputs-dir", type=Path, default=where.outputs,
+                         help="where the deploy wrote <customer>.json with the stack outputs, removed once destroyed "
                               "(%(default)s)")
     destroy.set_defaults(run=_destroy)
     plan = commands.add_parser("plan-stacks",
@@ -136,6 +140,12 @@ def parser() -> argparse.ArgumentParser:
     verify = _checks_parser(commands, "verify", _verify, "check the deployed activation, as the control plane would")
     verify.add_argument("--inspect-profile",
                         help="profile with read access to the customer's account (default: the assumed role)")
+    verify.add_argument("--records-dir", type=Path, default=where.records,
+                        help="the activation records: a customer whose record says destroyed is not checked "
+                             "(%(default)s)")
+    verify.add_argument("--outdir", type=Path, default=where.synth_out,
+                        help="synth output dir (%(default)s); local state sits beside it: a destroyed customer's "
+                             "holds no resources")
     listing = commands.add_parser("list", help="every customer, what its state says is deployed, CIDRs that overlap")
     _format_option(listing)
     listing.add_argument("--outdir", type=Path, default=where.synth_out,
@@ -385,7 +395,14 @@ def _preflight(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     settings, customer = _customer(args.customer)
     from dataplane.ops.account.verify import verify
+    from dataplane.ops.fleet.activate import destroyed_record
 
+    if gone := destroyed_record(customer, settings, args.records_dir, args.outdir):
+        record, destroyed = gone
+        print(json.dumps({"command": "verify", "customer": customer.name, "ok": True, "checks": [],
+                          "destroyed": {**destroyed, "record": str(record)}}, indent=2) if args.format == "json" else
+              f"{customer.name}: destroyed on {destroyed['at']} (activation record {record}); nothing to verify")
+        return 0
     inspect = _session(args.inspect_profile, args.region) if args.inspect_profile else None
     if inspect is None and settings.deploy_role_name:  # the account is read as the deployer (the standard chain's)
         inspect = _deployer("verify", settings, customer.name, customer.account_id, None, args.region).session
@@ -541,9 +558,10 @@ def _destroy(args: argparse.Namespace) -> int:
         customer = _customer(args.customer)[1]
         if not confirm(customer.name, customer.account_id):
             return 1
-        return offboard.destroy(customer, args.outdir, args.records_dir)
+        return offboard.destroy(customer, args.outdir, args.records_dir, args.outputs_dir)
     try:
-        return offboard.destroy_from(args.customer, args.base, args.outdir, fleet, confirm, args.records_dir)
+        return offboard.destroy_from(args.customer, args.base, args.outdir, fleet, confirm, args.records_dir,
+                                     args.outputs_dir)
     except offboard.OffboardError as e:
         _usage_error(f"destroy: {e}")
 

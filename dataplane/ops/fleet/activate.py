@@ -14,10 +14,16 @@ the outcome, each file replaced atomically: the role, ExternalId, CIDRs and the 
 deploy made (from its outputs file; the subnets and route table by the stack's tags, and the
 peering's status, looked up in the `deployed ids` row), every check row, each step's result (`ok`, `failed`,
 `not run`) and duration, the failed step, the tool's git commit, and the run's start and end
-(UTC). Ids are absent when the deploy did not succeed in this run. Running it again on an
-activated customer changes nothing in the account (the deploy is a no-op) and refreshes the record.
+(UTC); the number of WARN rows (`warnings`), the customer file and whether git has it committed as it is
+(`customer_file`), and the tamper alarm's email and topic (`tamper_alarm`). `status` says what the record says of the
+data plane now: `activated`, `failed`, or `destroyed`. Ids are absent when the deploy did not succeed in this run.
+Running it again on an activated customer changes nothing in the account (the deploy is a no-op) and refreshes the
+record; the audit logs an earlier destroy kept stay listed.
+
 Offboarding (`python -m dataplane destroy`) adds the tamper alarm's audit logs it keeps (`offboarding`: each bucket
-and key, with its region, and when) to the record, or begins one for a customer that has none.
+and key, with its region, and when) to the record before it destroys, or begins one for a customer that has none;
+after a successful destroy the record, when there is one, says `destroyed`: when, by whom (the caller's ARN) and
+what was kept, the activation kept below it. Every change to a record goes through `update_record`.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import boto3
 
@@ -36,12 +43,14 @@ from dataplane.config.customer import Customer
 from dataplane.config.settings import Settings
 from dataplane.ops.fleet.adopt import AdoptError
 from dataplane.ops.fleet.deploy import SynthError, deploy
+from dataplane.ops.fleet.list_customers import states
 from dataplane.ops.files import write_atomically
 from dataplane.ops.account.preflight import preflight
 from dataplane.ops.report import Outcome, Report, Row, Status, check
 from dataplane.ops.account.verify import verify
 from dataplane.policy import ownership_tags
 from dataplane.project import PROJECT_ROOT
+from dataplane.tamper import AlarmNames
 
 STEPS = ("preflight", "deploy", "verify")
 OK, FAILED, NOT_RUN = "ok", "failed", "not run"
@@ -71,7 +80,7 @@ def activate(customer: Customer, settings: Settings, deployer: boto3.Session, co
             break
     record = run.record(started, _now())
     try:
-        paths = write_record(records_dir, customer.name, record)
+        paths = update_record(records_dir, customer.name, lambda earlier: _activated(earlier, record))
     except OSError as e:
         print(f"activate {customer.name}: cannot write the record in {records_dir}: {e.strerror or e}",
               file=sys.stderr)
@@ -166,12 +175,17 @@ class _Activation:
         """The activation record: what is handed to the control plane and to support."""
         c, out, ids = self.customer, self.outputs, self.ids
         failed = [s.name for s in self.steps if s.result == FAILED]
+        verified = any(s.name == "verify" and s.result != NOT_RUN for s in self.steps)
+        checks = [{"step": r.command, "check": row.check, "status": row.status.value, "reason": row.reason}
+                  for r in self.reports for row in r.rows]
         return {
             "customer": c.name,
+            "status": "failed" if failed else "activated",
             "result": "failed" if failed else "activated",
             "failed_step": failed[0] if failed else None,
             "account_id": c.account_id,
             "region": c.region,
+            "customer_file": customer_file(c),
             "role": {"arn": out.get("role_arn"), "name": out.get("role_name"), "external_ids": list(c.external_ids)},
             "network": c.network and {"cidr": c.network.cidr, "vpc_id": out.get("vpc_id"),
                                       "subnet_ids": ids.get("subnet_ids"), "route_table_id": ids.get("route_table_id")},
@@ -179,11 +193,13 @@ class _Activation:
                 "connection_id": out.get("peering_connection_id"), "status": ids.get("peering_status"),
                 "peer_account_id": c.peering.account_id, "peer_region": c.peer_region,
                 "peer_vpc_id": c.peering.vpc_id, "peer_cidrs": list(c.peering.cidrs)},
-            "verified_as": "control plane" if self.control_plane else "deployer",
+            "tamper_alarm": c.tamper_alarm and {"email": c.tamper_alarm.email,
+                                                "topic_arn": AlarmNames(c.name, c.account_id).topic_arn()},
+            "verified_as": ("control plane" if self.control_plane else "deployer") if verified else None,
+            "warnings": sum(row["status"] == Status.WARN.value for row in checks),
             "steps": [{"step": s.name, "result": s.result, "seconds": s.seconds, "detail": s.detail}
                       for s in self.steps],
-            "checks": [{"step": r.command, "check": row.check, "status": row.status.value, "reason": row.reason}
-                       for r in self.reports for row in r.rows],
+            "checks": checks,
             "tool_commit": tool_commit(),
             "started_at": started.isoformat(timespec="seconds"),
             "finished_at": finished.isoformat(timespec="seconds"),
@@ -212,11 +228,31 @@ def tool_commit() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
+def customer_file(customer: Customer) -> dict:
+    """The customer file as the record names it: its path, and whether git has it committed as it is."""
+    return {"path": customer.source, "committed": committed(PROJECT_ROOT / customer.source)}
+
+
+def committed(path: Path) -> bool:
+    """Whether `path` is committed to git as it is, in the repository holding it: tracked (`git ls-files
+    --error-unmatch`) and neither changed nor staged (`git status --porcelain` names it not). False outside git."""
+    def git(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *command, "--", path.name], cwd=path.parent, capture_output=True, text=True,
+                              timeout=30)
+    try:
+        tracked, status = git("ls-files", "--error-unmatch"), git("status", "--porcelain")
+    except (OSError, subprocess.TimeoutExpired):  # no git, or no such directory
+        return False
+    return tracked.returncode == 0 and status.returncode == 0 and not status.stdout.strip()
+
+
 def markdown(record: dict) -> str:
-    """The record as a one-page Markdown summary: the activation (when one ran), then the audit logs kept at
-    offboarding (when a destroy kept any)."""
+    """The record as a one-page Markdown summary: the destroy first (when the data plane was destroyed), then the
+    activation (when one ran), then the audit logs kept at offboarding (when a destroy kept any)."""
     lines = _activation(record) if "steps" in record else [
         f"# {record['customer']}: no activation recorded", "", f"Account {record['account_id']}."]
+    if "destroyed" in record:  # the activation is history: its headings one level down, under the destroy's
+        lines = _destroyed(record) + [""] + [f"#{line}" if line.startswith("#") else line for line in lines]
     if offboarding := record.get("offboarding"):
         lines += ["", "## Kept at offboarding", "",
                   f"Kept on purpose at {offboarding['kept_at']} (UTC), out of Terraform's state: the tamper alarm's "
@@ -227,15 +263,39 @@ def markdown(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _destroyed(record: dict) -> list[str]:
+    """The destroy's part of the summary: when, by whom, and what it kept."""
+    r, destroyed = record, record["destroyed"]
+    kept = f"{kept_summary(destroyed['kept'])}, listed under Kept at offboarding" if destroyed["kept"] else "nothing"
+    return [f"# Destroyed: the data plane of {r['customer']}", "", "| | |", "| --- | --- |",
+            f"| Customer | {r['customer']} |", f"| Account | {r['account_id']} |",
+            f"| Destroyed (UTC) | {destroyed['at']} |", f"| Destroyed by | `{destroyed['by']}` |",
+            f"| Kept | {kept} |"]
+
+
 def _activation(record: dict) -> list[str]:
-    """The activation's part of the summary: its result, account, role, network, peering, steps and checks."""
+    """The activation's part of the summary: its result (with its warnings), customer file, account, tamper alarm,
+    role, network, peering, steps and checks. A record written before a field existed shows without it."""
     r, role, network, peering = record, record["role"], record["network"], record["peering"]
-    result = "activated" if r["result"] == "activated" else f"**FAILED** at {r['failed_step']}"
-    lines = [f"# Activation of {r['customer']}: {result}", "",
-             "| | |", "| --- | --- |",
-             f"| Customer | {r['customer']} |", f"| Account | {r['account_id']} |", f"| Region | {r['region']} |",
-             f"| Verified as | {r['verified_as']} |", f"| Tool commit | `{r['tool_commit']}` |",
-             f"| Started (UTC) | {r['started_at']} |", f"| Finished (UTC) | {r['finished_at']} |", "",
+    warnings = r.get("warnings", sum(c["status"] == Status.WARN.value for c in r["checks"]))
+    result = (f"**FAILED** at {r['failed_step']}" if r["result"] != "activated" else
+              f"activated with {warnings} warning{'s' if warnings > 1 else ''}" if warnings else "activated")
+    file = r.get("customer_file")
+    uncommitted = bool(file) and not file["committed"]
+    rows = [("Customer", r["customer"])]
+    if file:
+        rows.append(("Customer file", f"`{file['path']}`, " + ("**from an uncommitted file** (not committed to git "
+                                                                 "as it is)" if uncommitted else "committed")))
+    rows += [("Account", r["account_id"]), ("Region", r["region"])]
+    if alarm := r.get("tamper_alarm"):
+        rows.append(("Tamper alarm", f"emails {alarm['email']} (topic `{alarm['topic_arn']}`)"))
+    if any(s["step"] == "verify" and s["result"] != NOT_RUN for s in r["steps"]):
+        rows.append(("Verified as", r["verified_as"]))
+    rows += [("Warnings", f"{warnings} (the WARN rows under Checks)" if warnings else "none"),
+             ("Tool commit", f"`{r['tool_commit']}`"), ("Started (UTC)", r["started_at"]),
+             ("Finished (UTC)", r["finished_at"])]
+    lines = [f"# Activation of {r['customer']}: {result}{', from an uncommitted file' if uncommitted else ''}", "",
+             "| | |", "| --- | --- |", *(f"| {name} | {value} |" for name, value in rows), "",
              "## Cross-account role", "",
              f"- ARN: {_code(role['arn'])}", f"- Name: {_code(role['name'])}",
              f"- ExternalId{'s' if len(role['external_ids']) > 1 else ''}: "
@@ -270,25 +330,79 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def record_paths(records_dir: Path, name: str) -> tuple[Path, Path]:
+    """`name`'s record in `records_dir`: `<name>.json` and `<name>.md`."""
+    return records_dir / f"{name}.json", records_dir / f"{name}.md"
+
+
+def load_record(records_dir: Path, name: str) -> dict | None:
+    """`name`'s record, or None when there is none (or it is not a JSON object)."""
+    try:
+        record = json.loads(record_paths(records_dir, name)[0].read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def update_record(records_dir: Path, name: str,
+                  change: Callable[[dict | None], dict | None]) -> tuple[Path, Path] | None:
+    """Write `change(record)` as `name`'s record, `record` being the one there (None when there is none); nothing
+    when `change` gives None. The paths written, or None. Every change to a record (activate, destroy) goes here."""
+    record = change(load_record(records_dir, name))
+    return None if record is None else write_record(records_dir, name, record)
+
+
+def _activated(earlier: dict | None, record: dict) -> dict:
+    """An activation's `record` replacing the `earlier` one: the audit logs an earlier destroy kept stay listed (they
+    are still in the account); the rest, a destroy's included, is this activation's."""
+    return {**record, **{key: value for key, value in (earlier or {}).items() if key == "offboarding"}}
+
+
 def record_kept(records_dir: Path, name: str, account_id: str, kept: list[dict]) -> Path:
     """Add `kept`, the audit logs a destroy keeps (`kind`, `id`, `region` each), to `name`'s record beside those an
     earlier destroy kept; a record is begun when there is none (or it is not a JSON object). The JSON file's path."""
-    try:
-        record = json.loads((records_dir / f"{name}.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        record = None
-    if not isinstance(record, dict):
-        record = {"customer": name, "account_id": account_id}
-    earlier = record.get("offboarding", {}).get("kept", [])
-    record["offboarding"] = {"kept_at": _now().isoformat(timespec="seconds"),
-                             "kept": earlier + [item for item in kept if item not in earlier]}
-    return write_record(records_dir, name, record)[0]
+    def keep(record: dict | None) -> dict:
+        record = record or {"customer": name, "account_id": account_id}
+        earlier = record.get("offboarding", {}).get("kept", [])
+        return {**record, "offboarding": {"kept_at": _now().isoformat(timespec="seconds"),
+                                          "kept": earlier + [item for item in kept if item not in earlier]}}
+    return update_record(records_dir, name, keep)[0]
+
+
+def record_destroyed(records_dir: Path, name: str, by: str) -> Path | None:
+    """Say in `name`'s record that its data plane was destroyed (`status`), now, by `by` (the caller's ARN), keeping
+    the audit logs its `offboarding` lists (`destroyed`); the activation stays in it. The JSON file's path, or None
+    when there is no record (nothing was ever activated or kept for `name`)."""
+    def destroyed(record: dict | None) -> dict | None:
+        if record is None:
+            return None
+        kept = record.get("offboarding", {}).get("kept", [])
+        return {**record, "status": "destroyed",
+                "destroyed": {"at": _now().isoformat(timespec="seconds"), "by": by, "kept": kept}}
+    written = update_record(records_dir, name, destroyed)
+    return written and written[0]
+
+
+def kept_summary(kept: list[dict]) -> str:
+    """What a destroy kept, counted: `4 audit-log bucket(s) and 2 KMS key(s)`."""
+    kinds = [item["kind"] for item in kept]
+    return f"{kinds.count('S3 bucket')} audit-log bucket(s) and {kinds.count('KMS key')} KMS key(s)"
+
+
+def destroyed_record(customer: Customer, settings: Settings, records_dir: Path,
+                     outdir: Path) -> tuple[Path, dict] | None:
+    """`customer`'s record (its path) and what it says of the destroy (`destroyed`: when, by whom, what was kept), when
+    it says the data plane was destroyed and the state (beside `outdir` when local) holds no resources since; None
+    otherwise (a deploy after the destroy fills the state: the record is then out of date, and verify checks)."""
+    record = load_record(records_dir, customer.name)
+    if record is None or record.get("status") != "destroyed" or states([customer], settings, outdir)[0].deployed:
+        return None
+    return record_paths(records_dir, customer.name)[0], record["destroyed"]
 
 
 def write_record(records_dir: Path, name: str, record: dict) -> tuple[Path, Path]:
     """Write `<name>.json` and `<name>.md` in `records_dir`, each replaced atomically (never half-written)."""
-    files = {records_dir / f"{name}.json": json.dumps(record, indent=2) + "\n",
-             records_dir / f"{name}.md": markdown(record)}
+    files = dict(zip(record_paths(records_dir, name), (json.dumps(record, indent=2) + "\n", markdown(record))))
     records_dir.mkdir(parents=True, exist_ok=True)
     for path, text in files.items():
         write_atomically(path, text)

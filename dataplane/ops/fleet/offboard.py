@@ -13,6 +13,10 @@ versioning, policy, lifecycle, logging, replication, notifications), and the KMS
 logs stay readable) are taken out of the state (`terraform state rm`): the destroy leaves them as they are, and
 ends with exit 0. The run names each, with its region and account, and adds them to the customer's activation
 record (`<records dir>/<customer>.json` and `.md`) first: nothing leaves the state before the record lists it.
+
+Records follow the destroy: once it succeeds, the outputs file the deploy wrote (`<outputs dir>/<customer>.json`) is
+removed, and the activation record, when there is one, says the data plane was destroyed: when, by whom (the ARN of
+the credentials the run acts with, asked of STS before anything changes) and what was kept (`record_destroyed`).
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import boto3
+
 from dataplane import synth_output
 from dataplane.config.customer import NAME_RULE, Customer
 from dataplane.ops.fleet import state
-from dataplane.ops.fleet.activate import record_kept
-from dataplane.ops.account.aws import AWS_ERRORS, aws_error
+from dataplane.ops.fleet.activate import kept_summary, record_destroyed, record_kept
+from dataplane.ops.account.aws import AWS_ERRORS, aws_error, home_region
 from dataplane.ops.fleet.deploy import SynthError, destroy_stack, workspace
 from dataplane.ops.fleet.plan import account_of
 from dataplane.ops.pipeline.ref_synth import RefError, synth_ref
@@ -74,18 +80,18 @@ def _strings(value: object) -> Iterator[str]:
             yield from _strings(item)
 
 
-def destroy(customer: Customer, outdir: Path, records_dir: Path) -> int:
+def destroy(customer: Customer, outdir: Path, records_dir: Path, outputs_dir: Path) -> int:
     """Destroy `customer`, of the current fleet, from its stack synthesized now; the CLI's exit status."""
     try:
         with workspace(customer, outdir) as workdir:
-            return _destroy(customer.name, workdir, records_dir)
+            return _destroy(customer.name, workdir, records_dir, outputs_dir)
     except SynthError as e:
         print(f"destroy {customer.name}: {e}", file=sys.stderr)
         return 1
 
 
 def destroy_from(name: str, ref: str, outdir: Path, fleet: list[Customer], confirm: Callable[[str, str], bool],
-                 records_dir: Path) -> int:
+                 records_dir: Path, outputs_dir: Path) -> int:
     """Destroy `name`, a customer of `ref`'s fleet no longer in `fleet`, from `ref`'s synthesized stack, once
     `confirm(name, account)` agrees (else 1, nothing destroyed)."""
     if current := next((c for c in fleet if c.name == name), None):
@@ -102,14 +108,16 @@ def destroy_from(name: str, ref: str, outdir: Path, fleet: list[Customer], confi
             raise OffboardError(f"no customer {name!r} at {ref}; known there: {', '.join(sorted(stacks)) or 'none'}")
         if not confirm(name, account_of(synth_output.stack_dir(workdir, name))):
             return 1
-        return _destroy(name, workdir, records_dir)
+        return _destroy(name, workdir, records_dir, outputs_dir)
 
 
-def _destroy(name: str, workdir: Path, records_dir: Path) -> int:
-    """Keep the audit logs out of the state (recorded first), then destroy the stack synthesized in
-    `workdir`; terraform's exit status, or 1 (nothing destroyed) when the logs could not be kept."""
+def _destroy(name: str, workdir: Path, records_dir: Path, outputs_dir: Path) -> int:
+    """Keep the audit logs out of the state (recorded first), destroy the stack synthesized in `workdir`, then have
+    the records follow (`records_follow`); terraform's exit status, or 1 when the logs could not be kept (nothing
+    destroyed) or the records could not follow."""
     stack_dir = synth_output.stack_dir(workdir, name)
     account = account_of(stack_dir)
+    by = destroyer(name)
     try:
         logs = audit_logs(state.read(stack_dir))
         if logs.addresses:
@@ -129,8 +137,42 @@ def _destroy(name: str, workdir: Path, records_dir: Path) -> int:
         for item in logs.kept:
             print(f"  {item['kind']} {item['id']} ({item['region']})", flush=True)
     status = destroy_stack(name, workdir)
-    if status == 0 and logs.addresses:
-        kinds = [item["kind"] for item in logs.kept]
-        print(f"destroyed {name}; kept {kinds.count('S3 bucket')} audit-log bucket(s) and {kinds.count('KMS key')} "
-              f"KMS key(s) in account {account}, listed above and in {record}")
-    return status
+    if status != 0:
+        return status
+    if not records_follow(name, records_dir, outputs_dir, by):
+        return 1
+    if logs.addresses:
+        print(f"destroyed {name}; kept {kept_summary(list(logs.kept))} in account {account}, listed above and in "
+              f"{record}")
+    return 0
+
+
+def destroyer(name: str) -> str:
+    """The ARN of the credentials this run acts with (the CLI made them the deployer's), as STS says; when STS does
+    not say, `unknown (<why>)`, said on stderr too: the destroy goes on, its record naming no one."""
+    session = boto3.Session()
+    try:
+        return session.client("sts", region_name=home_region(session)).get_caller_identity()["Arn"]
+    except AWS_ERRORS as e:
+        print(f"destroy {name}: whose credentials these are is unknown (sts:GetCallerIdentity: {aws_error(e)}); the "
+              "record will say so", file=sys.stderr)
+        return f"unknown ({aws_error(e)})"
+
+
+def records_follow(name: str, records_dir: Path, outputs_dir: Path, by: str) -> bool:
+    """After a successful destroy: remove the outputs file the deploy wrote, and have the activation record (when
+    there is one) say destroyed, by `by`. Whether both could be done (else one line saying what could not)."""
+    outputs = outputs_dir / f"{name}.json"
+    try:
+        removed = outputs.is_file()
+        outputs.unlink(missing_ok=True)
+        record = record_destroyed(records_dir, name, by)
+    except OSError as e:
+        print(f"destroy {name}: destroyed, but the records cannot follow: {e.filename}: {e.strerror or e}",
+              file=sys.stderr)
+        return False
+    followed = [f"removed {outputs}"] if removed else []
+    followed += [f"{record} says destroyed by {by}"] if record else []
+    if followed:
+        print(f"destroy {name}: {'; '.join(followed)}", flush=True)
+    return True
