@@ -85,6 +85,16 @@ class Bench:
     def ours(self, deployment: Deployment, target: str) -> float:
         return timed(["make", "-s", *self.make_args(deployment, target)], deployment.env)
 
+    def bare(self, deployment: Deployment, command: str) -> float:
+        """Terraform alone on the same stack: synthesized and initialized beforehand (not timed), then `terraform
+        plan` or `apply` timed; what `make plan` and `make deploy` add is measured against it."""
+        out = deployment.workdir / "bare.out"  # beside the workdir's state, as the project's own outdirs are
+        timed([sys.executable, "-O", "main.py", "--customer", CUSTOMER], {**deployment.env, OUTDIR_ENV: str(out)})
+        stack_dir = out / "stacks" / CUSTOMER
+        timed(["terraform", f"-chdir={stack_dir}", *INIT], deployment.env)
+        argv = ["apply", "-auto-approve"] if command == "apply" else ["plan"]
+        return timed(["terraform", f"-chdir={stack_dir}", *argv, "-input=false"], deployment.env)
+
     def retried(self, measured: Callable[[], float]) -> float:
         """A fresh deploy's time; once more on failure (moto now and then refuses to accept a peering it has
         just created: `InvalidStateTransition`), counted in `self.retries`."""
@@ -120,11 +130,17 @@ def median(values: list[float]) -> float:
 def section(rows: dict[str, tuple[float, float | None]], phases: dict[str, float], runs: int,
             retries: list[str]) -> str:
     lines = [HEADING, "", f"The peering fixture (`{CUSTOMER}`) against moto on 127.0.0.1; median of {runs} runs, "
-             "each from a fresh output directory (deploys: an emptied emulator).", "",
+             "each from a fresh output directory (deploys: an emptied emulator). The bare rows are terraform alone on "
+             "the same stack, synthesized and initialized beforehand: what the make targets add (synth, adopt, "
+             "init, outputs, the tool's start) is the difference.", "",
              "| case | project: wall s | stock `npx cdktf`: wall s | stock ÷ project |", "|---|---|---|---|"]
     for label, (ours, stock) in rows.items():
         ratio = f"{stock / ours:.1f}×" if stock else "n/a"
         lines.append(f"| {label} | {ours:.1f} | {f'{stock:.1f}' if stock else 'n/a'} | {ratio} |")
+    for target, label, bare, goal in (("make plan", "plan (deployed, no changes)", "bare terraform plan", 2),
+                                      ("make deploy", "deploy (fresh account)", "bare terraform apply", 3)):
+        overhead = rows[label][0] - rows[bare][0]
+        lines.append(f"- `{target}` above a {bare} of the same stack: {overhead:+.1f} s (target: {goal} s or less)")
     lines += ["", "Where a project deploy's time goes (each step run on its own, once):", ""]
     lines += [f"- {name}: {seconds:.1f} s" for name, seconds in phases.items()]
     lines += ["", f"Deploys run again after an emulator failure: {len(retries)}"]
@@ -141,15 +157,19 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="dataplane-bench-activation-") as tmp:
             bench = Bench(emulator, Path(tmp))
             samples: dict[str, tuple[list[float], list[float]]] = {
-                "plan (deployed, no changes)": ([], []), "deploy (fresh account)": ([], []), "activate": ([], [])}
+                "plan (deployed, no changes)": ([], []), "bare terraform plan": ([], []),
+                "deploy (fresh account)": ([], []), "bare terraform apply": ([], []), "activate": ([], [])}
             for _ in range(args.runs):
                 deployed = bench.fresh(deployed=True)
                 samples["plan (deployed, no changes)"][0].append(bench.ours(deployed, "plan"))
                 samples["plan (deployed, no changes)"][1].append(bench.stock(deployed, "plan"))
+                samples["bare terraform plan"][0].append(bench.bare(deployed, "plan"))
                 samples["deploy (fresh account)"][0].append(bench.retried(lambda: bench.ours(
                     bench.fresh(deployed=False), "deploy")))
                 samples["deploy (fresh account)"][1].append(bench.retried(lambda: bench.stock(
                     bench.fresh(deployed=False), "deploy")))
+                samples["bare terraform apply"][0].append(bench.retried(lambda: bench.bare(
+                    bench.fresh(deployed=False), "apply")))
                 samples["activate"][0].append(bench.retried(lambda: bench.ours(bench.fresh(deployed=False),
                                                                                 "activate")))
                 for dirs in Path(tmp).glob("run-*"):

@@ -1,6 +1,7 @@
 """Shared fixtures: one jsii runtime per session, the fixture customers synthesized once.
 
-The suite runs on every core (pytest-xdist), one test module per worker at a time, so each
+The suite runs on three workers (pytest-xdist; much of an end-to-end test waits on the emulator and terraform),
+one test module per worker at a time, so each
 module keeps its own emulator and its module-scoped deployments.
 
 Tests never read the live fleet (`customers/`): the customers they rely on are fixtures in

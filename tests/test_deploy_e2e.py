@@ -36,10 +36,10 @@ def deployment(request, emulator, customers, settings, tmp_path_factory) -> Depl
 
 
 def logged(printed: str) -> Path:
-    """The log file a command's last line names (`...; log: PATH`), which exists."""
-    found = re.search(r"; log: (\S+\.log)$", printed.rstrip().splitlines()[-1])
-    assert found and Path(found[1]).is_file(), printed
-    return Path(found[1])
+    """The log file a command's result line names (`...; log: PATH`), which exists."""
+    found = re.findall(r"; log: (\S+\.log)$", printed, re.M)
+    assert found and Path(found[-1]).is_file(), printed
+    return Path(found[-1])
 
 
 def client(emulator, deployment, service, peer=False):
