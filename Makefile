@@ -76,9 +76,10 @@ synth: setup ## synthesize every customer into CDKTF_OUT (else cdktf.json's outp
 test: setup $(CHECKOV_VENV)/.installed ## run the whole test suite (unit, synth, terraform, security gate, end to end against moto)
 	$(PY) -m pytest
 
-# The inner loop: everything but the tests that deploy against the emulator (tests/conftest.py marks them).
-test-quick: setup $(CHECKOV_VENV)/.installed ## the suite without deploys (unit, snapshots, synth): under 90 s
-	$(PY) -m pytest -m "not deploys"
+# The inner loop: everything but the tests that deploy against the emulator (tests/conftest.py marks them) and the
+# three that synthesize a fleet several times over (marked heavy).
+test-quick: setup $(CHECKOV_VENV)/.installed ## the suite without deploys and the three heaviest synths (unit, snapshots, synth): under 90 s
+	$(PY) -m pytest -m "not deploys and not heavy" --numprocesses=2
 
 require-customer: $(VENV)/.installed
 	@test -n "$$CUSTOMER" || { echo "usage: make $(firstword $(MAKECMDGOALS)) CUSTOMER=<name>" >&2; exit 2; }

@@ -1,8 +1,7 @@
 """Shared fixtures: one jsii runtime per session, the fixture customers synthesized once.
 
 The suite runs on three workers (pytest-xdist; much of an end-to-end test waits on the emulator and terraform),
-one test module per worker at a time, so each
-module keeps its own emulator and its module-scoped deployments.
+one test module per worker at a time, so each module keeps its own emulator and its module-scoped deployments.
 
 Tests never read the live fleet (`customers/`): the customers they rely on are fixtures in
 `tests/fixtures/customers`, and `tests/test_live_fleet.py` checks the live fleet generically.
@@ -50,11 +49,11 @@ def pytest_configure(config):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Tests using the emulator are marked `deploys` (before `-m` selects: `make test-quick` leaves them out).
-    End-to-end modules (those using it) first, in file order: the many quick modules then fill both workers to
-    the end, instead of one worker finishing a long module alone."""
+    """Tests using the emulator (or the sandbox's) are marked `deploys` (before `-m` selects: `make test-quick` leaves
+    them out). End-to-end modules (those using it) first, in file order: the many quick modules then fill the workers
+    to the end, instead of one worker finishing a long module alone."""
     for item in items:
-        if "emulator" in getattr(item, "fixturenames", ()):
+        if {"emulator", "sandbox"} & set(getattr(item, "fixturenames", ())):  # a moto server, in-process or not
             item.add_marker(pytest.mark.deploys)
     e2e = {item.path for item in items if item.get_closest_marker("deploys")}
     items.sort(key=lambda item: item.path not in e2e)

@@ -53,6 +53,7 @@ def synth(fleet, tmp_path_factory):
     return results
 
 
+@pytest.mark.heavy
 def test_fast_and_stock_synth_are_byte_identical_for_every_stack(synth, fleet):
     (stock, _), (fast, _) = synth["stock"], synth["fast"]
     customers = sorted(p.stem for p in fleet.glob("*.toml"))

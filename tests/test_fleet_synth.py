@@ -45,6 +45,7 @@ def test_same_fleet_synthesizes_byte_identical_from_different_directories(fleet,
     assert outputs[0] == outputs[1]
 
 
+@pytest.mark.heavy
 def test_sharded_synths_of_a_large_fleet_run_at_once_and_match_one_process_byte_for_byte(tmp_path):
     """Two sharded synths into one output at the same time both succeed; the result is one process's, exactly."""
     fleet = tmp_path / "customers"

@@ -66,6 +66,7 @@ def test_every_stack_passes_the_security_gate(fleet, fleet_out):
     assert failed == []
 
 
+@pytest.mark.heavy
 def test_adding_and_removing_a_customer_keeps_the_fleet_checks_green(fleet, tmp_path):
     customers = fleet[1]
     copy = tmp_path / "customers"
