@@ -45,6 +45,7 @@ from dataplane.ops.fleet.adopt import AdoptError
 from dataplane.ops.fleet.deploy import SynthError, deploy
 from dataplane.ops.fleet.list_customers import states
 from dataplane.ops.files import write_atomically
+from dataplane.ops.markdown import code
 from dataplane.ops.account.preflight import preflight
 from dataplane.ops.report import Outcome, Report, Row, Status, check
 from dataplane.ops.account.verify import verify
@@ -269,7 +270,7 @@ def _destroyed(record: dict) -> list[str]:
     kept = f"{kept_summary(destroyed['kept'])}, listed under Kept at offboarding" if destroyed["kept"] else "nothing"
     return [f"# Destroyed: the data plane of {r['customer']}", "", "| | |", "| --- | --- |",
             f"| Customer | {r['customer']} |", f"| Account | {r['account_id']} |",
-            f"| Destroyed (UTC) | {destroyed['at']} |", f"| Destroyed by | `{destroyed['by']}` |",
+            f"| Destroyed (UTC) | {destroyed['at']} |", f"| Destroyed by | {code(destroyed['by'])} |",
             f"| Kept | {kept} |"]
 
 
@@ -284,11 +285,11 @@ def _activation(record: dict) -> list[str]:
     uncommitted = bool(file) and not file["committed"]
     rows = [("Customer", r["customer"])]
     if file:
-        rows.append(("Customer file", f"`{file['path']}`, " + ("**from an uncommitted file** (not committed to git "
+        rows.append(("Customer file", f"{code(file['path'])}, " + ("**from an uncommitted file** (not committed to git "
                                                                  "as it is)" if uncommitted else "committed")))
     rows += [("Account", r["account_id"]), ("Region", r["region"])]
     if alarm := r.get("tamper_alarm"):
-        rows.append(("Tamper alarm", f"emails {alarm['email']} (topic `{alarm['topic_arn']}`)"))
+        rows.append(("Tamper alarm", f"emails {alarm['email']} (topic {code(alarm['topic_arn'])})"))
     if any(s["step"] == "verify" and s["result"] != NOT_RUN for s in r["steps"]):
         rows.append(("Verified as", r["verified_as"]))
     rows += [("Warnings", f"{warnings} (the WARN rows under Checks)" if warnings else "none"),
@@ -322,7 +323,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _code(value: str | None) -> str:
-    return f"`{value}`" if value else "not deployed"
+    return code(value) if value else "not deployed"
 
 
 def _cell(text: str) -> str:
