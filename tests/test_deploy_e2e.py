@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from constructs_lib.data_plane_network import private_subnet_cidrs
+from dataplane.ops.fleet import init_cache
 from dataplane.ops.report import Status
 from dataplane.ops.account.verify import verify
 from dataplane.policy import ACTIVATION_ACTIONS, ACTIVATION_POLICY_NAME, trust_policy
@@ -152,11 +153,26 @@ def test_make_deploy_prints_its_progress_without_control_codes_and_logs_terrafor
     assert "Creation complete after" in text and '"value"' not in text, "outputs' values stay out of the log"
 
 
-def test_plan_right_after_deploy_reports_no_changes(deployment):
+def test_plan_right_after_deploy_reports_no_changes_without_initializing_again(deployment):
     planned = deployment.make("plan")
     assert planned.returncode == 0 and f"plan {deployment.customer.name}: plan: no changes in " in planned.stdout
     assert "\x1b[" not in planned.stdout + planned.stderr
-    assert "No changes. Your infrastructure matches the configuration." in logged(planned.stdout).read_text()
+    log = logged(planned.stdout).read_text()
+    assert "No changes. Your infrastructure matches the configuration." in log
+    assert "== init" not in log, "the deploy's init is reused (init_cache)"
+
+
+def test_a_kept_init_terraform_refuses_is_made_again(deployment):
+    """A kept lock file that no longer matches (here: emptied) makes terraform ask for `terraform init`: the plan
+    initializes, passes, and keeps the new init."""
+    kept = init_cache.kept(deployment.workdir / "cdktf.out", deployment.customer.name)
+    (kept / ".terraform.lock.hcl").write_text("# emptied\n")
+    planned = deployment.make("plan")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "initializing again: terraform asks for it" in planned.stdout and "FAILED" not in planned.stderr
+    steps = re.findall(r"^== (\w+): exit status (\d+)", logged(planned.stdout).read_text(), re.M)
+    assert steps == [("plan", "1"), ("init", "0"), ("plan", "0")]
+    assert "hashicorp/aws" in (kept / ".terraform.lock.hcl").read_text()
 
 
 def test_second_deploy_changes_nothing_and_writes_the_outputs_file_make_deploy_wrote(deployment):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from dataplane.ops.fleet import plan as fleet_plan
+from dataplane.ops.pipeline.plan_review import read_plan
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT, SETTINGS_ENV
 from dataplane.runtime.toolchain import tool_environment
 from tests.conftest import FIXTURES, run_main
@@ -146,6 +148,20 @@ def test_a_cidr_and_external_id_change_is_reviewed_as_terraform_plans_it(deploym
                                   f"VPC (`{vpc}`) and everything in it")
     assert [w for w in warnings if w.startswith("replaces ")] == warnings[-len(replaced):]
     assert markdown.index("root cause: network CIDR changed") < markdown.index(f"replaces `{vpc}`")
+
+
+def test_the_rollout_s_counts_from_terraform_s_stream_are_the_saved_plan_s(deployment, tmp_path):
+    """`plan_counted` (the rollout's plan: `terraform plan -json`, no `terraform show`) counts what the saved plan
+    holds, replacements and updates alike."""
+    outdir = head(deployment, "counted", lambda text: text.replace("172.20.0.0/19", "172.24.0.0/19").replace(
+        "astro-8d41a6c0", "astro-rotated-1"))
+    stack_dir, plan_file = outdir / "stacks" / CUSTOMER, tmp_path / f"{CUSTOMER}.tfplan"
+    result, counts, error = fleet_plan.plan_counted(stack_dir, plan_file, deployment.env, fleet_plan._Init())
+    assert (result, error) == ("changes", "")
+    shown = subprocess.run(["terraform", "show", "-json", str(plan_file)], cwd=stack_dir, capture_output=True,
+                           timeout=300, env=deployment.env, check=True)
+    saved = read_plan(CUSTOMER, plan_file, shown.stdout).counts()
+    assert counts == saved and saved["replace"] > 0 and saved["update"] > 0
 
 
 def test_one_ci_identity_plans_the_customers_account_through_the_deploy_role(emulator, deployment, tmp_path):

@@ -103,13 +103,12 @@ def test_a_successful_run_prints_one_line_with_terraform_s_result_and_time(tool,
     assert "Apply complete! Resources: 2 added" in the_log(tmp_path).read_text(encoding="utf-8")
 
 
-def test_captured_stdout_stays_out_of_the_log(tmp_path):
-    run, out, _ = runner(tmp_path)
-    code = "import sys; print('{\"token\": \"' + 'hun' + 'ter2\"}'); print('a warning', file=sys.stderr)"
-    done = run.run("outputs", [sys.executable, "-c", code], tmp_path, env=dict(os.environ), capture=True, quiet=True)
-    assert done.ok and done.output == '{"token": "hunter2"}\n' and out.getvalue() == ""
-    text = the_log(tmp_path).read_text(encoding="utf-8")
-    assert "a warning" in text and "hunter2" not in text and "(stdout: 21 bytes, not logged)" in text
+def test_a_failure_not_reported_prints_nothing_until_the_caller_reports_it(tool, tmp_path):
+    run, out, err = runner(tmp_path)
+    done = run.run("apply", [*tool, "fail"], tmp_path, env=dict(os.environ), report=False)
+    assert not done.ok and out.getvalue() == err.getvalue() == ""
+    run.failure("apply", done)
+    assert err.getvalue().startswith(f"deploy acme: apply FAILED (exit status {done.status}) in ")
 
 
 def test_each_run_has_a_log_of_its_own_and_one_command_s_steps_share_one(tool, tmp_path):

@@ -1,4 +1,4 @@
-"""`python -m dataplane deploy <customer>`: synth, adopt, then terraform init, apply and output, in a private workspace.
+"""`python -m dataplane deploy <customer>`: synth, adopt, then terraform apply, in a private workspace.
 
 A deploy never works in the shared synth output: it synthesizes its one customer into a new
 directory beside it (same parent, so the local state path is the same one), adopts there, and
@@ -7,12 +7,14 @@ synth can change its files while it runs, and the import blocks adopt writes go 
 a killed deploy leaves nothing that a later plan would apply. `python -m dataplane adopt <customer>`
 shows what a deploy would adopt.
 
-The deploy runs the terraform commands `cdktf deploy` runs, without the CLI (its start-up, its
-spinner): `terraform init`, `terraform apply -auto-approve`, `terraform output -json`, with the
-same environment (the deployer's credentials, the project's CLI config), and writes the outputs file
-`<outputs dir>/<customer>.json` byte for byte as `cdktf deploy --outputs-file` does (`outputs_file_text`).
-A destroy (`destroy_stack`) is `terraform init` and `terraform destroy -auto-approve`, as `cdktf destroy`'s.
-Each prints its progress lines and keeps terraform's output in a log (`dataplane/ops/fleet/progress.py`).
+The deploy runs what `cdktf deploy` runs, without the CLI (its start-up, its spinner): `terraform apply
+-auto-approve` with the same environment (the deployer's credentials, the project's CLI config), in a directory
+initialized as the customer's last run left it (`init_cache`: `terraform init` only when terraform asks for it), and
+writes the outputs file `<outputs dir>/<customer>.json` byte for byte as `cdktf deploy --outputs-file` does
+(`outputs_file_text`), from the outputs the applied state records (what `terraform output -json` prints, without
+starting terraform again). A destroy (`destroy_stack`) is `terraform init` and `terraform destroy -auto-approve`, as
+`cdktf destroy`'s. Each prints its progress lines and keeps terraform's output in a log
+(`dataplane/ops/fleet/progress.py`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import boto3
+
 from dataplane import synth_output
 from dataplane.config.customer import Customer
 from dataplane.ops.files import write_atomically
+from dataplane.ops.fleet import init_cache, state
 from dataplane.ops.fleet.adopt import adopt, write_imports
 from dataplane.ops.fleet.progress import Progress
 from dataplane.project import PROJECT_ROOT
@@ -35,7 +40,6 @@ from dataplane.runtime.toolchain import INIT, tool_environment
 
 MAIN = PROJECT_ROOT / "main.py"
 APPLY = ["apply", "-auto-approve", "-input=false", "-no-color"]
-OUTPUT = ["output", "-json", "-no-color"]
 PLAN = ["plan", "-input=false", "-no-color"]
 DESTROY = ["destroy", "-auto-approve", "-input=false", "-no-color"]
 
@@ -80,9 +84,7 @@ def plan_customer(customer: Customer, outdir: Path) -> int:
     """
     progress = Progress("plan", customer.name, outdir)
     with _synthesized(customer, outdir, progress) as stack_dir:
-        if not (init := progress.run("init", ["terraform", *INIT], stack_dir)).ok:
-            return init.status
-        planned = progress.run("plan", ["terraform", *PLAN], stack_dir)
+        planned = init_cache.run(progress, "plan", PLAN, stack_dir, outdir, customer.name)
         if planned.ok:
             for line in planned.output.splitlines():
                 if line.lstrip().startswith("# ") and (" will be " in line or " must be " in line):
@@ -92,8 +94,8 @@ def plan_customer(customer: Customer, outdir: Path) -> int:
 
 
 def deploy(customer: Customer, outdir: Path, outputs_dir: Path) -> int:
-    """Adopt what is provably ours, then `terraform init`, `apply` and `output` as `cdktf deploy` runs them, and
-    write the outputs file; the exit status (terraform's when it failed)."""
+    """Adopt what is provably ours, then `terraform apply` as `cdktf deploy` runs it (initialized when terraform asks),
+    and write the outputs file; the exit status (terraform's when it failed)."""
     progress = Progress("deploy", customer.name, outdir)
     with _synthesized(customer, outdir, progress) as stack_dir:
         imports = adopt(stack_dir, customer.name)
@@ -101,15 +103,11 @@ def deploy(customer: Customer, outdir: Path, outputs_dir: Path) -> int:
             progress.say(f"adopting {block['to']} = {block['id']}")
         if imports:
             write_imports(stack_dir, imports)
-        for step, command in (("init", INIT), ("apply", APPLY)):
-            if not (run := progress.run(step, ["terraform", *command], stack_dir)).ok:
-                return run.status
-        if not (shown := progress.run("outputs", ["terraform", *OUTPUT], stack_dir, capture=True, quiet=True)).ok:
-            return shown.status
+        if not (applied := init_cache.run(progress, "apply", APPLY, stack_dir, outdir, customer.name)).ok:
+            return applied.status
         outputs_dir.mkdir(parents=True, exist_ok=True)
         path = outputs_dir / f"{customer.name}.json"
-        document = json.loads((stack_dir / synth_output.STACK_FILE).read_text(encoding="utf-8"))
-        write_atomically(path, outputs_file_text(document, json.loads(shown.output)))
+        write_atomically(path, stack_outputs_text(stack_dir))
         progress.say(f"outputs written to {path}")
         progress.done("deployed")
         return 0
@@ -125,6 +123,13 @@ def destroy_stack(name: str, workdir: Path) -> int:
             return run.status
     progress.done("destroyed")
     return 0
+
+
+def stack_outputs_text(stack_dir: Path, session: boto3.Session | None = None) -> str:
+    """The outputs file of the stack applied in `stack_dir`: its state's outputs (read as `state.read` reads the
+    state, with `session`'s credentials for an S3 backend), as `terraform output -json` would print them."""
+    document = json.loads((stack_dir / synth_output.STACK_FILE).read_text(encoding="utf-8"))
+    return outputs_file_text(document, state.outputs(state.read(stack_dir, session)))
 
 
 def outputs_file_text(stack: dict, outputs: dict[str, dict]) -> str:

@@ -37,6 +37,7 @@ from dataplane import synth_output
 from dataplane.config.settings import Settings
 from dataplane.ops.pipeline import review
 from dataplane.ops.pipeline.matrix import batch_of
+from dataplane.ops.pipeline.plan_review import COUNTED
 from dataplane.policy import external_id_list
 from dataplane.runtime.toolchain import (
     AWS_PROVIDER,
@@ -189,13 +190,9 @@ def _plan_stack(target: Target, plan_file: Path, json_file: Path, env: dict[str,
     command = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
     command += ["-destroy"] if target.destroy else ["-refresh-only"] if target.refresh_only else []
     command += [] if lock and not target.refresh_only else ["-lock=false"]
-    planned = _terraform(target.directory, env, command) if (target.directory / ".terraform").is_dir() else None
-    if planned is None or planned.returncode == 1 and "terraform init" in planned.stderr:
-        if (done := init(target.directory, env)).returncode != 0:
-            return "error", _failure("init", done)
-        planned = _terraform(target.directory, env, command)
+    planned = _initialized(target.directory, env, command, init)
     if planned.returncode not in (0, 2):
-        return "error", _failure("plan", planned)
+        return "error", _failure("plan" if planned.args[1] == "plan" else "init", planned)
     if target.refresh_only:
         return ("changes" if planned.returncode == 2 else "no changes"), ""
     shown = _terraform(target.directory, env, ["show", "-json", str(plan_file)])
@@ -205,6 +202,69 @@ def _plan_stack(target: Target, plan_file: Path, json_file: Path, env: dict[str,
     partial.write_text(shown.stdout, encoding="utf-8")
     os.replace(partial, json_file)
     return ("changes" if planned.returncode == 2 else "no changes"), ""
+
+
+def plan_counted(directory: Path, plan_file: Path, env: dict[str, str], init: _Init) -> tuple[Result, dict[str, int], str]:
+    """Plan the stack in `directory` into `plan_file`, taking the state lock; (result, its resources per action as
+    `Plan.counts()` gives them, error message). The counts come from terraform's machine-readable stream (`plan
+    -json`), which spares `terraform show` and its second load of the aws provider's schema."""
+    plan_file.unlink(missing_ok=True)
+    planned = _initialized(directory, env, ["plan", "-input=false", "-json", "-detailed-exitcode",
+                                            f"-out={plan_file}"], init)
+    if planned.returncode not in (0, 2):
+        plan_file.unlink(missing_ok=True)  # terraform saves an errored plan too
+        step = "plan" if planned.args[1] == "plan" else "init"
+        return "error", {}, f"terraform {step} failed: {human(planned.stdout, planned.stderr)}"
+    return ("changes" if planned.returncode == 2 else "no changes"), stream_counts(planned.stdout), ""
+
+
+UI_ACTIONS = {"create": "create", "update": "update", "replace": "replace", "delete": "destroy", "remove": "forget"}
+"""terraform's machine-readable `planned_change` actions, as `Plan.counts()` names them (`noop`, `read`, `move` and an
+import alone are not counted; imports are, from the `change_summary`)."""
+
+
+def stream_counts(stream: str) -> dict[str, int]:
+    """Resources per action in a `terraform plan -json` stream, as `Plan.counts()` reads them from the saved plan."""
+    counts = dict.fromkeys(COUNTED, 0)
+    for message in map(json.loads, filter(str.strip, stream.splitlines())):
+        if message.get("type") == "planned_change" and (action := UI_ACTIONS.get(message["change"]["action"])):
+            counts[action] += 1
+        elif message.get("type") == "change_summary":
+            counts["import"] = message["changes"].get("import", 0)
+    return counts
+
+
+def human(stdout: str, stderr: str = "") -> str:
+    """The text of a `-json` run's messages (a diagnostic's summary and detail), as terraform would print them."""
+    lines = []
+    for line in filter(str.strip, stdout.splitlines()):
+        try:
+            message = json.loads(line)
+        except ValueError:
+            lines.append(line)
+            continue
+        diagnostic = message.get("diagnostic") or {}
+        lines.append(message.get("@message", ""))
+        if detail := diagnostic.get("detail"):
+            lines.append(detail)
+    return "\n".join(lines + [stderr.strip()]).strip()
+
+
+def needs_init(output: str) -> bool:
+    """Whether a failed terraform run asks for `terraform init` (a new, changed or incomplete working directory)."""
+    return "terraform init" in output
+
+
+def _initialized(directory: Path, env: dict[str, str], command: list[str],
+                 init: _Init) -> subprocess.CompletedProcess:
+    """`terraform <command>` in `directory`, initialized first when it is not, or again when terraform asks for it;
+    the run, or the failed init's."""
+    done = _terraform(directory, env, command) if (directory / ".terraform").is_dir() else None
+    if done is None or done.returncode == 1 and needs_init(done.stderr + done.stdout):
+        if (done := init(directory, env)).returncode != 0:
+            return done
+        done = _terraform(directory, env, command)
+    return done
 
 
 def _run(target: Target, outdir: Path, out: Path, credentials: _Credentials, init: _Init) -> StackPlan:

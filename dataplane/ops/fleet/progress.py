@@ -124,8 +124,7 @@ def warnings(output: str) -> int:
 
 @dataclass(frozen=True)
 class Run:
-    """A finished tool run: its exit status, seconds, and output without ANSI codes (with `capture`, stdout
-    alone)."""
+    """A finished tool run: its exit status, seconds, and output without ANSI codes."""
 
     status: int
     seconds: float
@@ -175,10 +174,10 @@ class Progress:
         print(f"{self.command} {self.customer}: {text}", file=self.err if err else self.out, flush=True)
 
     def run(self, step: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None,
-            capture: bool = False, quiet: bool = False) -> Run:
+            quiet: bool = False, report: bool = True) -> Run:
         """Run `argv` in `cwd` (environment: `env`, else the tools'), its output into the log; on success one line
-        (unless `quiet`), on failure its errors then the log's path. With `capture`, stdout is kept apart and not
-        logged (`terraform output -json`: values the outputs file leaves out, sensitive ones, are in it)."""
+        (unless `quiet`), on failure its errors then the log's path (unless not `report`: then the caller's
+        `failure` to say, or not)."""
         log = self._log()
         env = {**(tool_environment() if env is None else env), **NO_COLOUR}
         status = StatusLine(self.err)
@@ -186,22 +185,20 @@ class Progress:
         with open(log, "a", encoding="utf-8") as sink:
             sink.write(f"== {step}: {' '.join(argv)} (in {cwd}, {_utc()})\n")
             sink.flush()
-            if capture:
-                done = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True)
-                sink.write(plain(done.stderr.decode(errors="replace")))
-                sink.write(f"(stdout: {len(done.stdout)} bytes, not logged)\n")
-                code, output = done.returncode, plain(done.stdout.decode(errors="replace"))
-            else:
-                code, output = self._stream(step, argv, cwd, env, sink, status, started)
+            code, output = self._stream(step, argv, cwd, env, sink, status, started)
             seconds = time.monotonic() - started
             sink.write(f"== {step}: exit status {code} in {seconds:.1f} s\n")
         status.clear()
         run = Run(code, seconds, output)
-        if not run.ok:
-            self.failed(f"{step} FAILED (exit status {code}) in {seconds:.1f} s", error_lines(output))
-        elif not quiet:
+        if not run.ok and report:
+            self.failure(step, run)
+        elif run.ok and not quiet:
             self.say(self.result(step, run))
         return run
+
+    def failure(self, step: str, run: Run) -> None:
+        """A failed step's lines: what failed, terraform's errors, the log's path."""
+        self.failed(f"{step} FAILED (exit status {run.status}) in {run.seconds:.1f} s", error_lines(run.output))
 
     def _stream(self, step: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str], sink: TextIO,
                 status: StatusLine, started: float) -> tuple[int, str]:

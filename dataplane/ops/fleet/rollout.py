@@ -41,16 +41,17 @@ from dataplane.config.settings import Rollout, Settings
 from dataplane.ops.fleet import plan
 from dataplane.ops.fleet.activate import as_deployer, tool_commit
 from dataplane.ops.fleet.adopt import adopt, write_imports
-from dataplane.ops.fleet.deploy import OUTPUT, outputs_file_text
+from dataplane.ops.fleet.deploy import stack_outputs_text
 from dataplane.ops.account.aws import acting_as
 from dataplane.ops.files import write_atomically
-from dataplane.ops.pipeline.plan_review import read_plan
 from dataplane.ops.report import Report, Status
 from dataplane.ops.account.verify import verify
 from dataplane.policy import external_id_list
 from dataplane.project import GITHUB_STEP_SUMMARY_ENV
 from dataplane.runtime.toolchain import tool_environment
 
+CREDENTIALS_FOR = 15 * 60
+"""Seconds a stack's assumed deploy role is used before it is assumed again (its session lasts an hour)."""
 MEMORY_PER_PLAN = 450 * 2**20
 """What one terraform plan or apply with the aws provider takes, about: `--jobs` is bounded by it."""
 STALE = "Saved plan is stale"
@@ -285,6 +286,7 @@ class _Runner:
         self.plans.mkdir()
         self.record: Record | None = None
         self._saving = threading.Lock()
+        self._credentials: dict[str, tuple[float, dict[str, str], boto3.Session]] = {}
 
     @property
     def logs(self) -> Path:
@@ -330,13 +332,14 @@ class _Runner:
             write_imports(target.directory, imports)
         self._log(name, "adopt", "".join(f"adopting {i['to']} = {i['id']}\n" for i in imports) or "nothing to adopt\n")
         with _timed(stack, "plan"):
-            result, error = plan.plan_stack(target, self.plans, env, self.init)
+            result, stack.plan, error = plan.plan_counted(target.directory, self._plan_file(name), env, self.init)
         if result == "error":
             raise _StepFailed("plan", error)
-        document = self.plans / f"{name}{plan.JSON_SUFFIX}"
-        stack.plan = read_plan(name, document, document.read_bytes()).counts()
         self._log(name, "plan", f"{result}: {_counts(stack.plan)}\n")
         return result == "changes"
+
+    def _plan_file(self, name: str) -> Path:
+        return self.plans / f"{name}{plan.PLAN_SUFFIX}"
 
     def apply_waves(self, sleep: Callable[[float], None]) -> str:
         """Apply the waves not done yet, in order, pausing between them; the rollout's status afterwards."""
@@ -392,25 +395,19 @@ class _Runner:
 
     def _terraform_apply(self, name: str, stack: Stack):
         env, _ = self._deployer(name, stack)
-        plan_file = self.plans / f"{name}{plan.PLAN_SUFFIX}"
         with _timed(stack, "apply"):
             done = plan._terraform(synth_output.stack_dir(self.workdir, name), env,
-                                   ["apply", "-input=false", "-no-color", str(plan_file)])
+                                   ["apply", "-input=false", "-no-color", str(self._plan_file(name))])
         self._log(name, "apply", done.stdout + done.stderr)
         return done
 
     def _outputs(self, name: str, stack: Stack) -> None:
         """`<outputs dir>/<customer>.json`, as `make deploy` writes it (the stack outputs for the control plane)."""
-        env, _ = self._deployer(name, stack)
+        _, session = self._deployer(name, stack)
         with _timed(stack, "outputs"):
-            done = plan._terraform(synth_output.stack_dir(self.workdir, name), env, OUTPUT)
-        if done.returncode != 0:
-            raise _StepFailed("outputs", f"terraform output failed: {(done.stderr or done.stdout).strip()}")
-        stack_dir = synth_output.stack_dir(self.workdir, name)
-        document = json.loads((stack_dir / synth_output.STACK_FILE).read_text(encoding="utf-8"))
-        self.request.outputs_dir.mkdir(parents=True, exist_ok=True)
-        text = outputs_file_text(document, json.loads(done.stdout))
-        write_atomically(self.request.outputs_dir / f"{name}.json", text)
+            text = stack_outputs_text(synth_output.stack_dir(self.workdir, name), session)
+            self.request.outputs_dir.mkdir(parents=True, exist_ok=True)
+            write_atomically(self.request.outputs_dir / f"{name}.json", text)
 
     def _verify(self, name: str, stack: Stack) -> None:
         """verify as the deployer (the control plane's access is `verify`'s to prove with its credentials)."""
@@ -426,13 +423,20 @@ class _Runner:
 
     def _deployer(self, name: str, stack: Stack) -> tuple[dict[str, str], boto3.Session]:
         """The environment terraform runs with and the session adopt and verify use: the deploy role in the
-        customer's account (`deployRoleName`), assumed afresh for each step, else the caller's credentials."""
-        with _timed(stack, "credentials"):
-            customer = self.fleet[name]
-            role = self.settings.deploy_role_arn(customer.account_id)
-            external_id = external_id_list(customer.external_id)[0] if role else None
-            credentials = acting_as(role, f"dataplane-rollout-{name}", self.environment, external_id=external_id)
-        return credentials.environment, credentials.session
+        customer's account (`deployRoleName`), assumed again once `CREDENTIALS_FOR` has passed (a session lasts an
+        hour; a stack's steps may be far apart, across waves), else the caller's credentials."""
+        with self._saving:
+            held = self._credentials.get(name)
+        if held is None or time.monotonic() - held[0] > CREDENTIALS_FOR:
+            with _timed(stack, "credentials"):
+                customer = self.fleet[name]
+                role = self.settings.deploy_role_arn(customer.account_id)
+                external_id = external_id_list(customer.external_id)[0] if role else None
+                credentials = acting_as(role, f"dataplane-rollout-{name}", self.environment, external_id=external_id)
+            held = (time.monotonic(), credentials.environment, credentials.session)
+            with self._saving:
+                self._credentials[name] = held
+        return held[1], held[2]
 
     def _copy(self, name: str, stack: Stack, env: dict[str, str]) -> Path:
         """The stack's private copy, for adopt's import blocks (never in the shared synth output), with terraform's

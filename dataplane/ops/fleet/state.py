@@ -97,5 +97,12 @@ def managed_ids(state: dict | None) -> dict[str, str]:
             for r in (state or {}).get("resources", []) if r.get("mode") == "managed" and r.get("instances")}
 
 
+def outputs(state: dict | None) -> dict[str, dict]:
+    """The root module's outputs a state records, as `terraform output -json` prints them: by name, each with
+    `sensitive`, `type` and `value`."""
+    return {name: {"sensitive": bool(output.get("sensitive", False)), "type": output["type"], "value": output["value"]}
+            for name, output in sorted(((state or {}).get("outputs") or {}).items())}
+
+
 def _s3(config: dict, session: boto3.Session | None):
     return (session or boto3.Session()).client("s3", region_name=config["region"])
