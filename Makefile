@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 CUSTOMER ?=
+CUSTOMERS ?=
 BASE ?=
 # Empty: the tool's own default (dataplane/fleet_location.py: cdktf.json's `output`, else cdktf.out).
 CDKTF_OUT ?=
@@ -22,6 +23,7 @@ ROLLOUT_ARGS ?=
 BOOTSTRAP_OUT ?= bootstrap
 YES ?=
 override CUSTOMER := $(value CUSTOMER)
+override CUSTOMERS := $(value CUSTOMERS)
 override BASE := $(value BASE)
 override CDKTF_OUT := $(value CDKTF_OUT)
 override OUTPUTS := $(value OUTPUTS)
@@ -35,7 +37,7 @@ override ROLLOUT_ARGS := $(value ROLLOUT_ARGS)
 override BOOTSTRAP_OUT := $(value BOOTSTRAP_OUT)
 override YES := $(value YES)
 export CUSTOMER BASE CDKTF_OUT OUTPUTS REVIEW_ARGS BASE_OUT PLANS PORT RECORDS YES ROLLOUTS ROLLOUT_ARGS
-export BOOTSTRAP_OUT
+export BOOTSTRAP_OUT CUSTOMERS
 
 # The tools' own environment (the pinned cdktf CLI and Node 22, .terraformrc, no telemetry) is set in
 # one place, dataplane/runtime/toolchain.py; every recipe runs them through the project's Python.
@@ -49,9 +51,13 @@ help: ## list the targets
 
 setup: $(VENV)/.installed node_modules/.installed .terraformrc ## install the venv, the pinned cdktf CLI and Node, and .terraformrc (the other targets run it)
 
+# pip compiles bytecode for plain `python` only: the optimized bytecode `python -O` reads (the synth's) is compiled
+# here once, so that no synth compiles jsii, cdktf and the provider anew (about 1 s each; the machine may forbid
+# writing bytecode at run time: PYTHONDONTWRITEBYTECODE).
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -O -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" > /dev/null
 	touch $@
 
 # checkov's dependencies conflict with our pins (boto3, moto): it gets a venv of its own, used
@@ -138,6 +144,16 @@ destroy: setup ## destroy one customer's stack: make destroy CUSTOMER=<name> [BA
 	@set -- && if [ "$$YES" = 1 ]; then set -- --yes; fi && \
 	$(PY) -m dataplane destroy $${CDKTF_OUT:+--outdir="$$CDKTF_OUT"} --records-dir="$$RECORDS" --outputs-dir="$$OUTPUTS" $${BASE:+--base="$$BASE"} "$$@" \
 	-- "$$CUSTOMER"
+
+# Several customers one after another, each as `make destroy CUSTOMER=<name>` does (the apply workflow's destroy jobs:
+# beyond 256 removed customers, a job destroys a batch). CUSTOMERS is split into words with globbing off: names only,
+# never shell code. Every one is tried; the target fails at the end, naming those not destroyed.
+.PHONY: destroy-each
+destroy-each: setup ## destroy several customers' stacks one after another: make destroy-each CUSTOMERS="<name> ..." [BASE=<ref>]
+	@test -n "$$CUSTOMERS" || { echo 'usage: make destroy-each CUSTOMERS="<name> ..." [BASE=<git ref>] [YES=1]' >&2; exit 2; }
+	@set -f && failed= && for customer in $$CUSTOMERS; do \
+	$(MAKE) --no-print-directory destroy CUSTOMER="$$customer" || failed="$$failed $$customer"; done && \
+	if [ -n "$$failed" ]; then echo "destroy-each: not destroyed:$$failed" >&2; exit 1; fi
 
 .PHONY: review gate synth-base plan-affected
 

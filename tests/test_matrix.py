@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dataplane.ops import cli
-
 from dataplane.ops.pipeline import matrix
+from dataplane.project import SETTINGS_ENV
 from dataplane.ops.pipeline.review import Report, StackReview
 
 
@@ -64,18 +64,43 @@ def test_plan_matrix_of_300_and_more_stacks_stays_within_256_jobs():
         assert {e["batch"] for e in include} == {f"{i}/{len(include)}" for i in range(len(include))}
 
 
-def test_apply_and_destroy_matrices_name_customers_in_order():
+def test_apply_and_destroy_matrices_name_one_customer_a_job_in_order():
     change = report(added=["b"], changed=["a"], removed=["d", "c"], unchanged=["e"])
-    assert matrix.matrix("apply", change) == [{"customer": "a"}, {"customer": "b"}]
-    assert matrix.matrix("destroy", change) == [{"customer": "c"}, {"customer": "d"}]
+    assert matrix.matrix("apply", change) == [{"customers": "a", "group": "a"}, {"customers": "b", "group": "b"}]
+    assert matrix.matrix("destroy", change) == [{"customers": "c", "group": "c"}, {"customers": "d", "group": "d"}]
     assert matrix.matrix("destroy", report(added=["a"])) == []
+    assert matrix.matrix("destroy", report(removed=["c", "d"]), per_job=5) == matrix.matrix("destroy", change)
+
+
+def jobs_of(include: list[dict]) -> list[list[str]]:
+    return [entry["customers"].split(" ") for entry in include]
 
 
 @pytest.mark.parametrize("kind, status", [("apply", "added"), ("apply", "changed"), ("destroy", "removed")])
-def test_more_customers_than_one_matrix_holds_is_refused(kind, status):
-    assert len(matrix.matrix(kind, report(**{status: names(256)}))) == 256
-    with pytest.raises(matrix.MatrixError, match=f"300 customers to {kind}, more than the 256 jobs"):
-        matrix.matrix(kind, report(**{status: names(300)}))
+@pytest.mark.parametrize("total", [1, 255, 256, 257, 300, 511, 512, 513, 1000, 25_600])
+def test_any_number_of_customers_fits_in_256_jobs_each_customer_once(kind, status, total):
+    """Up to 256, one customer a job; beyond, contiguous batches of the sorted names, as even as they come, each in
+    its own concurrency group (the customer; the batch's first and last names), none empty."""
+    customers = names(total)
+    include = matrix.matrix(kind, report(**{status: customers}))
+    batches = jobs_of(include)
+    assert 0 < len(include) <= 256 and all(batches)
+    assert sum(batches, []) == sorted(customers)
+    assert max(map(len, batches)) - min(map(len, batches)) <= ceil(total / 256)
+    assert [e["group"] for e in include] == [b[0] if len(b) == 1 else f"{b[0]}..{b[-1]}" for b in batches]
+    assert len({e["group"] for e in include}) == len(include)
+    if total <= 256:
+        assert len(include) == total
+
+
+def test_a_group_names_at_most_two_of_the_longest_customer_names():
+    longest = [f"{'c' * 36}{i:04d}" for i in range(600)]
+    assert {len(e["group"]) for e in matrix.matrix("destroy", report(removed=longest))} == {82}
+
+
+def test_fewer_jobs_than_customers_batches_them():
+    include = matrix.matrix("destroy", report(removed=["a", "b", "c", "d", "e"]), max_jobs=2)
+    assert include == [{"customers": "a b c", "group": "a..c"}, {"customers": "d e", "group": "d..e"}]
 
 
 # ---------------------------------------------------------------- the command
@@ -109,37 +134,68 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 def test_the_command_prints_compact_sorted_json(capsys, dirs):
     assert run(capsys, "plan", *dirs, "--per-job", "2") == (
         0, '{"include":[{"batch":"0/2","index":0},{"batch":"1/2","index":1}]}\n', "")
-    assert run(capsys, "apply", *dirs) == (0, '{"include":[{"customer":"acme"},{"customer":"initech"}]}\n', "")
-    assert run(capsys, "destroy", *dirs) == (0, '{"include":[{"customer":"globex"}]}\n', "")
+    assert run(capsys, "apply", *dirs) == (
+        0, '{"include":[{"customers":"acme","group":"acme"},{"customers":"initech","group":"initech"}]}\n', "")
+    assert run(capsys, "destroy", *dirs) == (0, '{"include":[{"customers":"globex","group":"globex"}]}\n', "")
 
 
-def test_github_output_appends_the_matrix_and_its_count(capsys, dirs, tmp_path, monkeypatch):
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Writes the project's settings (cdktf.json's `context`) where the command reads them."""
+    def write(context: dict):
+        path = tmp_path / "cdktf.json"
+        path.write_text(json.dumps({"language": "python", "app": "python main.py", "context": context}))
+        monkeypatch.setenv(SETTINGS_ENV, str(path))
+    return write
+
+
+def test_github_output_appends_the_matrix_its_count_and_for_apply_whether_each_wave_is_approved(
+        capsys, dirs, tmp_path, monkeypatch, settings):
     output = tmp_path / "github-output"
     output.write_text("earlier=1\n")
     monkeypatch.setenv(matrix.GITHUB_OUTPUT_ENV, str(output))
+    settings({})
     assert run(capsys, "apply", *dirs, "--github-output")[0] == 0
     assert run(capsys, "destroy", *dirs, "--max-jobs", "1", "--github-output")[0] == 0
-    assert output.read_text() == ('earlier=1\n'
-                                  'matrix={"include":[{"customer":"acme"},{"customer":"initech"}]}\ncount=2\n'
-                                  'matrix={"include":[{"customer":"globex"}]}\ncount=1\n')
+    settings({"rollout": {"approveEachWave": False}})
+    assert run(capsys, "apply", *dirs, "--max-jobs", "1", "--github-output")[0] == 0
+    assert output.read_text() == (
+        'earlier=1\n'
+        'matrix={"include":[{"customers":"acme","group":"acme"},{"customers":"initech","group":"initech"}]}\n'
+        'count=2\napprove-each-wave=true\n'
+        'matrix={"include":[{"customers":"globex","group":"globex"}]}\ncount=1\n'
+        'matrix={"include":[{"customers":"acme initech","group":"acme..initech"}]}\ncount=1\n'
+        'approve-each-wave=false\n')
 
 
-def test_an_empty_matrix_has_count_0(capsys, tmp_path, monkeypatch):
+def test_an_empty_matrix_has_count_0(capsys, tmp_path, monkeypatch, settings):
     same = outdir(tmp_path / "same", {"acme": "r"})
     monkeypatch.setenv(matrix.GITHUB_OUTPUT_ENV, str(tmp_path / "github-output"))
+    settings({})
     for kind in ("plan", "apply", "destroy"):
         assert run(capsys, kind, "--base", str(same), "--head", str(same), "--github-output") == (
             0, '{"include":[]}\n', "")
-    assert (tmp_path / "github-output").read_text() == 'matrix={"include":[]}\ncount=0\n' * 3
+    assert (tmp_path / "github-output").read_text() == ('matrix={"include":[]}\ncount=0\n' * 2
+                                                        + 'approve-each-wave=true\n'
+                                                        + 'matrix={"include":[]}\ncount=0\n')
 
 
-def test_too_many_customers_is_one_line_exit_1(capsys, tmp_path):
-    base = outdir(tmp_path / "base", {})
-    head = outdir(tmp_path / "head", {"a": "r", "b": "r", "c": "r"})
-    code, out, err = run(capsys, "apply", "--base", str(base), "--head", str(head), "--max-jobs", "2")
-    assert (code, out) == (1, "")
-    assert err == "matrix apply: 3 customers to apply, more than the 2 jobs of one matrix: split the change into " \
-                  "pull requests of at most 2 customers\n"
+def test_300_removed_customers_are_destroyed_by_at_most_256_jobs(capsys, tmp_path):
+    base = outdir(tmp_path / "base", {name: "r" for name in names(300)})
+    head = outdir(tmp_path / "head", {})
+    code, out, err = run(capsys, "destroy", "--base", str(base), "--head", str(head))
+    include = json.loads(out)["include"]
+    assert (code, err, len(include)) == (0, "", 150)
+    assert sum(jobs_of(include), []) == sorted(names(300))
+
+
+def test_bad_settings_are_exit_2_and_write_nothing(capsys, dirs, tmp_path, monkeypatch, settings):
+    output = tmp_path / "github-output"
+    monkeypatch.setenv(matrix.GITHUB_OUTPUT_ENV, str(output))
+    settings({"rollout": {"approveEachWave": "no"}})
+    code, out, err = run(capsys, "apply", *dirs, "--github-output")
+    assert (code, out) == (2, "") and err.startswith("matrix: ") and "context.rollout.approveEachWave" in err
+    assert not output.exists()
 
 
 @pytest.mark.parametrize("args, message", [

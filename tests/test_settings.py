@@ -456,3 +456,24 @@ def test_settings_written_back_as_cdktf_json_load_as_the_same_settings(tmp_path)
         "rollout": {"waves": [20, 100], "maxFailures": 1, "pauseBetweenWaves": 5}}))
     written = settings.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert load_settings(write_settings(tmp_path, written)) == settings
+
+
+def test_each_wave_is_approved_unless_the_settings_say_otherwise(tmp_path):
+    """`rollout.approveEachWave`: the apply workflow asks an approval before each wave (the default), or once after
+    the canary for every wave left (false)."""
+    assert Settings().rollout.approve_each_wave is True
+    assert load_settings(write_settings(tmp_path, {"rollout": {"waves": [50, 100]}})).rollout.approve_each_wave is True
+    given = load_settings(write_settings(tmp_path, {"rollout": {"approveEachWave": False}}))
+    assert given.rollout.approve_each_wave is False
+    assert given.model_dump(mode="json", by_alias=True)["rollout"]["approveEachWave"] is False
+
+
+@pytest.mark.parametrize("rollout, field, message", [
+    ({"approveEachWave": "no"}, "context.rollout.approveEachWave", "must be a boolean, not string 'no'"),
+    ({"approveEachWave": 0}, "context.rollout.approveEachWave", "must be a boolean, not integer 0"),
+    ({"approve_each_wave": False}, "context.rollout.approve_each_wave", "unknown key; did you mean approveEachWave?"),
+])
+def test_a_bad_approve_each_wave_is_one_problem(tmp_path, rollout, field, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_settings(tmp_path, {"rollout": rollout}))
+    assert [str(p) for p in caught.value.problems] == [f"{tmp_path / 'cdktf.json'}: {field}: {message}"]

@@ -15,7 +15,9 @@ import yaml
 
 from dataplane.config.settings import load_settings
 from dataplane.ops import cli
-from dataplane.project import PROJECT_ROOT
+from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
+from dataplane.runtime.toolchain import tool_environment
+from tests.conftest import FIXTURES
 
 WORKFLOWS = sorted((PROJECT_ROOT / ".github" / "workflows").glob("*.yml"))
 ACTIONLINT = PROJECT_ROOT / ".venv" / "bin" / "actionlint"
@@ -148,12 +150,32 @@ ROLLOUT_JOBS = ("apply", "apply-wave-2", "apply-wave-3", "apply-rest")
 """The apply workflow's rollout: the canary, waves 2 and 3, and every wave left."""
 
 
-@pytest.mark.parametrize("job_id", ["destroy"])
-def test_apply_and_destroy_change_one_customer_at_a_time_after_an_approval(job_id):
-    job = workflow("apply.yml")["jobs"][job_id]
-    assert job["concurrency"] == {"group": "dataplane-${{ matrix.customer }}", "cancel-in-progress": False}
+def test_destroys_change_one_customer_at_a_time_after_an_approval():
+    """One job per customer (a batch per job beyond 256: `matrix destroy`), each in the customer's concurrency group
+    (the batch's), each customer destroyed on its own, one after another (`make destroy-each`)."""
+    job = workflow("apply.yml")["jobs"]["destroy"]
+    assert job["concurrency"] == {"group": "dataplane-${{ matrix.group }}", "cancel-in-progress": False}
     assert job["environment"] == load_settings().apply_environment == "dataplane-production"
     assert job["strategy"]["fail-fast"] is False
+    [destroy] = [step for step in job["steps"] if "run" in step and words(step["run"])[1] == "destroy-each"]
+    assert words(destroy["run"]) == ["make", "destroy-each", "CUSTOMERS=sample", "BASE=sample", "YES=1"]
+    assert destroy["env"] == {"CUSTOMERS": "${{ matrix.customers }}", "BASE": "${{ github.event.before }}"}
+
+
+def test_make_destroy_each_tries_every_customer_and_fails_naming_those_not_destroyed(tmp_path):
+    """Names only, never shell or make code; a failed one does not stop the others (`make destroy` refuses each)."""
+    env = {**tool_environment(), CUSTOMERS_DIR_ENV: str(FIXTURES)}
+    make = ["make", "--no-print-directory", "-s", "destroy-each"]
+    usage = subprocess.run(make, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and usage.stderr.startswith('usage: make destroy-each CUSTOMERS="<name> ..."')
+    marker = tmp_path / "injected"
+    customers = f"acme initech$(touch {marker}) `touch {marker}` *"
+    done = subprocess.run([*make, f"CUSTOMERS={customers}", "BASE=HEAD"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    refusals = [line for line in done.stderr.splitlines() if line.startswith("destroy: ")]
+    assert refusals[0].startswith("destroy: acme is still in the fleet") and len(refusals) == 6, done.stderr
+    assert done.returncode == 2 and f"destroy-each: not destroyed: {customers}" in done.stderr.splitlines()
+    assert not marker.exists()
 
 
 def test_the_rollout_runs_wave_by_wave_each_after_the_one_before_and_an_approval():
@@ -165,7 +187,7 @@ def test_the_rollout_runs_wave_by_wave_each_after_the_one_before_and_an_approval
         job = jobs[job_id]
         assert job["environment"] == "dataplane-production"
         assert job["concurrency"] == {"group": "dataplane-rollout", "cancel-in-progress": False}
-        assert before is None or job["needs"] == before
+        assert before is None or before in job["needs"]
         [rollout] = [words(s["run"]) for s in job["steps"] if words(s.get("run", "x"))[:2] == ["make", "rollout"]]
         args = rollout[2].removeprefix("ROLLOUT_ARGS=").split()
         assert ("--resume" in args) == (before is not None) and "--github-summary" in args, job_id
@@ -173,6 +195,104 @@ def test_the_rollout_runs_wave_by_wave_each_after_the_one_before_and_an_approval
         uses = [s["uses"].split("@")[0] for s in job["steps"] if "uses" in s]
         assert "actions/upload-artifact" in uses and ("actions/download-artifact" in uses) == (before is not None)
     assert waves == ["1", "2", "3", None]
+
+
+NEEDS = re.compile(r"needs\.([\w-]+)\.(result|outputs\.[\w-]+)")
+TOKEN = re.compile(r"\s+|'(?:[^']|'')*'|&&|\|\||[=!]=|!|[()]|[A-Za-z_][\w.-]*(?:\(\))?")
+STATUS = {"success()", "failure()", "always()", "cancelled()"}
+
+
+def evaluate(condition: str | None, job_needs: list[str], results: dict[str, str], outputs: dict[str, dict],
+             ancestors_succeeded: bool, cancelled: bool = False) -> bool:
+    """A job's `if:` as GitHub evaluates it, for the expressions the workflows use (&&, ||, !, ==, !=, parentheses,
+    the status functions, `needs.<job>.result|outputs.<name>`): `success() && ` is implied without a status function,
+    and success() wants every job before (the needed ones and theirs) to have succeeded."""
+    expression = (condition or "success()").strip().removeprefix("${{").removesuffix("}}")
+    tokens = [t for t in TOKEN.findall(expression) if not t.isspace()]
+    assert "".join(tokens) == "".join(expression.split()), f"unparsed: {expression}"
+    if not STATUS & set(tokens):
+        tokens = ["success()", "&&", *tokens]
+    functions = {"success()": ancestors_succeeded and not cancelled, "failure()": not ancestors_succeeded,
+                 "always()": True, "cancelled()": cancelled}
+    python = []
+    for token in tokens:
+        if token in functions:
+            python.append(repr(functions[token]))
+        elif token.startswith("'"):
+            python.append(repr(token[1:-1].replace("''", "'")))
+        elif reference := NEEDS.fullmatch(token):
+            job, what = reference.groups()
+            assert job in job_needs, f"{token}: {job} is not in needs"
+            python.append(repr(results[job] if what == "result" else outputs.get(job, {}).get(what[8:], "")))
+        else:
+            python.append({"&&": "and", "||": "or", "!": "not", "==": "==", "!=": "!=", "(": "(", ")": ")"}[token])
+    return eval(" ".join(python), {"__builtins__": {}})  # noqa: S307: built from the tokens above only
+
+
+def needs_of(job: dict) -> list[str]:
+    return [job["needs"]] if isinstance(job.get("needs"), str) else job.get("needs", [])
+
+
+def run_apply_workflow(synth: dict[str, str], failing: set[str] = frozenset(), cancelled: bool = False) -> list[str]:
+    """The jobs of apply.yml that run, in order, given the synth job's outputs and the jobs that fail if they run."""
+    jobs = workflow("apply.yml")["jobs"]
+    results: dict[str, str] = {}
+    ancestors: dict[str, set[str]] = {}
+    for job_id, job in jobs.items():  # the file lists each job after those it needs
+        needs = needs_of(job)
+        assert set(needs) <= set(results), job_id
+        ancestors[job_id] = set(needs).union(*(ancestors[n] for n in needs))
+        succeeded = all(results[a] == "success" for a in ancestors[job_id])
+        runs = evaluate(job.get("if"), needs, results, {"synth": synth}, succeeded, cancelled)
+        results[job_id] = ("failure" if job_id in failing else "success") if runs else "skipped"
+    return [job_id for job_id, result in results.items() if result != "skipped"]
+
+
+@pytest.mark.parametrize("destroys", [{"destroy-count": "0"}, {"destroy-count": "2"}, {"destroy-count": "2",
+                                                                                         "fails": "destroy"}])
+@pytest.mark.parametrize("approve_each_wave, failing, ran", [
+    ("true", None, ["apply", "apply-wave-2", "apply-wave-3", "apply-rest"]),
+    ("true", "apply", ["apply"]),
+    ("true", "apply-wave-2", ["apply", "apply-wave-2"]),
+    ("true", "apply-wave-3", ["apply", "apply-wave-2", "apply-wave-3"]),
+    ("true", "apply-rest", ["apply", "apply-wave-2", "apply-wave-3", "apply-rest"]),
+    ("", None, ["apply", "apply-wave-2", "apply-wave-3", "apply-rest"]),  # no output: the safe default
+    ("false", None, ["apply", "apply-rest"]),
+    ("false", "apply", ["apply"]),
+    ("false", "apply-rest", ["apply", "apply-rest"]),
+])
+def test_each_wave_is_approved_or_all_after_the_canary_at_once_as_the_settings_say(destroys, approve_each_wave,
+                                                                                      failing, ran):
+    """rollout.approveEachWave true: one job per wave, each after an approval; false: the canary, then one job (one
+    approval) for every wave left. Either way a failed wave runs no later job, and whatever became of the destroys
+    (none to run, done, failed), the rollout runs."""
+    synth = {"apply-count": "5", "destroy-count": destroys["destroy-count"], "approve-each-wave": approve_each_wave}
+    failing = {name for name in (failing, destroys.get("fails")) if name}
+    done = run_apply_workflow(synth, failing)
+    assert [job_id for job_id in done if job_id in ROLLOUT_JOBS] == ran
+    assert ("destroy" in done) == (destroys["destroy-count"] != "0")
+
+
+@pytest.mark.parametrize("approve_each_wave", ["true", "false"])
+def test_nothing_to_apply_or_a_cancelled_run_rolls_nothing_out(approve_each_wave):
+    synth = {"apply-count": "0", "destroy-count": "1", "approve-each-wave": approve_each_wave}
+    assert run_apply_workflow(synth) == ["synth", "destroy"]
+    assert run_apply_workflow({**synth, "apply-count": "3"}, cancelled=True) == []
+
+
+def test_the_rollout_jobs_state_their_conditions_in_full():
+    """No wave job leans on the implied success(): it would skip every wave after a skipped or failed destroy job and,
+    when the settings approve the waves at once, the job running them after the skipped waves 2 and 3. The setting
+    comes from the settings themselves, through `matrix apply` in the synth job."""
+    jobs = workflow("apply.yml")["jobs"]
+    for job_id in ROLLOUT_JOBS:
+        assert jobs[job_id]["if"].startswith("${{ !cancelled() && "), job_id
+        assert "synth" in needs_of(jobs[job_id]), job_id
+    synth = jobs["synth"]
+    assert synth["outputs"]["approve-each-wave"] == "${{ steps.apply.outputs.approve-each-wave }}"
+    [step] = [step for step in synth["steps"] if step.get("id") == "apply"]
+    assert words(step["run"])[3:5] == ["matrix", "apply"] and "--github-output" in step["run"]
+    assert load_settings().rollout.approve_each_wave is True
 
 
 def test_apply_runs_after_the_destroys_whatever_their_outcome():

@@ -230,6 +230,9 @@ class Rollout(_Context):
     """Seconds of bake time between two waves."""
     max_customers_without_label: int = Field(10, ge=1)
     """A pull request changing more customers' roles than this needs the `fleet-change` label to apply."""
+    approve_each_wave: bool = True
+    """The apply workflow asks the apply environment's approval before each wave (true), or once after the canary
+    for every wave left, run in one job that still halts at the first failed wave (false)."""
 
 
 class Settings(_Context):

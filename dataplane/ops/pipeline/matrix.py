@@ -8,11 +8,16 @@ From the base and head synth outputs, compared as `review` compares them (drift:
   `python -m dataplane plan-stacks --batch i/n`, which plans `batch_of(planned, i, n)`. More batches than `--max-jobs`
   would be are merged into fewer, larger ones, and no batch is ever empty.
 - `drift`: batches as `plan`'s, of every stack, for `python -m dataplane drift --batch i/n`.
-- `apply`: one `{"customer": name}` per added or changed stack; `destroy`: one per removed stack. More customers
-  than `--max-jobs` is refused (exit 1): split the change.
+- `apply`: the added and changed stacks; `destroy`: the removed ones. One job per customer,
+  `{"customers": "acme", "group": "acme"}`, while they are at most `--max-jobs`; beyond, contiguous batches of the
+  sorted names, as few customers each as fit, `{"customers": "c0001 c0002", "group": "c0001..c0002"}`
+  (`customers` separated by spaces, for `make destroy-each CUSTOMERS=...`, which destroys them one after another;
+  `group`, at most 82 characters, names the job's concurrency group: the customer, else the batch's first and last).
+  Any number of customers fits: never an empty job, each customer in exactly one.
 
 The JSON is compact and sorted: the same inputs print the same bytes. `--github-output` also appends
-`matrix=<json>` and `count=<n>` to the step's output file (`$GITHUB_OUTPUT`).
+`matrix=<json>` and `count=<n>` to the step's output file (`$GITHUB_OUTPUT`); for `apply`, also
+`approve-each-wave=true|false`, the settings' `rollout.approveEachWave`, which the apply workflow's wave jobs read.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import sys
 from pathlib import Path
 from typing import Literal, Sequence
 
+from dataplane.config.errors import ConfigError
+from dataplane.config.settings import load_settings
 from dataplane.ops.pipeline import review
 from dataplane.project import GITHUB_OUTPUT_ENV
 
@@ -30,10 +37,6 @@ Kind = Literal["plan", "apply", "destroy", "drift"]
 
 GITHUB_MATRIX_LIMIT = 256
 """GitHub runs at most this many jobs from one matrix."""
-
-
-class MatrixError(Exception):
-    """More customers than one matrix can hold."""
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -67,15 +70,18 @@ def planned(report: review.Report) -> list[str]:
 
 
 def matrix(kind: Kind, report: review.Report, per_job: int = 20, max_jobs: int = GITHUB_MATRIX_LIMIT) -> list[dict]:
-    """The matrix's `include` entries for `kind`; a `MatrixError` for more customers than `max_jobs`."""
+    """The matrix's `include` entries for `kind`, at most `max_jobs` (`per_job`: stacks per plan or drift job)."""
     if kind in ("plan", "drift"):
         count = batch_count(len(planned(report) if kind == "plan" else report.stacks), per_job, max_jobs)
         return [{"batch": f"{i}/{count}", "index": i} for i in range(count)]
     names = report.affected if kind == "apply" else report.named("removed")
-    if len(names) > max_jobs:
-        raise MatrixError(f"{len(names)} customers to {kind}, more than the {max_jobs} jobs of one matrix: "
-                          f"split the change into pull requests of at most {max_jobs} customers")
-    return [{"customer": name} for name in names]
+    count = batch_count(len(names), 1, max_jobs)
+    return [_customers(batch_of(names, i, count)) for i in range(count)]
+
+
+def _customers(batch: list[str]) -> dict:
+    """One apply or destroy job: its customers, and its concurrency group (the customer, else the batch's range)."""
+    return {"customers": " ".join(batch), "group": batch[0] if len(batch) == 1 else f"{batch[0]}..{batch[-1]}"}
 
 
 def as_json(include: list[dict]) -> str:
@@ -88,24 +94,24 @@ def fleet(head: Path) -> review.Report:
 
 
 def run(kind: Kind, base: Path | None, head: Path, per_job: int, max_jobs: int, github_output: bool) -> int:
-    """Print the matrix (and append it to `$GITHUB_OUTPUT`); 0 done, 1 too many customers, 2 bad input."""
+    """Print the matrix (and append it, with the settings the workflow reads, to `$GITHUB_OUTPUT`); 0 done, 2 bad
+    input or settings."""
     if problem := _bad_input(per_job, max_jobs, github_output):
         print(f"matrix: {problem}", file=sys.stderr)
         return 2
     try:
         include = matrix(kind, fleet(head) if base is None else review.review(base, head), per_job, max_jobs)
-    except review.ReviewError as e:
+        outputs = {"matrix": as_json(include), "count": len(include)}
+        if kind == "apply" and github_output:
+            outputs["approve-each-wave"] = json.dumps(load_settings().rollout.approve_each_wave)
+    except (review.ReviewError, ConfigError) as e:
         print(f"matrix: {e}", file=sys.stderr)
         return 2
-    except MatrixError as e:
-        print(f"matrix {kind}: {e}", file=sys.stderr)
-        return 1
-    text = as_json(include)
-    print(text)
+    print(outputs["matrix"])
     if github_output:
         try:
             with open(os.environ[GITHUB_OUTPUT_ENV], "a", encoding="utf-8") as out:
-                out.write(f"matrix={text}\ncount={len(include)}\n")
+                out.write("".join(f"{name}={value}\n" for name, value in outputs.items()))
         except OSError as e:
             print(f"matrix: {GITHUB_OUTPUT_ENV} {e.filename}: {e.strerror}", file=sys.stderr)
             return 2
