@@ -143,6 +143,22 @@ def test_the_policy_fits_iam_and_is_derived_from_what_each_stack_holds(templates
     assert "aws_vpc_peering_connection_accepter" not in globex.types  # the accepter role accepts, not this one
 
 
+def test_with_the_s3_backend_the_role_reads_and_writes_only_this_stack_s_state_and_lock(stacks):
+    """terraform's S3 backend runs with the deploy role's credentials: its state object and lock file, by key."""
+    stack = json.loads(json.dumps(stacks["acme"]))
+    stack["terraform"]["backend"] = {"s3": {"bucket": "vendor-state", "key": "dataplane/acme.tfstate",
+                                            "region": "us-east-1", "encrypt": True, "use_lockfile": True}}
+    state = [s for s in bootstrap.permissions(bootstrap.stack_needs(stack))["Statement"] if s["Sid"].startswith("State")]
+    key = "arn:aws:s3:::vendor-state/dataplane/acme.tfstate"
+    granted = {(action, resource) for s in state for action in s["Action"] for resource in s["Resource"]}
+    assert ("s3:ListBucket", "arn:aws:s3:::vendor-state") in granted
+    assert {("s3:GetObject", key), ("s3:PutObject", key), ("s3:PutObject", f"{key}.tflock"),
+            ("s3:DeleteObject", f"{key}.tflock")} <= granted
+    assert ("s3:DeleteObject", key) not in granted and not any(r.endswith("/*") for _, r in granted)
+    assert not [s for s in bootstrap.permissions(bootstrap.stack_needs(stacks["acme"]))["Statement"]
+                if s["Sid"].startswith("State")], "the local backend needs no grant"
+
+
 def test_every_resource_type_of_the_facts_has_its_lifecycle_and_every_action_is_scoped(stacks):
     assert set(bootstrap.LIFECYCLE) == {fact.type for fact in facts.ALL}
     for stack in stacks.values():

@@ -173,13 +173,14 @@ def parser() -> argparse.ArgumentParser:
     gate.add_argument("outdir", type=Path, nargs="?", default=where.synth_out, help="synth output (%(default)s)")
     gate.set_defaults(run=_gate)
     matrix = commands.add_parser("matrix", help="GitHub Actions job matrix: plan or drift batches, customers to "
-                                                "apply/destroy")
+                                                "apply/destroy (one a job, in batches beyond --max-jobs)")
     matrix.add_argument("kind", choices=("plan", "apply", "destroy", "drift"))
     matrix.add_argument("--base", type=Path, help="synthesized output of the base (cdktf.out layout; not for drift)")
     matrix.add_argument("--head", type=Path, required=True, help="synthesized output of the head (cdktf.out layout)")
     matrix.add_argument("--per-job", type=int, default=20, help="stacks per plan or drift job (20)")
     matrix.add_argument("--max-jobs", type=int, default=256, help="at most this many jobs, 1-256 (256: GitHub's limit)")
-    matrix.add_argument("--github-output", action="store_true", help="also append matrix= and count= to $GITHUB_OUTPUT")
+    matrix.add_argument("--github-output", action="store_true", help="also append matrix= and count= (apply: and "
+                        "approve-each-wave=, rollout.approveEachWave) to $GITHUB_OUTPUT")
     matrix.set_defaults(run=_matrix)
     comment = commands.add_parser("comment", help="post the review parts as sticky comments on the pull request")
     comment.add_argument("--parts-dir", type=Path, required=True, help="the review's parts: part-001.md, ...")
@@ -194,8 +195,9 @@ def parser() -> argparse.ArgumentParser:
     atlantis.add_argument("--repos-yaml", metavar="OWNER/NAME",
                           help="print instead the Atlantis server's repos.yaml for this GitHub repository")
     atlantis.set_defaults(run=_atlantis)
-    ci_roles = commands.add_parser("ci-roles", help="the pipeline's IAM roles (GitHub OIDC trust, sub pinned) and "
-                                                    "each customer account's plan and deploy roles, as JSON")
+    ci_roles = commands.add_parser("ci-roles", help="the pipeline's IAM roles (GitHub OIDC trust, sub pinned), each "
+                                                    "customer account's plan role and its bootstrap's deploy role, as "
+                                                    "JSON")
     ci_roles.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the GitHub repository of the pipeline")
     ci_roles.add_argument("--ci-account", required=True, metavar="ID", help="the AWS account of the two CI roles")
     ci_roles.add_argument("--branch", default="main", help="the branch the drift schedule runs on (main)")
@@ -252,6 +254,7 @@ def _atlantis(args: argparse.Namespace) -> int:
 
 def _ci_roles(args: argparse.Namespace) -> int:
     settings, customers = _project()
+    from dataplane.ops.fleet.deploy import SynthError
     from dataplane.ops.pipeline import ci_roles
 
     try:
@@ -259,6 +262,9 @@ def _ci_roles(args: argparse.Namespace) -> int:
                                                            args.branch)))
     except ci_roles.CiRolesError as e:
         _usage_error(f"ci-roles: {e}")
+    except SynthError as e:
+        print(f"ci-roles: cannot synthesize the fleet's stacks for their bootstraps: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

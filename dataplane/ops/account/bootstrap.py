@@ -127,6 +127,8 @@ class StackNeeds:
     customer_route_tables: set[str] = field(default_factory=set)
     boundary: bool = False
     customer: str = ""
+    state: tuple[str, str] | None = None
+    """The S3 backend's bucket and key: the deployer's credentials read and write the state there."""
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -149,6 +151,8 @@ def stack_needs(stack: dict) -> StackNeeds:
     default = providers[None]
     needs = StackNeeds(default["allowed_account_ids"][0], default["region"])
     needs.customer = default.get("default_tags", [{}])[0].get("tags", {}).get("customer", "")
+    if s3 := stack.get("terraform", {}).get("backend", {}).get("s3"):
+        needs.state = (s3["bucket"], s3["key"])
     known = {fact.type for fact in facts.ALL}
     for kind in ("resource", "data"):
         for type_, blocks in sorted(stack.get(kind, {}).items()):
@@ -229,6 +233,12 @@ def permissions(needs: StackNeeds) -> dict:
                   [a for n in needs.named[type_] for a in arn(account, n)])
         else:
             raise BootstrapError(f"{action}: no rule scopes it (dataplane/ops/account/bootstrap.py)")
+    if needs.state:  # terraform's S3 backend runs with the deploy role's credentials: this stack's state and lock
+        bucket, key = needs.state
+        grant("State", "s3:ListBucket", [f"arn:aws:s3:::{bucket}"])
+        for action in ("s3:GetObject", "s3:PutObject"):
+            grant("State", action, [f"arn:aws:s3:::{bucket}/{key}", f"arn:aws:s3:::{bucket}/{key}.tflock"])
+        grant("State", "s3:DeleteObject", [f"arn:aws:s3:::{bucket}/{key}.tflock"])
     statements = [{"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": list(resources),
                    **({"Condition": json.loads(condition)} if condition != "{}" else {})}
                   for (sid, resources, condition), actions in grants.items()]
@@ -369,6 +379,8 @@ _WHY = {
     "AlarmSns": "the tamper alarm's topics, by name",
     "AlarmEvents": "the tamper alarm's EventBridge rule, by name",
     "AlarmCloudtrail": "the tamper alarm's trail, by name",
+    "State": "read and write this data plane's Terraform state and its lock file, by key, in the vendor's state "
+             "bucket",
 }
 
 

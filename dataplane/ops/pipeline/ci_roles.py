@@ -10,21 +10,24 @@ Two identities, each assumed through GitHub's OIDC provider with `aud` and `sub`
   the deploy role (`deployRoleName`).
 
 In every customer's account, the plan role trusts only the CI plan role and reads: the stack's services (never an
-object of a customer's bucket) and, with the s3 backend, the state; the deploy role trusts only the CI apply role and
-may do what a deploy, destroy, preflight and verify need (the deployer actions of `constructs_lib/facts.py`, the
-activation actions, `CHANGE_ACTIONS`), and write the state. Accepter roles of the fleet (`accepter_role_arn`) may be
-assumed by both. Output: sorted JSON, the same bytes for the same input.
+object of a customer's bucket) and, with the s3 backend, the state; the fleet's accepter roles (`accepter_role_arn`)
+it may assume. The deploy role is not described here: the customer creates it with its bootstrap
+(`python -m dataplane bootstrap CUSTOMER`, `dataplane/ops/account/bootstrap.py`), and this prints, per customer, the
+bootstrap's trust and policy derived from the customer's stack as synthesized now. Its trust names the settings'
+`deployerPrincipalArn`, which must therefore be the CI apply role: anything else is refused before anything is
+printed. Output: sorted JSON, the same bytes for the same input.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
-from constructs_lib import facts
 from dataplane.config.customer import Customer
 from dataplane.config.settings import S3Backend, Settings
-from dataplane.policy import simulated_actions
+from dataplane.ops.account import bootstrap
 
 OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
@@ -47,27 +50,21 @@ READ_ACTIONS = (
     "s3:ListAllMyBuckets", "sns:GetSubscriptionAttributes", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic",
     "sns:ListTagsForResource")
 """What a refresh of the stack's resources reads, service by service; no object of a bucket, no secret."""
-CHANGE_ACTIONS = (
-    "cloudformation:ListStacks", "cloudtrail:DeleteTrail", "cloudtrail:PutEventSelectors", "cloudtrail:RemoveTags",
-    "cloudtrail:StopLogging", "cloudtrail:UpdateTrail", "ec2:DeleteRoute", "ec2:DeleteRouteTable",
-    "ec2:DeleteSubnet", "ec2:DeleteTags", "ec2:DeleteVpc", "ec2:DeleteVpcPeeringConnection",
-    "ec2:DisassociateRouteTable", "ec2:ReplaceRoute", "events:DeleteRule", "events:RemoveTargets",
-    "events:UntagResource", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DetachRolePolicy",
-    "iam:PutRolePermissionsBoundary", "iam:SimulatePrincipalPolicy", "iam:TagRole", "iam:UntagRole",
-    "iam:UpdateRole", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:UntagResource", "logs:DeleteLogGroup",
-    "logs:UntagResource", "s3:DeleteBucket", "s3:DeleteBucketPolicy", "s3:PutBucketOwnershipControls",
-    "servicequotas:GetAWSDefaultServiceQuota", "servicequotas:GetServiceQuota", "sns:DeleteTopic",
-    "sns:Unsubscribe", "sns:UntagResource")
-"""What the facts do not list: changing and destroying the stack's resources, and preflight's own calls."""
+SYNTHS = 4
+"""Customers' stacks synthesized at once (each synth is a process of its own)."""
 
 
 class CiRolesError(Exception):
-    """An argument that is not what it names: the repository, branch or CI account; or a role name not set."""
+    """An argument that is not what it names: the repository, branch or CI account; a role name not set; settings the
+    pipeline's apply jobs could not assume the customers' deploy roles with; or a stack the bootstrap refuses."""
 
 
-def document(settings: Settings, customers: list[Customer], repo: str, ci_account: str, branch: str = "main") -> dict:
-    """The OIDC provider, the two CI roles and the two roles of every customer account, each with its trust and
-    permissions; raises `CiRolesError` for a malformed argument or a role name the settings lack."""
+def document(settings: Settings, customers: list[Customer], repo: str, ci_account: str, branch: str = "main",
+             stack_of: Callable[[Customer], dict] | None = None) -> dict:
+    """The OIDC provider, the two CI roles, and in the customer accounts the plan role and, per customer, the deploy
+    role its bootstrap creates (from its stack, `stack_of(customer)`: synthesized now unless given). Raises
+    `CiRolesError` for a malformed argument, a role name the settings lack, a deployer the CI apply role is not, or a
+    stack the bootstrap refuses; every check but the last before any stack is synthesized."""
     for name, value in (("--repo", repo), ("--branch", branch), ("--ci-account", ci_account)):
         rule, what = ARGUMENTS[name]
         if not rule.fullmatch(value):
@@ -77,9 +74,11 @@ def document(settings: Settings, customers: list[Customer], repo: str, ci_accoun
                            "customer's account")
     provider = f"arn:aws:iam::{ci_account}:oidc-provider/{OIDC_HOST}"
     ci_plan, ci_apply = (f"arn:aws:iam::{ci_account}:role/{name}" for name in (CI_PLAN_ROLE, CI_APPLY_ROLE))
+    _check_deployer(settings, ci_apply)
     accepters = sorted({c.peering.accepter_role_arn for c in customers if c.peering and c.peering.accepter_role_arn})
-    deploy_actions = simulated_actions() + tuple(a for fact in facts.ALL for a in fact.deployer_actions) + (
-        facts.PEERING_ACCEPTANCE + CHANGE_ACTIONS + READ_ACTIONS)
+    ordered = sorted(customers, key=lambda c: c.name)
+    with ThreadPoolExecutor(max_workers=SYNTHS) as pool:
+        stacks = list(pool.map(stack_of or bootstrap.synthesized, ordered))
     return {
         "oidc_provider": {"arn": provider, "url": f"https://{OIDC_HOST}", "client_ids": [AUDIENCE]},
         "ci_roles": {
@@ -93,13 +92,43 @@ def document(settings: Settings, customers: list[Customer], repo: str, ci_accoun
         "customer_account_roles": {
             "accounts": sorted({c.account_id for c in customers}),
             settings.plan_role_name: _role(None, _trust(ci_plan), [
-                _allow(READ_ACTIONS + ("sts:GetCallerIdentity",), ["*"]), *_state(settings, write=False),
+                _allow(READ_ACTIONS + ("sts:GetCallerIdentity",), ["*"]), *_state(settings),
                 *_accepters(accepters)]),
-            settings.deploy_role_name: _role(None, _trust(ci_apply), [
-                _allow(deploy_actions + ("sts:GetCallerIdentity",), ["*"]), *_state(settings, write=True),
-                *_accepters(accepters)]),
+            settings.deploy_role_name: {
+                "created_by": "each customer's bootstrap: python -m dataplane bootstrap CUSTOMER, launched by the "
+                              f"customer as the CloudFormation stack {bootstrap.STACK_NAME}",
+                "customers": {c.name: _bootstrap_role(settings, c, stack) for c, stack in zip(ordered, stacks)},
+            },
         },
     }
+
+
+def _check_deployer(settings: Settings, ci_apply: str) -> None:
+    """The deploy role the bootstrap creates trusts `deployerPrincipalArn`, the pipeline's apply jobs act as the CI
+    apply role: refuse settings under which they could not assume it."""
+    if settings.deployer_principal_arn != ci_apply:
+        raise CiRolesError(f"deployerPrincipalArn in cdktf.json is {settings.deployer_principal_arn or 'not set'}, "
+                           f"but the pipeline's apply jobs act as {ci_apply}: the deploy role each customer's "
+                           "bootstrap creates trusts only deployerPrincipalArn, so set it to the CI apply role (and "
+                           "send the customers their new bootstrap)")
+    if settings.deployer_requires_mfa:
+        raise CiRolesError(f"deployerRequiresMfa in cdktf.json is true, but the pipeline's apply jobs act as "
+                           f"{ci_apply} through GitHub's OIDC, without MFA: they could not assume the deploy role "
+                           "each customer's bootstrap creates")
+
+
+def _bootstrap_role(settings: Settings, customer: Customer, stack: dict) -> dict:
+    """The deploy role `customer`'s bootstrap template creates: its account, trust, policy and boundary."""
+    try:
+        properties = bootstrap.template(stack, settings, customer)["Resources"]["DeployRole"]["Properties"]
+    except bootstrap.BootstrapError as e:
+        raise CiRolesError(f"{customer.name}: {e}") from None
+    role = {"account": customer.account_id, "bootstrap": f"python -m dataplane bootstrap {customer.name}",
+            "assume_role_policy": properties["AssumeRolePolicyDocument"],
+            "policy": properties["Policies"][0]["PolicyDocument"]}
+    if "PermissionsBoundary" in properties:
+        role["permissions_boundary"] = properties["PermissionsBoundary"]
+    return role
 
 
 def render(value: dict) -> str:
@@ -127,17 +156,14 @@ def _allow(actions, resources: list[str]) -> dict:
     return {"Effect": "Allow", "Action": sorted(set(actions)), "Resource": sorted(resources)}
 
 
-def _state(settings: Settings, write: bool) -> list[dict]:
-    """Reading (and with `write`, writing and unlocking) the states under the S3 backend's prefix; other backends:
-    none (local state stays on the machine, HCP Terraform has its own token)."""
+def _state(settings: Settings) -> list[dict]:
+    """Reading the states under the S3 backend's prefix; other backends: none (local state stays on the machine, HCP
+    Terraform has its own token)."""
     backend = settings.backend
     if not isinstance(backend, S3Backend):
         return []
-    objects = f"arn:aws:s3:::{backend.bucket}/{backend.key_prefix}/*"
-    statements = [_allow(["s3:ListBucket"], [f"arn:aws:s3:::{backend.bucket}"]), _allow(["s3:GetObject"], [objects])]
-    if write:
-        statements += [_allow(["s3:PutObject"], [objects]), _allow(["s3:DeleteObject"], [f"{objects}.tflock"])]
-    return statements
+    return [_allow(["s3:ListBucket"], [f"arn:aws:s3:::{backend.bucket}"]),
+            _allow(["s3:GetObject"], [f"arn:aws:s3:::{backend.bucket}/{backend.key_prefix}/*"])]
 
 
 def _accepters(arns: list[str]) -> list[dict]:
