@@ -193,4 +193,4 @@ bench: setup ## benchmarks: synth, plans and drift, activation against the stock
 	$(PY) -m bench.rollout
 
 clean: ## remove generated output (cdktf.out, base.out, plans, .sandbox, ...)
-	rm -rf cdktf.out base.out plans review-parts .sandbox .terraformrc
+	rm -rf cdktf.out .cdktf.out.init base.out plans review-parts .sandbox .terraformrc

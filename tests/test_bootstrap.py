@@ -159,6 +159,17 @@ def test_with_the_s3_backend_the_role_reads_and_writes_only_this_stack_s_state_a
                 if s["Sid"].startswith("State")], "the local backend needs no grant"
 
 
+def test_the_delegation_boundary_s_reads_are_granted_only_to_a_guarded_stack(stacks, tmp_path):
+    """verify reads the boundary's policy only when the role guards with one (`delegationBoundary`)."""
+    project = tmp_path / "cdktf.json"
+    context = json.loads((PROJECT_ROOT / "cdktf.json").read_text())["context"]
+    project.write_text(json.dumps({"context": {**context, "delegationBoundary": "boundaries/DataPlane"}}))
+    assert run_main(tmp_path / "cdktf.out", **{SETTINGS_ENV: str(project)}).returncode == 0
+    guarded = bootstrap.stack_needs(stack_json(tmp_path / "cdktf.out", "acme"))
+    assert guarded.guarded and set(bootstrap.GUARD_READS) <= set(guarded.actions)
+    assert not set(bootstrap.GUARD_READS) & set(bootstrap.stack_needs(stacks["acme"]).actions)
+
+
 def test_every_resource_type_of_the_facts_has_its_lifecycle_and_every_action_is_scoped(stacks):
     assert set(bootstrap.LIFECYCLE) == {fact.type for fact in facts.ALL}
     for stack in stacks.values():

@@ -43,14 +43,15 @@ READ_VERBS = ("Describe", "Get", "List", "Simulate", "TestEventPattern")
 
 LIFECYCLE: dict[str, tuple[str, ...]] = {
     "aws_iam_role": ("iam:CreateRole", "iam:GetRole", "iam:DeleteRole", "iam:TagRole", "iam:UntagRole",
-                     "iam:UpdateRole", "iam:UpdateAssumeRolePolicy", "iam:ListRolePolicies",
+                     "iam:UpdateRole", "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy", "iam:ListRolePolicies",
                      "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"),
     "aws_iam_role_policy": ("iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"),
     "aws_iam_role_policy_attachment": ("iam:DetachRolePolicy",),
     "aws_vpc": ("ec2:DeleteVpc", "ec2:DeleteTags", "ec2:DescribeNetworkAcls", "ec2:DescribeRouteTables",
                 "ec2:DescribeSecurityGroups"),
     "aws_availability_zones": (),
-    "aws_subnet": ("ec2:DeleteSubnet", "ec2:CreateTags", "ec2:DeleteTags"),
+    "aws_subnet": ("ec2:DeleteSubnet", "ec2:CreateTags", "ec2:DeleteTags",
+                   "ec2:DescribeNetworkInterfaces"),  # the provider waits for a subnet's interfaces before deleting it
     "aws_route_table": ("ec2:DeleteRouteTable", "ec2:CreateTags", "ec2:DeleteTags"),
     "aws_route_table_association": ("ec2:DisassociateRouteTable", "ec2:DescribeRouteTables"),
     "aws_default_security_group": ("ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeSecurityGroupRules"),
@@ -92,12 +93,14 @@ LIFECYCLE: dict[str, tuple[str, ...]] = {
 what verify reads of it."""
 COMMANDS = (
     "ec2:DescribeRegions", "ec2:DescribeVpcs", "cloudformation:ListStacks",  # preflight: region, vpcs, cloudformation
-    "iam:GetRole", "iam:SimulatePrincipalPolicy", "iam:GetRolePolicy",  # preflight: role, permissions, bootstrap role
+    "iam:GetRole", "iam:GetRolePolicy",  # preflight: role, bootstrap role (it simulates only other callers' policies)
     "servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota",  # preflight: quotas
-    "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:GetPolicy", "iam:GetPolicyVersion",  # verify, adopt
+    "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",  # verify, adopt
     "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeVpcPeeringConnections",  # adopt: orphans (TAGGED)
 )
 """What preflight, verify and adopt call whatever the stack holds (sts:GetCallerIdentity needs no permission)."""
+GUARD_READS = ("iam:GetPolicy", "iam:GetPolicyVersion")
+"""What verify reads of the delegation boundary, when the stack's role policy guards with one (`delegationBoundary`)."""
 
 _EC2_CREATED = {"ec2:CreateVpc": "vpc", "ec2:CreateSubnet": "subnet", "ec2:CreateRouteTable": "route-table",
                 "ec2:CreateVpcPeeringConnection": "vpc-peering-connection"}
@@ -126,6 +129,8 @@ class StackNeeds:
     customer_vpcs: set[str] = field(default_factory=set)
     customer_route_tables: set[str] = field(default_factory=set)
     boundary: bool = False
+    guarded: bool = False
+    """Whether a role policy of the stack guards with the delegation boundary (`iam:PermissionsBoundary`)."""
     customer: str = ""
     state: tuple[str, str] | None = None
     """The S3 backend's bucket and key: the deployer's credentials read and write the state there."""
@@ -139,6 +144,8 @@ class StackNeeds:
             needed.add("sts:AssumeRole")
         if self.boundary:
             needed |= {"iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary"}
+        if self.guarded:
+            needed |= set(GUARD_READS)
         if "aws_vpc_peering_connection_accepter" in self.types:
             needed |= set(facts.PEERING_ACCEPTANCE)
         return tuple(sorted(needed))
@@ -178,6 +185,8 @@ def _note(needs: StackNeeds, type_: str, block: dict) -> None:
                     if "Service" in s.get("Principal", {})]
         if services:
             needs.service_roles[literal["name"]] = services[0]
+    elif type_ == "aws_iam_role_policy":
+        needs.guarded |= "iam:PermissionsBoundary" in block.get("policy", "")
     elif type_ == "aws_s3_bucket":
         needs.buckets.add(literal["bucket"])
     elif type_ in ("aws_cloudwatch_log_group", "aws_sns_topic", "aws_cloudwatch_event_rule", "aws_cloudtrail"):
