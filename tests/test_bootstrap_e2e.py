@@ -30,6 +30,8 @@ from tests.bootstrap_lifecycle import (
 )
 from tests.conftest import SUMMARY
 
+pytestmark = pytest.mark.deploys  # the tests parametrized by customer reach the emulator through `getfixturevalue`
+
 
 @pytest.fixture(scope="module")
 def acme(emulator, customers, settings, tmp_path_factory) -> Lifecycle:
