@@ -148,7 +148,8 @@ def test_with_the_s3_backend_the_role_reads_and_writes_only_this_stack_s_state_a
     stack = json.loads(json.dumps(stacks["acme"]))
     stack["terraform"]["backend"] = {"s3": {"bucket": "vendor-state", "key": "dataplane/acme.tfstate",
                                             "region": "us-east-1", "encrypt": True, "use_lockfile": True}}
-    state = [s for s in bootstrap.permissions(bootstrap.stack_needs(stack))["Statement"] if s["Sid"].startswith("State")]
+    statements = bootstrap.permissions(bootstrap.stack_needs(stack))["Statement"]
+    state = [s for s in statements if s["Sid"].startswith("State")]
     key = "arn:aws:s3:::vendor-state/dataplane/acme.tfstate"
     granted = {(action, resource) for s in state for action in s["Action"] for resource in s["Resource"]}
     assert ("s3:ListBucket", "arn:aws:s3:::vendor-state") in granted

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from dataplane import synth_output
+from dataplane.ops.fleet import plan as fleet_plan
 from dataplane.ops.fleet.plan import Target, external_id_of, select
 from dataplane.policy import external_id_list
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
@@ -89,3 +90,16 @@ def test_a_stack_is_planned_as_its_customer_with_its_external_id(synthesized, cu
     first of its file, read from the stack itself (a removed customer's stack has no file any more)."""
     for name, customer in customers.items():
         assert external_id_of(synth_output.stack_dir(synthesized, name)) == external_id_list(customer.external_id)[0]
+
+
+def test_a_json_run_s_error_reads_as_terraform_prints_it_even_after_a_crash_line():
+    stream = "\n".join([
+        json.dumps({"@message": "Terraform 1.11.4", "type": "version"}),
+        json.dumps({"@level": "error", "@message": "Error: Backend initialization required, please run \"terraform "
+                    "init\"", "type": "diagnostic", "diagnostic": {"detail": "Reason: initial configuration"}}),
+        "panic: runtime error",
+    ])
+    text = fleet_plan.human(stream, "exit status 2\n")
+    assert text.splitlines()[1:] == ['Error: Backend initialization required, please run "terraform init"',
+                                     "Reason: initial configuration", "panic: runtime error", "exit status 2"]
+    assert fleet_plan.needs_init(text) and fleet_plan.stream_counts(stream) == dict.fromkeys(fleet_plan.COUNTED, 0)

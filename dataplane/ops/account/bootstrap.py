@@ -43,8 +43,8 @@ READ_VERBS = ("Describe", "Get", "List", "Simulate", "TestEventPattern")
 
 LIFECYCLE: dict[str, tuple[str, ...]] = {
     "aws_iam_role": ("iam:CreateRole", "iam:GetRole", "iam:DeleteRole", "iam:TagRole", "iam:UntagRole",
-                     "iam:UpdateRole", "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy", "iam:ListRolePolicies",
-                     "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"),
+                     "iam:UpdateRole", "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy",
+                     "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"),
     "aws_iam_role_policy": ("iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"),
     "aws_iam_role_policy_attachment": ("iam:DetachRolePolicy",),
     "aws_vpc": ("ec2:DeleteVpc", "ec2:DeleteTags", "ec2:DescribeNetworkAcls", "ec2:DescribeRouteTables",

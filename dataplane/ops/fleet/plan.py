@@ -204,7 +204,8 @@ def _plan_stack(target: Target, plan_file: Path, json_file: Path, env: dict[str,
     return ("changes" if planned.returncode == 2 else "no changes"), ""
 
 
-def plan_counted(directory: Path, plan_file: Path, env: dict[str, str], init: _Init) -> tuple[Result, dict[str, int], str]:
+def plan_counted(directory: Path, plan_file: Path, env: dict[str, str],
+                 init: _Init) -> tuple[Result, dict[str, int], str]:
     """Plan the stack in `directory` into `plan_file`, taking the state lock; (result, its resources per action as
     `Plan.counts()` gives them, error message). The counts come from terraform's machine-readable stream (`plan
     -json`), which spares `terraform show` and its second load of the aws provider's schema."""
@@ -226,7 +227,7 @@ import alone are not counted; imports are, from the `change_summary`)."""
 def stream_counts(stream: str) -> dict[str, int]:
     """Resources per action in a `terraform plan -json` stream, as `Plan.counts()` reads them from the saved plan."""
     counts = dict.fromkeys(COUNTED, 0)
-    for message in map(json.loads, filter(str.strip, stream.splitlines())):
+    for message in _messages(stream):
         if message.get("type") == "planned_change" and (action := UI_ACTIONS.get(message["change"]["action"])):
             counts[action] += 1
         elif message.get("type") == "change_summary":
@@ -237,17 +238,24 @@ def stream_counts(stream: str) -> dict[str, int]:
 def human(stdout: str, stderr: str = "") -> str:
     """The text of a `-json` run's messages (a diagnostic's summary and detail), as terraform would print them."""
     lines = []
-    for line in filter(str.strip, stdout.splitlines()):
+    for message in _messages(stdout):
+        lines.append(message.get("@message", ""))
+        if detail := (message.get("diagnostic") or {}).get("detail"):
+            lines.append(detail)
+    return "\n".join(lines + [stderr.strip()]).strip()
+
+
+def _messages(stream: str) -> list[dict]:
+    """The JSON messages of a `-json` run's output, one a line; a line that is not one (a crash's text) is kept as
+    its `@message`."""
+    messages = []
+    for line in filter(str.strip, stream.splitlines()):
         try:
             message = json.loads(line)
         except ValueError:
-            lines.append(line)
-            continue
-        diagnostic = message.get("diagnostic") or {}
-        lines.append(message.get("@message", ""))
-        if detail := diagnostic.get("detail"):
-            lines.append(detail)
-    return "\n".join(lines + [stderr.strip()]).strip()
+            message = None
+        messages.append(message if isinstance(message, dict) else {"@message": line})
+    return messages
 
 
 def needs_init(output: str) -> bool:

@@ -287,6 +287,7 @@ class _Runner:
         self.record: Record | None = None
         self._saving = threading.Lock()
         self._credentials: dict[str, tuple[float, dict[str, str], boto3.Session]] = {}
+        self._assuming = threading.Lock()
 
     @property
     def logs(self) -> Path:
@@ -425,7 +426,7 @@ class _Runner:
         """The environment terraform runs with and the session adopt and verify use: the deploy role in the
         customer's account (`deployRoleName`), assumed again once `CREDENTIALS_FOR` has passed (a session lasts an
         hour; a stack's steps may be far apart, across waves), else the caller's credentials."""
-        with self._saving:
+        with self._assuming:
             held = self._credentials.get(name)
         if held is None or time.monotonic() - held[0] > CREDENTIALS_FOR:
             with _timed(stack, "credentials"):
@@ -434,7 +435,7 @@ class _Runner:
                 external_id = external_id_list(customer.external_id)[0] if role else None
                 credentials = acting_as(role, f"dataplane-rollout-{name}", self.environment, external_id=external_id)
             held = (time.monotonic(), credentials.environment, credentials.session)
-            with self._saving:
+            with self._assuming:
                 self._credentials[name] = held
         return held[1], held[2]
 
