@@ -34,7 +34,7 @@ def stacks(synthesized, customers) -> dict[str, dict]:
 
 def document(stacks, customers, context: dict = CONTEXT, **kwargs) -> dict:
     return ci_roles.document(Settings.model_validate(context), list(customers.values()), REPO, CI_ACCOUNT,
-                             stack_of=lambda customer: stacks[customer.name], **kwargs)
+                             stacks_of=lambda customers: {c.name: stacks[c.name] for c in customers}, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_a_deployer_other_than_the_ci_apply_role_is_refused_in_one_line_before_a
         tmp_path, monkeypatch, capsys, deployer):
     context = {k: v for k, v in CONTEXT.items() if k != "deployerPrincipalArn"} | (
         {"deployerPrincipalArn": deployer} if deployer else {})
-    monkeypatch.setattr(bootstrap, "synthesized", lambda customer: pytest.fail("synthesized before the check"))
+    monkeypatch.setattr(bootstrap, "synthesized_all", lambda customers: pytest.fail("synthesized before the check"))
     status, out, err = run_cli(tmp_path, monkeypatch, capsys, context, f"--repo={REPO}", f"--ci-account={CI_ACCOUNT}")
     assert status == 2 and out == "" and err.count("\n") == 1, err
     assert err.startswith(f"ci-roles: deployerPrincipalArn in cdktf.json is {deployer or 'not set'}, but the "

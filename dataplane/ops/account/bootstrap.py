@@ -19,6 +19,7 @@ import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from constructs_lib import facts
 from dataplane import synth_output
@@ -348,10 +349,19 @@ def granted_actions(document: dict) -> set[str]:
 
 def synthesized(customer: Customer) -> dict:
     """`customer`'s stack as main.py synthesizes it now (`cdk.tf.json`), in a temporary directory."""
+    return synthesized_all([customer])[customer.name]
+
+
+def synthesized_all(customers: Sequence[Customer]) -> dict[str, dict]:
+    """Each customer's stack (by name) as main.py synthesizes them now, in one synth, in a temporary directory."""
     from dataplane.ops.fleet.deploy import workspace
 
-    with tempfile.TemporaryDirectory() as directory, workspace(customer, Path(directory) / "cdktf.out") as out:
-        return json.loads((synth_output.stack_dir(out, customer.name) / synth_output.STACK_FILE).read_text())
+    if not customers:
+        return {}
+    with tempfile.TemporaryDirectory() as directory, workspace(customers[0], Path(directory) / "cdktf.out",
+                                                               also=customers[1:]) as out:
+        return {c.name: json.loads((synth_output.stack_dir(out, c.name) / synth_output.STACK_FILE).read_text())
+                for c in customers}
 
 
 def render(value: dict) -> str:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import boto3
 
@@ -49,10 +49,12 @@ class SynthError(Exception):
 
 
 @contextlib.contextmanager
-def workspace(customer: Customer, outdir: Path) -> Iterator[Path]:
-    """`customer`'s stack synthesized into a private directory beside `outdir`; yields the output directory."""
+def workspace(customer: Customer, outdir: Path, also: Sequence[Customer] = ()) -> Iterator[Path]:
+    """`customer`'s stack (and those of `also`, in the same synth) synthesized into a private directory beside
+    `outdir`; yields the output directory."""
     with synth_output.private_dir(outdir, f"deploy-{customer.name}") as workdir:
-        done = subprocess.run([sys.executable, "-O", str(MAIN), "--customer", customer.name], cwd=PROJECT_ROOT,
+        names = [arg for c in (customer, *also) for arg in ("--customer", c.name)]
+        done = subprocess.run([sys.executable, "-O", str(MAIN), *names], cwd=PROJECT_ROOT,
                               env={**tool_environment(), "CDKTF_OUTDIR": str(workdir)},
                               capture_output=True, text=True, timeout=600)
         if done.returncode != 0:

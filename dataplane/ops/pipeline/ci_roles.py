@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from dataplane.config.customer import Customer
@@ -50,8 +49,6 @@ READ_ACTIONS = (
     "s3:ListAllMyBuckets", "sns:GetSubscriptionAttributes", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic",
     "sns:ListTagsForResource")
 """What a refresh of the stack's resources reads, service by service; no object of a bucket, no secret."""
-SYNTHS = 4
-"""Customers' stacks synthesized at once (each synth is a process of its own)."""
 
 
 class CiRolesError(Exception):
@@ -60,9 +57,10 @@ class CiRolesError(Exception):
 
 
 def document(settings: Settings, customers: list[Customer], repo: str, ci_account: str, branch: str = "main",
-             stack_of: Callable[[Customer], dict] | None = None) -> dict:
+             stacks_of: Callable[[list[Customer]], dict[str, dict]] | None = None) -> dict:
     """The OIDC provider, the two CI roles, and in the customer accounts the plan role and, per customer, the deploy
-    role its bootstrap creates (from its stack, `stack_of(customer)`: synthesized now unless given). Raises
+    role its bootstrap creates (from its stack, `stacks_of(customers)[name]`: the fleet synthesized now, in one synth,
+    unless given). Raises
     `CiRolesError` for a malformed argument, a role name the settings lack, a deployer the CI apply role is not, or a
     stack the bootstrap refuses; every check but the last before any stack is synthesized."""
     for name, value in (("--repo", repo), ("--branch", branch), ("--ci-account", ci_account)):
@@ -77,8 +75,7 @@ def document(settings: Settings, customers: list[Customer], repo: str, ci_accoun
     _check_deployer(settings, ci_apply)
     accepters = sorted({c.peering.accepter_role_arn for c in customers if c.peering and c.peering.accepter_role_arn})
     ordered = sorted(customers, key=lambda c: c.name)
-    with ThreadPoolExecutor(max_workers=SYNTHS) as pool:
-        stacks = list(pool.map(stack_of or bootstrap.synthesized, ordered))
+    stacks = (stacks_of or bootstrap.synthesized_all)(ordered)
     return {
         "oidc_provider": {"arn": provider, "url": f"https://{OIDC_HOST}", "client_ids": [AUDIENCE]},
         "ci_roles": {
@@ -97,7 +94,7 @@ def document(settings: Settings, customers: list[Customer], repo: str, ci_accoun
             settings.deploy_role_name: {
                 "created_by": "each customer's bootstrap: python -m dataplane bootstrap CUSTOMER, launched by the "
                               f"customer as the CloudFormation stack {bootstrap.STACK_NAME}",
-                "customers": {c.name: _bootstrap_role(settings, c, stack) for c, stack in zip(ordered, stacks)},
+                "customers": {c.name: _bootstrap_role(settings, c, stacks[c.name]) for c in ordered},
             },
         },
     }
