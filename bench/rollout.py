@@ -11,7 +11,7 @@ new `maxSessionDuration` for every role (synthesized before the clock starts), a
 - `cdktf, one after another`: the stock CLI's `cdktf deploy <stack> --skip-synth --auto-approve`, stack by stack.
 
 Every stack directory is initialized once before (as a CI runner with the plugin cache would have it), the same
-for all three. Wall time and peak RSS of the process tree as in `bench.run`; the rollout's time per wave from its
+for all four. Wall time and peak RSS of the process tree as in `bench.run`; the rollout's time per wave from its
 record. Target: the rollout within 25 % of plain plan + apply of the same stacks at the same parallelism. Writes
 its section to bench/RESULTS.md::
 

@@ -14,6 +14,7 @@ from dataplane import synth_output
 from dataplane.ops.fleet import plan as fleet_plan
 from dataplane.ops.fleet.plan import Target, external_id_of, select
 from dataplane.policy import external_id_list
+from dataplane.runtime.toolchain import needs_init
 from dataplane.project import CUSTOMERS_DIR_ENV, PROJECT_ROOT
 from dataplane.runtime.toolchain import tool_environment
 from tests.conftest import FIXTURES
@@ -102,4 +103,4 @@ def test_a_json_run_s_error_reads_as_terraform_prints_it_even_after_a_crash_line
     text = fleet_plan.human(stream, "exit status 2\n")
     assert text.splitlines()[1:] == ['Error: Backend initialization required, please run "terraform init"',
                                      "Reason: initial configuration", "panic: runtime error", "exit status 2"]
-    assert fleet_plan.needs_init(text) and fleet_plan.stream_counts(stream) == dict.fromkeys(fleet_plan.COUNTED, 0)
+    assert needs_init(text) and fleet_plan.stream_counts(stream) == dict.fromkeys(fleet_plan.COUNTED, 0)

@@ -104,7 +104,8 @@ def test_jobs_are_bounded_by_memory():
 
 def record(rollout_id: str, commit: str = "a" * 40, digest: str = "sha256:1", status: str = HALTED) -> Record:
     stacks = {"acme": Stack(wave=1, result=APPLIED, plan={"update": 1}, seconds={"plan": 1.0, "apply": 2.5}),
-              "globex": Stack(wave=2, result=FAILED, failed_step="apply", error="terraform apply failed: | boom"),
+              "globex": Stack(wave=2, result=FAILED, failed_step="apply",
+                            error="terraform apply failed: | boom <img src=x> `@team`"),
               "hooli": Stack(wave=3)}
     return Record(rollout_id, commit, digest, status, "2026-01-01T00:00:00+00:00", None,
                   [["acme"], ["globex"], ["hooli"]], ["initech"], [3.5, 1.0, None], stacks)
@@ -126,6 +127,7 @@ def test_the_record_in_markdown():
     assert "| 1 (canary) | `acme` | applied | +0 ~1 -0 ±0 | 1.0 | 2.5 | - | - |" in text
     assert "| 2 | `globex` | failed | failed at apply | - | - | - | apply |" in text
     assert "| 3 | `hooli` | pending |" in text and "Without changes (1): `initech`" in text
+    assert "`globex` failed at apply: `` terraform apply failed: | boom <img src=x> `@team` ``\n" in text
 
 
 def test_a_dry_run_report_in_markdown():

@@ -65,6 +65,11 @@ def terraform(stack_dir: Path, *commands: list[str]) -> str:
 INIT = ["init", "-input=false", "-no-color"]
 
 
+def needs_init(output: str) -> bool:
+    """Whether a failed terraform run asks for `terraform init` (a new, changed or incomplete working directory)."""
+    return "terraform init" in output
+
+
 def find_mirror() -> Path | None:
     """The first filesystem mirror that holds the pinned aws provider, if any."""
     named = os.environ.get(TF_MIRROR_ENV)

@@ -1,6 +1,6 @@
 """`terraform init` once per customer, not once per command.
 
-A deploy, plan or destroy works in a private copy of its customer's stack, synthesized anew (`deploy.workspace`), which
+A deploy or a plan works in a private copy of its customer's stack, synthesized anew (`deploy.workspace`), which
 would need its own `terraform init` (about a second, even with the shared plugin cache: terraform checks the
 provider's checksums). Instead, what the last successful init of that customer's stack made, its `.terraform`
 directory (the backend's configuration, links into the plugin cache) and its lock file, is kept in
@@ -16,9 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dataplane.ops.fleet.plan import needs_init
 from dataplane.ops.fleet.progress import Progress, Run
-from dataplane.runtime.toolchain import INIT
+from dataplane.runtime.toolchain import INIT, needs_init
 
 KEPT = (".terraform", ".terraform.lock.hcl")
 """What `terraform init` makes in a stack's directory."""

@@ -44,6 +44,7 @@ from dataplane.runtime.toolchain import (
     AWS_PROVIDER_VERSION,
     INIT,
     PLUGIN_CACHE,
+    needs_init,
     tool_environment,
 )
 
@@ -256,11 +257,6 @@ def _messages(stream: str) -> list[dict]:
             message = None
         messages.append(message if isinstance(message, dict) else {"@message": line})
     return messages
-
-
-def needs_init(output: str) -> bool:
-    """Whether a failed terraform run asks for `terraform init` (a new, changed or incomplete working directory)."""
-    return "terraform init" in output
 
 
 def _initialized(directory: Path, env: dict[str, str], command: list[str],

@@ -44,6 +44,7 @@ from dataplane.ops.fleet.adopt import adopt, write_imports
 from dataplane.ops.fleet.deploy import stack_outputs_text
 from dataplane.ops.account.aws import acting_as
 from dataplane.ops.files import write_atomically
+from dataplane.ops.markdown import code
 from dataplane.ops.report import Report, Status
 from dataplane.ops.account.verify import verify
 from dataplane.policy import external_id_list
@@ -566,9 +567,9 @@ def markdown(record: Record) -> str:
     lines += [f"| {n} | {'-' if t is None else f'{t:.1f}'} |" for n, t in enumerate(r.wave_seconds, 1)]
     if r.unchanged:
         lines += ["", f"Without changes ({len(r.unchanged)}): {', '.join(f'`{n}`' for n in r.unchanged)}"]
-    for name in r.failed():
+    for name in r.failed():  # terraform's and AWS's words: shown as code, never read as Markdown
         error = " ".join(r.stacks[name].error.split())[:2000]
-        lines += ["", f"`{name}` failed at {r.stacks[name].failed_step}: {error}"]
+        lines += ["", f"`{name}` failed at {r.stacks[name].failed_step}: {code(error)}"]
     return "\n".join(lines) + "\n"
 
 
