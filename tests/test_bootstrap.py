@@ -158,6 +158,9 @@ def test_with_the_s3_backend_the_role_reads_and_writes_only_this_stack_s_state_a
     assert ("s3:DeleteObject", key) not in granted and not any(r.endswith("/*") for _, r in granted)
     assert not [s for s in bootstrap.permissions(bootstrap.stack_needs(stacks["acme"]))["Statement"]
                 if s["Sid"].startswith("State")], "the local backend needs no grant"
+    # preflight compares the live role with these: a role without the state's grant is named as lacking it
+    state_actions = bootstrap.needed_actions(stack) - bootstrap.needed_actions(stacks["acme"])
+    assert {"s3:GetObject", "s3:PutObject"} <= state_actions
 
 
 def test_the_delegation_boundary_s_reads_are_granted_only_to_a_guarded_stack(stacks, tmp_path):

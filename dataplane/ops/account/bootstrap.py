@@ -342,6 +342,12 @@ def policy_size(document: dict) -> int:
     return len(json.dumps(document, separators=(",", ":")))
 
 
+def needed_actions(stack: dict) -> set[str]:
+    """Every action the deploy role's policy grants for `stack`, as the bootstrap would derive it now (what preflight
+    compares the live role with): the stack's needs and, with the S3 backend, its state's."""
+    return granted_actions(permissions(stack_needs(stack)))
+
+
 def granted_actions(document: dict) -> set[str]:
     """Every action an identity policy's Allow statements name."""
     return {a for s in as_list(document.get("Statement")) if s.get("Effect") == "Allow" for a in as_list(s["Action"])}

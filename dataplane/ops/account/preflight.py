@@ -214,8 +214,8 @@ class _Preflight:
                 return Status.FAIL, (f"{name} has no policy {bootstrap.POLICY_NAME}: the customer has not run the "
                                      f"bootstrap (python -m dataplane bootstrap {self.customer.name})")
             raise
-        needed = bootstrap.stack_needs(bootstrap.synthesized(self.customer)).actions
-        if missing := sorted(set(needed) - bootstrap.granted_actions(live)):
+        needed = bootstrap.needed_actions(bootstrap.synthesized(self.customer))
+        if missing := sorted(needed - bootstrap.granted_actions(live)):
             return Status.FAIL, (f"re-run the bootstrap: {name} lacks {len(missing)} action(s) the stack now needs: "
                                  f"{', '.join(missing)}")
         return Status.PASS, f"{name} grants all {len(needed)} actions the stack needs"

@@ -610,8 +610,7 @@ def _bootstrap_changes(name: str, base_doc: dict, head_doc: dict) -> list[str]:
     if not all(any("alias" not in p for p in aws) for aws in providers):
         return []
     try:
-        before, after = (bootstrap.granted_actions(bootstrap.permissions(bootstrap.stack_needs(doc)))
-                         for doc in (base_doc, head_doc))
+        before, after = (bootstrap.needed_actions(doc) for doc in (base_doc, head_doc))
     except bootstrap.BootstrapError as e:
         return [f"bootstrap policy cannot be derived ({code(str(e))}): {code(name)}'s deploy role may not cover it"]
     if before == after:
